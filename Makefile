@@ -1,0 +1,39 @@
+# The two commands of the README: `make run` and `make test`. Both create the virtual
+# environment first when it is missing (or when requirements.txt changed).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv run test report bench clean
+
+help:
+	@echo "make run    run the whole pipeline through Airflow (dag.test on embedded SQLite)"
+	@echo "            WH_SNAPSHOT_DIR=../shared/data make run   replays recorded files offline"
+	@echo "make test   run the test suite"
+	@echo "make report rebuild the data-quality report of the latest run from the stored results"
+	@echo "make bench  measure the audit path (time and peak memory) on a synthetic load"
+	@echo "make clean  remove the virtual environment and Airflow's local home"
+
+$(STAMP): requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $@
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m pipeline.run $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+report: $(STAMP)
+	$(BIN)/python -m pipeline.report $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.audit_bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) .airflow

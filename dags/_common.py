@@ -1,0 +1,76 @@
+"""Shared DAG settings: one place, imported by every DAG file."""
+from __future__ import annotations
+
+import functools
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset
+from airflow.sdk.exceptions import AirflowFailException
+
+from ingest.errors import DataError
+
+START_DATE = pendulum.datetime(2025, 1, 1, tz="UTC")
+OWNER = "migration-warehouse"
+
+# Emitted by a source DAG when it lands a new file; the transform DAG is scheduled on them.
+FRONTEX_LANDED = Asset(name="frontex_landed", uri="file:///landing/frontex")
+EUROSTAT_LANDED = Asset(name="eurostat_landed", uri="file:///landing/eurostat")
+COHESION_LANDED = Asset(name="cohesion_landed", uri="file:///landing/cohesion")
+FTS_LANDED = Asset(name="fts_landed", uri="file:///landing/fts")
+REGISTRIES_LANDED = Asset(name="registries_landed", uri="file:///landing/registries")
+# Any one of them starts a transform run (an asset expression: OR, not AND).
+ANY_SOURCE_LANDED = (FRONTEX_LANDED | EUROSTAT_LANDED | COHESION_LANDED | FTS_LANDED
+                     | REGISTRIES_LANDED)
+
+# Source DAGs talk to the network: retry with a delay (on top of the HTTP client's own retries).
+# Data errors do not retry (see fail_fast). `make run` sets WH_SOURCE_TASK_RETRIES=0: dag.test()
+# sleeps through retry delays, and a one-shot run should fail in seconds, not quarter-hours.
+SOURCE_DEFAULT_ARGS = {
+    "owner": OWNER,
+    "retries": int(os.environ.get("WH_SOURCE_TASK_RETRIES", "2")),
+    "retry_delay": timedelta(minutes=float(os.environ.get("WH_SOURCE_RETRY_DELAY_MIN", "5"))),
+    "retry_exponential_backoff": True,
+}
+# The transform is deterministic on its inputs: a retry would fail the same way, and the next
+# asset event is the retry. It is the single DuckDB writer (max_active_runs=1).
+TRANSFORM_DEFAULT_ARGS = {"owner": OWNER, "retries": 0}
+
+
+def fail_fast(func):
+    """Turn data errors into AirflowFailException, so Airflow does not retry the same bytes."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except DataError as err:
+            raise AirflowFailException(str(err)) from err
+    return wrapper
+
+
+def source_dag(dag_id: str, schedule: str, asset: Asset, land, task_id: str, tags: list[str],
+               doc: str, skip_when_nothing_new: bool = True):
+    """A source DAG: one task that lands what is new (``land``: a ``pipeline.steps`` function of
+    the run id) and emits ``asset``. With ``skip_when_nothing_new``, a run that lands nothing is
+    skipped, so no Asset event starts a transform for nothing."""
+    from airflow.sdk import dag, get_current_context, task
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from pipeline.warehouse import safe_run_id
+
+    @dag(dag_id=dag_id, schedule=schedule, start_date=START_DATE, catchup=False,
+         max_active_runs=1, default_args=SOURCE_DEFAULT_ARGS, tags=["source", *tags],
+         doc_md=doc)
+    def source():
+        @task(task_id=task_id, outlets=[asset], doc_md=land.__doc__)
+        @fail_fast
+        def land_new_files() -> list[dict]:
+            landed = land(safe_run_id(get_current_context()["run_id"]))
+            if skip_when_nothing_new and not landed:
+                raise AirflowSkipException(f"nothing new for {dag_id}: no Asset event")
+            return landed
+
+        land_new_files()
+
+    return source()

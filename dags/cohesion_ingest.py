@@ -1,0 +1,14 @@
+"""Airflow DAG cohesion_ingest: land snapshots of the AMIF, BMVI and ISF programme finances
+from Cohesion Open Data when the platform updates them.
+
+Runs weekly (the platform updates its 2021-2027 finance datasets as programmes are adopted and
+amended); a dataset whose rows were not updated is not downloaded, and a run that lands nothing is
+skipped (no Asset event)."""
+from __future__ import annotations
+
+from dags._common import COHESION_LANDED, source_dag
+from pipeline import steps
+
+cohesion_ingest = source_dag(
+    "cohesion_ingest", "@weekly", COHESION_LANDED, steps.land_cohesion,
+    task_id="land_snapshots", tags=["cohesion", "funding"], doc=__doc__)

@@ -1,0 +1,15 @@
+"""Airflow DAG eurostat_ingest: land Eurostat's returns datasets (and context) when updated.
+
+Runs monthly: Eurostat publishes the annual return statistics once a year and the quarterly ones
+once a quarter, and the table of contents says which datasets changed, so a month without updates
+downloads nothing but the table of contents. When nothing new was landed the task is skipped, so
+no Asset event starts a transform for nothing. Trigger it by hand to check sooner.
+"""
+from __future__ import annotations
+
+from dags._common import EUROSTAT_LANDED, source_dag
+from pipeline import steps
+
+eurostat_ingest = source_dag(
+    "eurostat_ingest", "@monthly", EUROSTAT_LANDED, steps.land_eurostat,
+    task_id="land_datasets", tags=["eurostat"], doc=__doc__)

@@ -1,0 +1,13 @@
+"""Airflow DAG fts_ingest: land each year's Financial Transparency System workbook of
+direct-management commitments.
+
+Runs yearly (the Commission publishes a year's file in the following year); a year already
+landed is not downloaded again, and a run that lands nothing is skipped (no Asset event)."""
+from __future__ import annotations
+
+from dags._common import FTS_LANDED, source_dag
+from pipeline import steps
+
+fts_ingest = source_dag(
+    "fts_ingest", "@yearly", FTS_LANDED, steps.land_fts, task_id="land_workbooks",
+    tags=["fts", "funding"], doc=__doc__)

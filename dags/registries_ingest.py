@@ -1,0 +1,13 @@
+"""Airflow DAG registries_ingest: land a curated registry when its content changes.
+
+Runs daily and compares the file's sha256 with what is landed: an unchanged registry lands
+nothing and the run is skipped (no Asset event); an edit lands a new version, validated row by
+row (a broken row is quarantined and fails the task, naming the file, the row and the rule)."""
+from __future__ import annotations
+
+from dags._common import REGISTRIES_LANDED, source_dag
+from pipeline import steps
+
+registries_ingest = source_dag(
+    "registries_ingest", "@daily", REGISTRIES_LANDED, steps.land_registries,
+    task_id="land_registries", tags=["registries", "funding"], doc=__doc__)

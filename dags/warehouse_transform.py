@@ -1,0 +1,73 @@
+"""Write, audit, publish: build a copy of the warehouse, check it, swap it in atomically, report."""
+from __future__ import annotations
+
+from airflow.sdk import dag, get_current_context, task
+
+from dags._common import ANY_SOURCE_LANDED, START_DATE, TRANSFORM_DEFAULT_ARGS, fail_fast
+from pipeline import steps
+from pipeline.warehouse import safe_run_id
+
+
+def _run_id() -> str:
+    return safe_run_id(get_current_context()["run_id"])
+
+
+@dag(
+    dag_id="warehouse_transform",
+    schedule=ANY_SOURCE_LANDED,  # whichever source landed something
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,  # the only DuckDB writer
+    default_args=TRANSFORM_DEFAULT_ARGS,
+    tags=["transform", "write-audit-publish"],
+    doc_md=__doc__,
+)
+def warehouse_transform():
+    @task
+    @fail_fast
+    def prepare_build() -> str:
+        """Copy the published warehouse to this run's build database."""
+        return steps.prepare(_run_id())
+
+    @task
+    @fail_fast
+    def load_raw() -> dict:
+        """Load what is landed and not loaded yet (Frontex: the newest release) into raw.*."""
+        return steps.load(_run_id())
+
+    @task
+    @fail_fast
+    def audit_raw() -> dict:
+        """Great Expectations suites on the raw load."""
+        return steps.audit_raw(_run_id())
+
+    @task
+    @fail_fast
+    def dbt_build() -> dict:
+        """dbt build: seeds, staging, marts and their tests."""
+        return steps.dbt_build(_run_id())
+
+    @task
+    @fail_fast
+    def audit_marts() -> dict:
+        """Great Expectations suites on the marts."""
+        return steps.audit_marts(_run_id())
+
+    @task
+    @fail_fast
+    def publish() -> str:
+        """Record the quality history, checkpoint the build database and atomically replace the
+        published file."""
+        return steps.publish(_run_id())
+
+    @task(trigger_rule="all_done")
+    def report() -> str:
+        """Write the data-quality report of this run, published or not (a failed run's report
+        is red and names the checks that blocked publish; the task then fails too)."""
+        return steps.report(_run_id())
+
+    (prepare_build() >> load_raw() >> audit_raw() >> dbt_build() >> audit_marts() >> publish()
+     >> report())
+
+
+warehouse_transform()

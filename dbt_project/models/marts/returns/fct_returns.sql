@@ -1,0 +1,81 @@
+{#- Orders to leave and returns of third-country nationals (Eurostat), one row per period x
+    reporting country x citizenship x measure: the newest vintage of each observation, missing
+    values as NULL (never 0) with their flags. Annual and quarterly periods side by side: filter
+    on period_grain. Aggregates (EU27_2020, EU28, TOTAL ...) are rows of their own, marked in
+    dim_country: never add them to their parts. -#}
+with
+
+observations as (
+
+    select * from {{ ref('stg_eurostat__orders_to_leave') }}
+    union all by name
+    select * from {{ ref('stg_eurostat__returns') }}
+    union all by name
+    select * from {{ ref('stg_eurostat__returns_by_type') }}
+    union all by name
+    select * from {{ ref('stg_eurostat__returns_by_assistance') }}
+
+),
+
+measures as (
+
+    select * from {{ ref('eurostat_return_measures') }}
+
+),
+
+countries as (
+
+    select * from {{ ref('dim_country') }}
+
+),
+
+final as (
+
+    select
+        -- grain
+        observations.period,
+        observations.period_start,
+        observations.period_grain,
+        observations.geo,
+        observations.citizen,
+        measures.measure,
+
+        -- keys
+        geo_country.country_key as geo_country_key,
+        citizen_country.country_key as citizen_country_key,
+
+        -- measures
+        cast(observations.obs_value as bigint) as persons,
+
+        -- flags
+        observations.obs_flag,
+        observations.conf_status,
+        observations.is_missing,
+        observations.is_provisional,
+        observations.is_estimated,
+        observations.is_confidential,
+        observations.has_break,
+        observations.definition_differs,
+        observations.low_reliability,
+        coalesce(geo_country.is_aggregate, false) as geo_is_aggregate,
+        coalesce(citizen_country.is_aggregate, false) as citizen_is_aggregate,
+
+        -- lineage
+        observations.dataset,
+        observations.source_format,
+        observations.last_update,
+        observations.release_date,
+        observations.landing_file,
+        observations.sha256,
+        observations.source_row
+
+    from observations
+    inner join measures
+        on measures.flow = observations.flow
+        and measures.detail = observations.detail
+    left join countries as geo_country on geo_country.eurostat_code = observations.geo
+    left join countries as citizen_country on citizen_country.eurostat_code = observations.citizen
+
+)
+
+select * from final

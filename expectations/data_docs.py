@@ -1,0 +1,85 @@
+"""Great Expectations Data Docs that render offline.
+
+GX's Data Docs pages load Bootstrap, jQuery, Font Awesome, bootstrap-table, Vega and more from
+CDNs: an analyst without network sees an unstyled page. ``make_offline`` ships what the pages
+need from Python packages pinned in requirements.txt (XStatic-Bootstrap, XStatic-jQuery,
+XStatic-Font-Awesome) into ``<site>/static/vendor/``, points the pages at those copies, and
+removes the remaining external stylesheets and scripts (bootstrap-table, the date picker, the
+dark theme and Vega, which only add sorting widgets and charts the validation pages do not
+need). GX's logo, fetched from its web assets, is pointed at the copy GX ships in
+``static/images``. Links the reader may click (to greatexpectations.io) stay.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import xstatic.pkg.bootstrap as bootstrap
+import xstatic.pkg.font_awesome as font_awesome
+import xstatic.pkg.jquery as jquery
+
+# CDN address (prefix) -> file under static/vendor, for what the pages need.
+SHIPPED = {
+    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css":
+        "bootstrap/css/bootstrap.min.css",
+    "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js":
+        "bootstrap/js/bootstrap.bundle.min.js",  # the bundle includes Popper
+    "https://code.jquery.com/jquery-3.7.1.min.js": "jquery/jquery.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css":
+        "fontawesome/css/all.min.css",
+}
+EXTERNAL_TAG = re.compile(
+    r"""<script\b[^>]*\bsrc=["'](https?://[^"']+)["'][^>]*>\s*</script>"""
+    r"""|<link\b[^>]*\bhref=["'](https?://[^"']+)["'][^>]*/?>"""
+    r"""|<img\b[^>]*\bsrc=["'](https?://[^"']+)["'][^>]*/?>""", re.IGNORECASE)
+
+
+def _vendor(target: Path) -> None:
+    copies = {
+        target / "bootstrap" / "css": Path(bootstrap.BASE_DIR) / "css",
+        target / "bootstrap" / "js": Path(bootstrap.BASE_DIR) / "js",
+        target / "jquery": Path(jquery.BASE_DIR),
+        target / "fontawesome" / "css": Path(font_awesome.BASE_DIR) / "css",
+        target / "fontawesome" / "webfonts": Path(font_awesome.BASE_DIR) / "webfonts",
+    }
+    for destination, source in copies.items():
+        shutil.copytree(source, destination, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("*.map", "*.less", "*.scss"))
+
+
+def make_offline(site: Path) -> list[str]:
+    """Rewrite every page of the Data Docs site at ``site`` to use shipped assets. Returns the
+    external addresses that were removed (not shipped)."""
+    vendor = site / "static" / "vendor"
+    _vendor(vendor)
+    removed: set[str] = set()
+    for page in site.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+
+        def local(match: re.Match) -> str:
+            url = match.group(1) or match.group(2) or match.group(3)
+            shipped = vendor / SHIPPED[url] if url in SHIPPED else None
+            if shipped is None and match.group(3):
+                # GX's logo, fetched from its web assets: the same image ships in static/images.
+                image = site / "static" / "images" / url.split("?")[0].rsplit("/", 1)[-1]
+                shipped = image if image.is_file() else None
+            if shipped is None:
+                removed.add(url)
+                return ""
+            relative = os.path.relpath(shipped, page.parent).replace(os.sep, "/")
+            return match.group(0).replace(url, relative)
+
+        page.write_text(EXTERNAL_TAG.sub(local, text), encoding="utf-8")
+    return sorted(removed)
+
+
+def external_references(site: Path) -> list[tuple[str, str]]:
+    """(page, address) of every stylesheet or script still fetched from the network."""
+    found = []
+    for page in site.rglob("*.html"):
+        for match in EXTERNAL_TAG.finditer(page.read_text(encoding="utf-8")):
+            found.append((str(page.relative_to(site)),
+                          match.group(1) or match.group(2) or match.group(3)))
+    return found

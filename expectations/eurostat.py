@@ -1,0 +1,186 @@
+"""Which frames the Eurostat suites validate, and with which parameters.
+
+The files under audit are those of the latest load of each dataset (``raw.load_log``): the ones
+this run loaded or, when nothing new was landed, the ones loaded last (re-audited, so a rerun
+proves the same). Older files were audited when they were loaded.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import duckdb
+
+from expectations.audit import Check
+from ingest import eurostat_codes
+from ingest.config import SEEDS_DIR
+
+# A new load of a dataset may lose a few observations (a citizenship dropped), never a tenth.
+COLLAPSE_RATIO = 0.9
+# The datasets whose every observation must reach fct_returns (the others are context).
+RETURNS_DATASETS = ("migr_eiord", "migr_eiord1", "migr_eirtn", "migr_eirtn1")
+MEASURES_SEED = SEEDS_DIR / "eurostat_return_measures.csv"
+FACT_MEASURES = ("ordered_to_leave", "returned", "returned_to_third_country",
+                 "returned_voluntarily", "returned_enforced", "returned_assisted",
+                 "returned_not_assisted")
+
+
+def _sql_list(values) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def _latest_files(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """sha256 of every Eurostat file of the latest load of its dataset."""
+    return [sha for (sha,) in con.execute("""
+        with loads as (
+            select dataset, sha256, run_id, loaded_at from raw.load_log
+            where raw_table = 'raw.eurostat_observations'),
+        latest as (select dataset, arg_max(run_id, loaded_at) as run_id from loads group by all)
+        select sha256 from loads join latest using (dataset, run_id) order by 1""").fetchall()]
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(con.execute("""select count(*) from information_schema.tables
+                               where table_schema = ? and table_name = ?""",
+                            [schema, table]).fetchone()[0])
+
+
+def _scope(db: Path) -> tuple[list[str], bool]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        if not _has_table(con, "raw", "eurostat_observations"):
+            return [], False
+        return _latest_files(con), bool(con.execute(
+            "select count(*) from raw.eurostat_published_figures").fetchone()[0])
+
+
+def _code_parameters() -> dict:
+    flags = "".join(sorted(eurostat_codes.known_flags()))
+    return {"known_country_codes": sorted(eurostat_codes.known_country_codes()),
+            "known_datasets": sorted(eurostat_codes.datasets()),
+            "flag_regex": f"^[{flags}]+$",
+            "known_conf_status": sorted(eurostat_codes.known_conf_status())}
+
+
+def raw_checks(db: Path) -> list[Check]:
+    """Checks on the raw Eurostat loads under audit (none when nothing is loaded)."""
+    files, published = _scope(db)
+    checks = []
+    params = _code_parameters()
+    if files:
+        checks.append(Check(
+            "eurostat_raw_observations",
+            f"""select dataset, freq, time_period, geo, citizen, dimensions, obs_value, obs_flag,
+                       conf_status, landing_file, source_row
+                from raw.eurostat_observations where sha256 in ({_sql_list(files)})""",
+            f"raw.eurostat_observations, latest load of each dataset ({len(files)} files)",
+            params, ("landing_file", "source_row", "dataset", "time_period", "geo", "citizen")))
+    if files:
+        checks.append(Check(
+            "eurostat_raw_loads",
+            f"""with loads as (
+                    select dataset, run_id, max(loaded_at) as loaded_at,
+                           sum(rows_loaded) as rows_loaded
+                    from raw.load_log where raw_table = 'raw.eurostat_observations'
+                    group by all),
+                ranked as (
+                    select *, row_number() over (partition by dataset order by loaded_at desc)
+                        as recency
+                    from loads)
+                select latest.dataset, latest.rows_loaded as rows_latest,
+                       previous.rows_loaded as rows_previous,
+                       coalesce(ceil(previous.rows_loaded * {COLLAPSE_RATIO}), 0)::bigint
+                           as min_rows
+                from ranked as latest
+                left join ranked as previous
+                    on previous.dataset = latest.dataset and previous.recency = 2
+                where latest.recency = 1 order by 1""",
+            "raw.load_log, latest against previous load of each Eurostat dataset", {},
+            ("dataset", "rows_latest", "rows_previous")))
+    if published:
+        checks.append(Check(
+            "eurostat_raw_published_figures",
+            """select period, geo, citizen, indicator, value, source_url,
+                      case when indicator in ('ordered_to_leave', 'returned',
+                                              'returned_to_third_country') then value end
+                          as level_value,
+                      landing_file, source_row
+               from raw.eurostat_published_figures
+               where sha256 = (select arg_max(sha256, loaded_at)
+                               from raw.eurostat_published_figures)""",
+            "raw.eurostat_published_figures (newest file)", params,
+            ("landing_file", "source_row", "period", "geo", "indicator")))
+    return checks
+
+
+def _measure_details() -> dict[str, list[str]]:
+    """flow -> the details mapped to a measure (reference.eurostat_return_measures)."""
+    with MEASURES_SEED.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out: dict[str, list[str]] = {}
+    for row in rows:
+        out.setdefault(row["flow"], []).append(row["detail"])
+    return out
+
+
+def mart_checks(db: Path) -> list[Check]:
+    """Checks on marts.fct_returns after dbt build (none when no Eurostat data is loaded)."""
+    files, _ = _scope(db)
+    with duckdb.connect(str(db), read_only=True) as con:
+        if not files or not _has_table(con, "marts", "fct_returns"):
+            return []
+    details = _measure_details()
+    returns_details = _sql_list(details.get("returns", []))
+    return [
+        Check("fct_returns_rows",
+              r"""select period, period_grain, geo, citizen, measure, persons, geo_country_key,
+                        citizen_country_key, (persons is null) = is_missing as missing_consistent,
+                        coalesce(case period_grain
+                            when 'year' then regexp_matches(period, '^\d{4}$')
+                                and period_start = make_date(try_cast(period as integer), 1, 1)
+                            when 'quarter' then regexp_matches(period, '^\d{4}-Q[1-4]$')
+                                and period_start = make_date(try_cast(left(period, 4) as integer),
+                                                             3 * try_cast(right(period, 1) as integer)
+                                                             - 2, 1)
+                        end, false) as grain_consistent,
+                        dataset, source_row
+                 from marts.fct_returns""",
+              "marts.fct_returns", {"known_measures": list(FACT_MEASURES)},
+              ("period", "geo", "citizen", "measure", "dataset", "source_row")),
+        Check("fct_returns_totals",
+              f"""with raw as (
+                      select dataset, time_period as period, geo, citizen,
+                             case when dataset like 'migr_eiord%' then 'TOTAL'
+                                  else coalesce(json_extract_string(dimensions, '$.c_dest'),
+                                                json_extract_string(dimensions, '$.indic_mg'))
+                             end as detail,
+                             any_value(obs_value) as obs_value
+                      from raw.eurostat_observations
+                      where sha256 in ({_sql_list(files)})
+                        and dataset in ({_sql_list(RETURNS_DATASETS)})
+                        and obs_value is not null
+                        and coalesce(json_extract_string(dimensions, '$.sex'), 'T') = 'T'
+                        and coalesce(json_extract_string(dimensions, '$.age'), 'TOTAL') = 'TOTAL'
+                      group by all),
+                  mapped as (
+                      select * from raw
+                      where dataset like 'migr_eiord%' or detail in ({returns_details})),
+                  fact as (
+                      select dataset, period, geo, citizen, persons,
+                             case when measure = 'ordered_to_leave' then 'TOTAL'
+                                  when measure = 'returned' then 'TOTAL'
+                                  when measure = 'returned_to_third_country' then 'THRD'
+                             end as detail
+                      from marts.fct_returns)
+                  select mapped.dataset,
+                         count(*) as raw_cells,
+                         count(fact.persons) filter (where fact.persons = mapped.obs_value)
+                             as cells_in_fact,
+                         sum(mapped.obs_value)::bigint as raw_persons,
+                         coalesce(sum(fact.persons) filter (where fact.persons = mapped.obs_value),
+                                  0)::bigint as fact_persons
+                  from mapped
+                  left join fact using (dataset, period, geo, citizen, detail)
+                  group by mapped.dataset order by 1""",
+              "raw.eurostat_observations (latest load) against marts.fct_returns", {},
+              ("dataset",)),
+    ]

@@ -1,0 +1,118 @@
+"""The one place that knows file paths and endpoints.
+
+Every setting comes from an environment variable (Airflow Variables can set them too, as
+``AIRFLOW_VAR_*`` is not used here on purpose: the same code runs under ``make run``, pytest and
+the docker-compose topology, and all three set plain environment variables).
+Settings are read on every call, so a test or a runner can change them before a step runs.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SEEDS_DIR = REPO_ROOT / "dbt_project" / "seeds"
+
+FRONTEX_PAGE_URL = (
+    "https://www.frontex.europa.eu/what-we-do/monitoring-and-risk-analysis/migratory-map/"
+)
+EUROSTAT_API_URL = "https://ec.europa.eu/eurostat/api/dissemination"
+COHESION_URL = "https://cohesiondata.ec.europa.eu"
+# Socrata's catalogue for domains outside North America (cohesiondata is hosted in the EU).
+SOCRATA_CATALOG_URL = "https://api.eu.socrata.com/api/catalog/v1"
+FTS_URL = ("https://ec.europa.eu/budget/financial-transparency-system/download/"
+           "{year}_FTS_dataset_en.xlsx")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Paths are absolute."""
+
+    snapshot_dir: Path | None
+    """``WH_SNAPSHOT_DIR``: replay recorded files laid out like ``../shared/data``; unset = live."""
+    landing_dir: Path
+    """``WH_LANDING_DIR``: immutable landed files and their manifest."""
+    warehouse: Path
+    """``WH_WAREHOUSE``: the published DuckDB file BI tools read."""
+    runs_dir: Path
+    """``WH_RUNS_DIR``: one folder per transform run (build DB, audit results, failure)."""
+    frontex_page_url: str
+    """``WH_FRONTEX_PAGE_URL``: the page that links the monthly Frontex workbook."""
+    eurostat_api_url: str
+    """``WH_EUROSTAT_API_URL``: base of Eurostat's dissemination API (table of contents,
+    SDMX 2.1 structure and data)."""
+    cohesion_url: str
+    """``WH_COHESION_URL``: the Cohesion Open Data platform (Socrata)."""
+    socrata_catalog_url: str
+    """``WH_SOCRATA_CATALOG_URL``: Socrata's catalogue API, to find the payment datasets."""
+    socrata_page_rows: int
+    """``WH_SOCRATA_PAGE_ROWS``: rows per page of a Socrata query (explicit ``$limit``)."""
+    fts_url: str
+    """``WH_FTS_URL``: the yearly Financial Transparency System workbook, ``{year}`` filled in."""
+    fts_first_year: int
+    """``WH_FTS_FIRST_YEAR``: the first year fetched (2021: the 2021-2027 budget)."""
+    fts_max_download_bytes: int
+    """``WH_FTS_MAX_DOWNLOAD_MB``: size cap of one FTS workbook (they are far larger than the
+    other sources' files)."""
+    curated_dir: Path | None
+    """``WH_CURATED_DIR``: hand-curated files laid out like ``../shared/data`` (Eurostat's
+    published headline figures, registries); defaults to ``WH_SNAPSHOT_DIR``. They have no live
+    endpoint: unset in live mode, they are not loaded (with a warning)."""
+    http_timeout_s: float
+    """``WH_HTTP_TIMEOUT_S``: connect and read timeout of one request."""
+    http_retries: int
+    """``WH_HTTP_RETRIES``: retries on connection errors, 429 and 5xx, with backoff."""
+    max_download_bytes: int
+    """``WH_MAX_DOWNLOAD_MB``: a download larger than this is refused."""
+
+
+def _path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return (Path(value) if value else default).expanduser().resolve()
+
+
+def _optional_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else None
+
+
+def settings() -> Settings:
+    """Read the configuration from the environment."""
+    snapshot = os.environ.get("WH_SNAPSHOT_DIR")
+    warehouse = _path("WH_WAREHOUSE", REPO_ROOT / "warehouse" / "migration.duckdb")
+    return Settings(
+        snapshot_dir=Path(snapshot).expanduser().resolve() if snapshot else None,
+        landing_dir=_path("WH_LANDING_DIR", REPO_ROOT / "landing"),
+        warehouse=warehouse,
+        runs_dir=_path("WH_RUNS_DIR", warehouse.parent / "runs"),
+        frontex_page_url=os.environ.get("WH_FRONTEX_PAGE_URL", FRONTEX_PAGE_URL),
+        eurostat_api_url=os.environ.get("WH_EUROSTAT_API_URL", EUROSTAT_API_URL).rstrip("/"),
+        cohesion_url=os.environ.get("WH_COHESION_URL", COHESION_URL).rstrip("/"),
+        socrata_catalog_url=os.environ.get("WH_SOCRATA_CATALOG_URL", SOCRATA_CATALOG_URL),
+        socrata_page_rows=int(os.environ.get("WH_SOCRATA_PAGE_ROWS", "5000")),
+        fts_url=os.environ.get("WH_FTS_URL", FTS_URL),
+        fts_first_year=int(os.environ.get("WH_FTS_FIRST_YEAR", "2021")),
+        fts_max_download_bytes=int(float(os.environ.get("WH_FTS_MAX_DOWNLOAD_MB", "500"))
+                                   * 1024 * 1024),
+        curated_dir=_optional_path("WH_CURATED_DIR") or (
+            Path(snapshot).expanduser().resolve() if snapshot else None),
+        http_timeout_s=float(os.environ.get("WH_HTTP_TIMEOUT_S", "60")),
+        http_retries=int(os.environ.get("WH_HTTP_RETRIES", "4")),
+        max_download_bytes=int(float(os.environ.get("WH_MAX_DOWNLOAD_MB", "50")) * 1024 * 1024),
+    )
+
+
+def export_resolved(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Write the resolved settings back as absolute paths, so subprocesses (dbt, Airflow tasks)
+    see the same files whatever their working directory."""
+    env = os.environ if env is None else env
+    s = settings()
+    if s.snapshot_dir is not None:
+        env["WH_SNAPSHOT_DIR"] = str(s.snapshot_dir)
+    env["WH_LANDING_DIR"] = str(s.landing_dir)
+    env["WH_WAREHOUSE"] = str(s.warehouse)
+    env["WH_RUNS_DIR"] = str(s.runs_dir)
+    if s.curated_dir is not None:
+        env["WH_CURATED_DIR"] = str(s.curated_dir)
+    return env

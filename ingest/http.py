@@ -1,0 +1,118 @@
+"""The one HTTP client: timeouts, retries with backoff, a size cap.
+
+Retries cover what is worth retrying (connection errors, read timeouts, 429 honouring
+``Retry-After``, 5xx); anything else (404, a page that is not what we asked for) fails at once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from ingest.config import settings
+from ingest.errors import DownloadError
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "migration-warehouse/0.1 (+https://github.com/; open data pipeline)"
+CHUNK_BYTES = 1 << 16
+
+
+def session() -> requests.Session:
+    """A requests session with this project's retry policy."""
+    s = settings()
+    retry = Retry(
+        total=s.http_retries,
+        connect=s.http_retries,
+        read=s.http_retries,
+        status=s.http_retries,
+        backoff_factor=float(os.environ.get("WH_HTTP_BACKOFF_S", "2")),
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    sess = requests.Session()
+    sess.headers["User-Agent"] = USER_AGENT
+    adapter = HTTPAdapter(max_retries=retry)
+    sess.mount("http://", adapter)
+    sess.mount("https://", adapter)
+    return sess
+
+
+def get_text(url: str, params: dict | None = None) -> str:
+    """GET a page as text; raises ``requests.HTTPError`` on a final error status."""
+    with session() as sess:
+        resp = sess.get(url, params=params, timeout=settings().http_timeout_s)
+        resp.raise_for_status()
+        return resp.text
+
+
+def get_json(url: str, params: dict | None = None):
+    """GET a JSON document; raises ``requests.HTTPError`` on a final error status and
+    ``DownloadError`` when the body is not JSON (an HTML error page served with status 200)."""
+    with session() as sess:
+        resp = sess.get(url, params=params, timeout=settings().http_timeout_s)
+        resp.raise_for_status()
+        try:
+            return resp.json()
+        except ValueError as err:
+            raise DownloadError(resp.url, "json answer",
+                                f"not JSON (starts {resp.content[:60]!r})") from err
+
+
+def get_bytes(url: str, max_bytes: int | None = None,
+              headers: dict[str, str] | None = None) -> tuple[bytes, str]:
+    """GET a file with the size cap applied while streaming. Returns (bytes, content type).
+    ``max_bytes`` overrides ``WH_MAX_DOWNLOAD_MB`` for sources whose files are larger.
+
+    A connection that drops or stalls in the middle of the body is retried like one that fails
+    before it (urllib3's retries only cover the request and the headers)."""
+    s = settings()
+    backoff = float(os.environ.get("WH_HTTP_BACKOFF_S", "2"))
+    for attempt in range(s.http_retries + 1):
+        try:
+            return _stream(url, max_bytes or s.max_download_bytes, s.http_timeout_s, headers)
+        except _BodyInterrupted as interrupted:
+            if attempt == s.http_retries:
+                raise interrupted.__cause__ from None
+            wait = backoff * 2 ** attempt
+            log.warning("%s: body interrupted (%s), retrying in %.1f s", url,
+                        interrupted.__cause__, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+class _BodyInterrupted(Exception):
+    pass
+
+
+def _stream(url: str, cap: int, timeout: float,
+            headers: dict[str, str] | None = None) -> tuple[bytes, str]:
+    with session() as sess:
+        with sess.get(url, timeout=timeout, stream=True, headers=headers) as resp:
+            resp.raise_for_status()
+            declared = resp.headers.get("Content-Length")
+            if declared is not None and declared.isdigit() and int(declared) > cap:
+                raise DownloadError(
+                    url, "size cap", f"server declares {int(declared):,} bytes, cap is {cap:,} "
+                    "(raise WH_MAX_DOWNLOAD_MB if the publisher's files really grew)")
+            parts: list[bytes] = []
+            received = 0
+            try:
+                for chunk in resp.iter_content(CHUNK_BYTES):
+                    received += len(chunk)
+                    if received > cap:
+                        raise DownloadError(
+                            url, "size cap", f"more than {cap:,} bytes received, download "
+                            "aborted (raise WH_MAX_DOWNLOAD_MB if the publisher's files really grew)")
+                    parts.append(chunk)
+            except (requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ConnectionError) as err:
+                raise _BodyInterrupted() from err
+            log.info("downloaded %s (%s bytes)", url, f"{received:,}")
+            return b"".join(parts), resp.headers.get("Content-Type", "")

@@ -1,0 +1,145 @@
+"""Immutable landing files and their manifest.
+
+Every fetched file is written once under ``<landing>/<source>/`` (read-only, never edited or
+deleted by a run) and described by one JSON line in ``<landing>/manifest.jsonl``. A file that
+fails parsing is landed too, with ``status: quarantined`` and the reason, so it can be diagnosed.
+A file whose sha256 is already in the manifest is not landed again.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
+
+log = logging.getLogger(__name__)
+
+LANDED = "landed"
+QUARANTINED = "quarantined"
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    source: str
+    url: str
+    fetched_at: str
+    sha256: str
+    bytes: int
+    release_date: str | None
+    path: str
+    """Relative to the landing directory."""
+    status: str
+    error: str | None = None
+    dataset: str | None = None
+    """For sources with several datasets (Eurostat): the dataset the file holds."""
+    version: str | None = None
+    """The publisher's version marker (Eurostat ``last update of data``), when it has one."""
+
+    @property
+    def release(self) -> date | None:
+        return date.fromisoformat(self.release_date) if self.release_date else None
+
+
+def sha256_of(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _sniff_suffix(content: bytes) -> str:
+    """A file extension for URLs without one (Eurostat's API paths end in the dataset code)."""
+    if content.startswith(b"PK\x03\x04"):
+        return ".xlsx"
+    if content.startswith(b"\x1f\x8b"):
+        return ".gz"
+    first_line = content[:4096].split(b"\n", 1)[0]
+    if b"," in first_line or b"\t" in first_line:
+        return ".csv"
+    return ".bin"
+
+
+class Landing:
+    """The landing directory of one installation."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.manifest = root / "manifest.jsonl"
+
+    def entries(self, source: str | None = None) -> list[ManifestEntry]:
+        if not self.manifest.exists():
+            return []
+        with self.manifest.open(encoding="utf-8") as fh:
+            rows = [ManifestEntry(**json.loads(line)) for line in fh if line.strip()]
+        return [r for r in rows if source is None or r.source == source]
+
+    def find_sha(self, sha256: str) -> ManifestEntry | None:
+        return next((e for e in self.entries() if e.sha256 == sha256), None)
+
+    def find_url(self, url: str, status: str | None = None,
+                 version: str | None = None) -> ManifestEntry | None:
+        """An entry for ``url`` (and ``version``, when the publisher keeps one URL for every
+        release)."""
+        return next((e for e in self.entries()
+                     if e.url == url and (status is None or e.status == status)
+                     and (version is None or e.version == version)), None)
+
+    def file(self, entry: ManifestEntry) -> Path:
+        return self.root / entry.path
+
+    def land(self, source: str, url: str, content: bytes, release_date: date | None,
+             error: str | None = None, dataset: str | None = None,
+             version: str | None = None) -> tuple[ManifestEntry, bool]:
+        """Write ``content`` as an immutable file and append its manifest entry.
+
+        Returns the entry and whether it is new (False: these bytes were landed before)."""
+        digest = sha256_of(content)
+        with self._locked():
+            known = self.find_sha(digest)
+            if known is not None:
+                log.info("%s: sha256 %s already landed as %s, not landed again",
+                         url, digest[:12], known.path)
+                return known, False
+            fetched_at = datetime.now(timezone.utc)
+            suffix = PurePosixPath(urlparse(url).path).suffix or _sniff_suffix(content)
+            rel = Path(source, *([dataset] if dataset else []),
+                       f"{fetched_at:%Y%m%dT%H%M%S%fZ}_{digest[:12]}{suffix}")
+            target = self.root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".part")
+            with tmp.open("wb") as fh:
+                fh.write(content)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, target)
+            entry = ManifestEntry(
+                source=source, url=url, fetched_at=fetched_at.isoformat(), sha256=digest,
+                bytes=len(content), release_date=release_date.isoformat() if release_date else None,
+                path=rel.as_posix(), status=QUARANTINED if error else LANDED, error=error,
+                dataset=dataset, version=version)
+            with self.manifest.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(asdict(entry), ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            log.info("landed %s -> %s (%s, %s bytes)", url, rel, entry.status, f"{len(content):,}")
+            return entry, True
+
+    def newest(self, source: str) -> ManifestEntry | None:
+        """The newest good release of a source: latest release date, then latest fetch."""
+        good = [e for e in self.entries(source) if e.status == LANDED]
+        return max(good, key=lambda e: (e.release_date or "", e.fetched_at), default=None)
+
+    @contextmanager
+    def _locked(self):
+        # Several source DAGs may land at once; the manifest is appended under a lock.
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".manifest.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)

@@ -1,0 +1,104 @@
+"""The source interface and the one routine that lands what a source finds."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+from pathlib import PurePosixPath
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from ingest.errors import DataError
+from ingest.landing import LANDED, QUARANTINED, Landing, ManifestEntry, sha256_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A file a source could fetch: ``url`` is http(s) when live, ``file://`` when replayed."""
+
+    source: str
+    url: str
+    dataset: str | None = None
+    """For sources with several datasets (Eurostat): which one, when known before fetching."""
+    version: str | None = None
+    """The publisher's version marker when the URL stays the same across releases (Eurostat's
+    ``last update of data``); None when every release has its own URL (Frontex)."""
+
+    @property
+    def is_local(self) -> bool:
+        return self.url.startswith("file://")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A parsed source file: its release date and its rows (a pandas DataFrame)."""
+
+    release_date: date | None
+    rows: Any
+    dataset: str | None = None
+    """The dataset the file holds, as the file itself says (or its name, for legacy exports)."""
+
+
+class Source(Protocol):
+    name: str
+
+    def discover(self) -> list[Candidate]:
+        """What could be new: the files the publisher offers now."""
+
+    def fetch(self, candidate: Candidate) -> bytes:
+        """The bytes of one candidate."""
+
+    def parse(self, content: bytes, file_name: str, dataset: str | None = None) -> Parsed:
+        """A pure function of the bytes; raises ``DataError`` naming file, row and rule.
+        ``dataset`` is what discovery knew before fetching (None when it did not)."""
+
+
+def file_name(url: str) -> str:
+    """The name errors use for a fetched file: the last part of its URL's path."""
+    return PurePosixPath(urlparse(url).path).name or url
+
+
+def land_new(source: Source, landing: Landing) -> list[ManifestEntry]:
+    """Fetch what is new, validate it by parsing, land it. Returns the newly landed entries.
+
+    A live URL already landed is not fetched again (the publisher renames the file for every
+    release); a URL whose file was quarantined is fetched again, since the publisher may have
+    fixed it. A file that does not parse is landed as quarantined, then the error is raised; the
+    same bad bytes found again raise again.
+    """
+    new: list[ManifestEntry] = []
+    errors: list[DataError] = []
+    for cand in source.discover():
+        known = None if cand.is_local else landing.find_url(cand.url, status=LANDED,
+                                                             version=cand.version)
+        if known is not None:
+            log.info("%s: already landed as %s%s, not fetched again", cand.url, known.path,
+                     f" (version {cand.version})" if cand.version else "")
+            continue
+        content = source.fetch(cand)
+        if (known := landing.find_sha(sha256_of(content))) is not None:
+            if known.status == QUARANTINED:
+                # Still the same bad bytes: fail again rather than pass quietly on a rerun.
+                errors.append(DataError(file_name(cand.url), "quarantined",
+                                        f"same bytes as quarantined {known.path}: {known.error}"))
+            else:
+                log.info("%s: same bytes as %s, nothing new", cand.url, known.path)
+            continue
+        try:
+            parsed = source.parse(content, file_name(cand.url), cand.dataset)
+        except DataError as err:
+            entry, _ = landing.land(source.name, cand.url, content, None, error=str(err),
+                                    dataset=cand.dataset, version=cand.version)
+            log.error("quarantined %s: %s", entry.path, err)
+            errors.append(err)
+            continue
+        entry, is_new = landing.land(source.name, cand.url, content, parsed.release_date,
+                                     dataset=parsed.dataset or cand.dataset,
+                                     version=cand.version)
+        if is_new:
+            new.append(entry)
+    if errors:
+        raise errors[0]
+    return new

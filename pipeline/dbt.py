@@ -1,0 +1,70 @@
+"""Run dbt against a build database, as a subprocess so its logging stays its own."""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ingest.config import REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+PROJECT_DIR = REPO_ROOT / "dbt_project"
+TAIL_LINES = 25
+
+
+class DbtBuildFailed(Exception):
+    pass
+
+
+def dbt_env(build_db: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "WH_BUILD_DB": str(build_db),
+        # Offline machines and CI: no usage statistics, no version check over the network.
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_VERSION_CHECK": "false",
+        "DO_NOT_TRACK": "1",
+    })
+    return env
+
+
+def dbt_executable() -> str:
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def build(build_db: Path, run_dir: Path, args: list[str] | None = None) -> dict:
+    """``dbt build`` (seeds, models, tests) into ``build_db``; artefacts under ``run_dir/dbt``.
+
+    Streams dbt's progress to the log; raises ``DbtBuildFailed`` naming the failing nodes."""
+    target = run_dir / "dbt"
+    cmd = [dbt_executable(), "build", "--project-dir", str(PROJECT_DIR),
+           "--profiles-dir", str(PROJECT_DIR), "--target-path", str(target / "target"),
+           "--log-path", str(target / "logs"), *(args or [])]
+    log.info("running %s", " ".join(cmd))
+    proc = subprocess.Popen(cmd, cwd=PROJECT_DIR, env=dbt_env(build_db), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    for line in proc.stdout:
+        log.info("dbt | %s", line.rstrip())
+        tail.append(line.rstrip())
+    code = proc.wait()
+    results = _run_results(target / "target" / "run_results.json")
+    if code != 0:
+        failed = [f"{r['unique_id']} ({r['status']}): {(r.get('message') or '').strip()}"
+                  for r in results.get("results", []) if r["status"] in ("error", "fail")]
+        # No failed node (a parse or compilation error): dbt's own last words say what broke.
+        detail = "\n  ".join(failed) or "\n  ".join(tail)
+        raise DbtBuildFailed(f"dbt build failed (exit {code}) on {build_db}:\n  {detail}")
+    return {"nodes": len(results.get("results", [])),
+            "elapsed_s": round(results.get("elapsed_time", 0.0), 1)}
+
+
+def _run_results(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}

@@ -1,0 +1,274 @@
+"""Run the whole pipeline through Airflow, on its embedded SQLite metadata database.
+
+This is what ``make run`` calls. It runs the real DAGs with ``dag.test()``: first the source
+DAGs (``frontex_ingest``, ``eurostat_ingest``, ``cohesion_ingest``, ``fts_ingest``,
+``registries_ingest``: find, fetch, validate and land new files), then the transform DAG
+(``warehouse_transform``: build, load, audit, dbt build, audit, publish). No scheduler or
+webserver is started. At the end it prints where the published warehouse is and a summary, or,
+when a step failed, which check failed on which file, and exits non-zero.
+
+Configuration (environment variables):
+  WH_SNAPSHOT_DIR   replay recorded files laid out like ../shared/data instead of fetching live
+  WH_CURATED_DIR    curated files with no live endpoint (published figures, registries);
+                    default WH_SNAPSHOT_DIR
+  WH_WAREHOUSE      published DuckDB file (default warehouse/migration.duckdb)
+  WH_LANDING_DIR    landed files and manifest (default landing/)
+  WH_RUNS_DIR       per-run build databases, audit results, failures (default <warehouse dir>/runs)
+  AIRFLOW_HOME      Airflow's home with its SQLite database (default .airflow/)
+  WH_SOURCE_TASK_RETRIES  Airflow retries of source tasks (default here 0: dag.test() sleeps
+                    through retry delays; the HTTP client still retries each request)
+  (the sources' endpoints and limits: see the configuration table of the README)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ingest.config import REPO_ROOT, export_resolved, settings
+
+SOURCE_DAG_IDS = ("frontex_ingest", "eurostat_ingest", "cohesion_ingest", "fts_ingest",
+                  "registries_ingest")
+DAG_IDS = (*SOURCE_DAG_IDS, "warehouse_transform")
+NETWORK_ERRORS = {"ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout", "SSLError",
+                  "HTTPError", "RetryError", "ChunkedEncodingError"}
+
+
+def configure_environment() -> None:
+    """Settings every process of the run must share, set before Airflow is imported."""
+    export_resolved()
+    os.environ.setdefault("AIRFLOW_HOME", str(REPO_ROOT / ".airflow"))
+    os.environ["AIRFLOW_HOME"] = str(Path(os.environ["AIRFLOW_HOME"]).resolve())
+    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "dags"))
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    os.environ.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "True")
+    # Keep task progress (dbt, audits, landing) readable: the in-process execution API logs
+    # each state change of each task.
+    os.environ.setdefault("AIRFLOW__LOGGING__NAMESPACE_LEVELS", " ".join((
+        "airflow.api_fastapi=WARNING",
+        "airflow.serialization=WARNING", "airflow.models.dag=WARNING",
+        "airflow.dag_processing=WARNING")))
+    os.environ.setdefault("WH_SOURCE_TASK_RETRIES", "0")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    path = os.environ.get("PYTHONPATH", "")
+    if str(REPO_ROOT) not in path.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), path) if p)
+
+
+def migrate_metadata_db() -> None:
+    home = Path(os.environ["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    airflow = Path(sys.executable).with_name("airflow")
+    with (home / "db-migrate.log").open("w") as out:
+        done = subprocess.run([str(airflow), "db", "migrate"], stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise SystemExit(f"airflow db migrate failed; see {home / 'db-migrate.log'}")
+
+
+def run_dags(dag_ids: tuple[str, ...]) -> tuple[bool, str]:
+    """Run each DAG with dag.test(), in order. Returns (success, message)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from pipeline.warehouse import FAILURE_FILE, safe_run_id
+
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    if bag.import_errors:
+        return False, "DAG import errors:\n" + "\n".join(
+            f"  {f}: {e}" for f, e in bag.import_errors.items())
+    for dag_id in dag_ids:
+        dag = bag.get_dag(dag_id)
+        print(f"\n=== {dag_id}: running with dag.test() ===", flush=True)
+        started = time.monotonic()
+        dag_run = dag.test()
+        state = str(getattr(dag_run.state, "value", dag_run.state))
+        print(f"=== {dag_id}: {state} in {time.monotonic() - started:.0f} s "
+              f"(run {dag_run.run_id}) ===", flush=True)
+        if state != "success":
+            failure = settings().runs_dir / safe_run_id(dag_run.run_id) / FAILURE_FILE
+            if failure.exists():
+                record = json.loads(failure.read_text())
+                message = f"{dag_id} failed at step '{record['step']}':\n{record['message']}\n"
+                if dag_id == "warehouse_transform":
+                    message += f"Build database and audit results kept in {failure.parent}"
+                elif record["error_type"] in NETWORK_ERRORS and settings().snapshot_dir is None:
+                    message += ("No network? Replay the recorded files instead: "
+                                "WH_SNAPSHOT_DIR=../shared/data make run")
+                return False, message
+            return False, f"{dag_id} failed (state {state}); see the task log above"
+    return True, ""
+
+
+def summary(warehouse: Path) -> str:
+    """A few lines from the published warehouse, read through a read-only connection."""
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        release, rows, total, first, last = con.execute("""
+            select release_date, count(*), sum(detections), min(month), max(month)
+            from marts.fct_border_crossings
+            where release_date = (select max(release_date) from marts.fct_border_crossings)
+            group by release_date""").fetchone()
+        year = con.execute("""
+            select max(year(month)) from (
+                select month from marts.fct_border_crossings
+                where release_date = ? group by month)
+            group by year(month) having count(*) = 12 order by 1 desc limit 1""",
+                           [release]).fetchone()
+        lines = [f"Frontex release {release}: {rows:,} rows, {total:,} detections, "
+                 f"{first:%b %Y} - {last:%b %Y}"]
+        if year:
+            lines.append(f"Detections by route, {year[0]} (latest complete year):")
+            for route, n in con.execute("""
+                    select route, sum(detections) from marts.fct_border_crossings
+                    where release_date = ? and year(month) = ?
+                    group by route order by 2 desc""", [release, year[0]]).fetchall():
+                lines.append(f"  {route:<40} {n:>10,}")
+        ytd = con.execute("""select route, through_month, ytd_detections, prior_ytd_detections,
+                                    change_pct from marts.rpt_detections_ytd_by_route
+                             order by ytd_detections desc""").fetchall()
+        if ytd:
+            lines.append(f"Year to date through {ytd[0][1]:%b %Y} against the same months a year "
+                         "earlier:")
+            for route, _, now, before, pct in ytd:
+                change = "n/a" if pct is None else f"{pct:+.1f}%"
+                lines.append(f"  {route:<40} {now:>10,} (was {before:,}, {change})")
+        lines += _returns_summary(con)
+        lines += _funding_summary(con)
+        lines += _readmission_summary(con)
+    return "\n".join(lines)
+
+
+def _readmission_summary(con) -> list[str]:
+    """Readmission cooperation: the third countries with the most detections, with their
+    instrument, Art. 25a status and latest return rate."""
+    if not con.execute("""select count(*) from information_schema.tables
+                          where table_schema = 'marts'
+                            and table_name = 'rpt_third_country_profile'""").fetchone()[0]:
+        return []
+    rows, countries = con.execute("""select count(*), count(distinct country_iso2)
+                                     from marts.fct_readmission_cooperation""").fetchone()
+    if not rows:
+        return ["Readmission cooperation: no data loaded"]
+    lines = [f"Readmission cooperation: {rows:,} country-years, {countries} third countries; "
+             "most detections:"]
+    for rank, iso2, name, detections, year, instrument, art25a, rate, returns_year in con.execute("""
+            select detections_rank, country_iso2, country_name, detections, detections_year,
+                   readmission_instrument, art25a_status, return_rate, returns_year
+            from marts.rpt_third_country_profile order by detections_rank limit 5""").fetchall():
+        rate_text = "n/a" if rate is None else f"{rate:.0%} ({returns_year})"
+        lines.append(f"  {rank}. {iso2} {name[:24]:<24} {detections or 0:>7,} detections in {year}; "
+                     f"{instrument}, Art. 25a {art25a}; return rate {rate_text}")
+    return lines
+
+
+def _funding_summary(con) -> list[str]:
+    """Funding: what each source holds, and whether a snapshot is partial."""
+    if not con.execute("""select count(*) from information_schema.tables
+                          where table_schema = 'marts'
+                            and table_name = 'fct_funding_disbursements'""").fetchone()[0]:
+        return []
+    rows = con.execute("""
+        select source, count(*), count(distinct programme_or_action_key),
+               string_agg(distinct stage, ', ' order by stage), bool_and(is_complete_snapshot),
+               any_value(completeness_note) filter (where not is_complete_snapshot)
+        from marts.fct_funding_disbursements group by source order by source""").fetchall()
+    if not rows:
+        return ["Funding: no data loaded"]
+    lines = ["Funding (fct_funding_disbursements; amounts of different stages and as-of dates "
+             "are never added up):"]
+    for source, n, keys, stages, complete, note in rows:
+        lines.append(f"  {source:<30} {n:>4,} rows, {keys:>3,} programmes or actions; "
+                     f"stages: {stages}")
+        if not complete:
+            lines.append(f"    PARTIAL SNAPSHOT: {note}")
+    for title, allocated, paid, rate in con.execute("""
+            select programme_or_action_title, allocated_eur, paid_eur, absorption_rate
+            from marts.rpt_funding_absorption order by allocated_eur desc limit 5""").fetchall():
+        lines.append(f"  absorption {rate:.1%}: EUR {paid / 1e6:,.1f}m paid of "
+                     f"{allocated / 1e6:,.1f}m allocated, {title[:60]}")
+    return lines
+
+
+def _returns_summary(con) -> list[str]:
+    """Returns: the EU return rate by year, and how the warehouse compares with what Eurostat
+    published."""
+    if not con.execute("""select count(*) from information_schema.tables
+                          where table_schema = 'marts' and table_name = 'fct_returns'""").fetchone()[0]:
+        return []
+    rows, first, last = con.execute("""select count(*), min(period), max(period)
+                                       from marts.fct_returns""").fetchone()
+    if not rows:
+        return ["Eurostat returns: no data loaded"]
+    lines = [f"Eurostat returns: {rows:,} rows (period x reporting country x citizenship x "
+             f"measure), {first} - {last}",
+             "EU return rate (returned / ordered to leave, same year; EU27_2020, else EU28):"]
+    for period, geo, ordered, returned, rate in con.execute("""
+            select period, arg_min(geo, geo <> 'EU27_2020'), arg_min(ordered_to_leave, geo <> 'EU27_2020'),
+                   arg_min(returned, geo <> 'EU27_2020'), arg_min(return_rate, geo <> 'EU27_2020')
+            from marts.rpt_return_rates
+            where geo in ('EU27_2020', 'EU28') and citizen = 'TOTAL' and period_grain = 'year'
+            group by period order by period""").fetchall():
+        lines.append(f"  {period} {geo:<10} ordered {ordered:>9,}  returned {returned:>9,}  "
+                     f"rate {rate:.1%}")
+    statuses = con.execute("""select status, count(*) from marts.rpt_returns_reconciliation
+                              group by 1 order by 2 desc""").fetchall()
+    if statuses:
+        lines.append("Against Eurostat's published headline figures: "
+                     + ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in statuses))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="make run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dag", action="append", choices=DAG_IDS,
+                        help="run only this DAG (repeatable; default: all, in order)")
+    args = parser.parse_args(argv)
+    configure_environment()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    s = settings()
+    print(f"Sources: {'replayed from ' + str(s.snapshot_dir) if s.snapshot_dir else 'live'}; "
+          f"landing {s.landing_dir}; warehouse {s.warehouse}", flush=True)
+    migrate_metadata_db()
+    ok, message = run_dags(tuple(args.dag) if args.dag else DAG_IDS)
+    report = latest_report()
+    if not ok:
+        print(f"\nPIPELINE FAILED: {message}\nThe published warehouse was not changed: "
+              f"{s.warehouse}" + (f"\nQuality report (red): {report}" if report else ""),
+              file=sys.stderr, flush=True)
+        return 1
+    if not s.warehouse.exists():
+        print(f"\nNo published warehouse at {s.warehouse}", file=sys.stderr)
+        return 1
+    print(f"\nPublished warehouse: {s.warehouse}\n  (open it read-only: "
+          f"duckdb -readonly {s.warehouse})\n\n{summary(s.warehouse)}", flush=True)
+    if report:
+        print(f"\nQuality report: {report}", flush=True)
+    return 0
+
+
+def latest_report() -> str | None:
+    """The report of the most recent recorded run (the transform's, or a source that failed)."""
+    from pipeline import quality
+
+    path = quality.store_path()
+    if not path.exists():
+        return None
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        found = con.execute("""select report_path from quality.runs
+                               where report_path is not null
+                               order by recorded_at desc limit 1""").fetchone()
+    return found[0] if found else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

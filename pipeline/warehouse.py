@@ -1,0 +1,123 @@
+"""Build databases and the atomic publish.
+
+A run builds into ``<runs>/<run_id>/build.duckdb``, a byte copy of the published file (so history
+in ``raw`` carries over), and only after every audit passes replaces the published file with
+``os.replace``. The published file is never opened for writing: BI readers can hold it open
+read-only all the while, and they see the new version on reconnect.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import re
+import shutil
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from ingest.config import settings
+
+log = logging.getLogger(__name__)
+
+FAILURE_FILE = "failure.json"
+
+
+def safe_run_id(airflow_run_id: str) -> str:
+    """A folder name from an Airflow run id (``manual__2026-11-21T14:10:45+00:00``)."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", airflow_run_id).strip("_")
+
+
+def run_dir(run_id: str) -> Path:
+    return settings().runs_dir / run_id
+
+
+def build_db(run_id: str) -> Path:
+    # Same file name as the published database: DuckDB names its catalog after the file stem and
+    # dbt-duckdb writes that catalog into view definitions, so a differently named build file
+    # would publish views that point at a catalog BI readers do not have.
+    return run_dir(run_id) / settings().warehouse.name
+
+
+def prepare_build(run_id: str) -> Path:
+    """Create the run folder and its build database from the published one."""
+    target = build_db(run_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    published = settings().warehouse
+    for stale in (target, _wal(target)):
+        stale.unlink(missing_ok=True)
+    if published.exists():
+        shutil.copyfile(published, target)
+        log.info("build database %s copied from published %s", target, published)
+    else:
+        duckdb.connect(str(target)).close()
+        log.info("no published warehouse yet at %s: building %s from empty", published, target)
+    return target
+
+
+def publish(run_id: str, before_checkpoint=None) -> Path:
+    """Checkpoint and close the build database, then atomically replace the published file.
+    ``before_checkpoint(con)`` adds last tables to the build database (the quality history)."""
+    source = build_db(run_id)
+    published = settings().warehouse
+    published.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(source)) as con:
+        con.execute("create schema if not exists meta")
+        con.execute("""create table if not exists meta.publish_log (
+                           run_id varchar not null, published_at timestamptz not null)""")
+        con.execute("insert into meta.publish_log values (?, ?)",
+                    [run_id, datetime.now(timezone.utc)])
+        if before_checkpoint is not None:
+            before_checkpoint(con)
+        con.execute("checkpoint")
+    if _wal(source).exists():
+        raise RuntimeError(f"{source}: a WAL file remains after checkpoint; not publishing")
+    with source.open("rb") as fh:
+        os.fsync(fh.fileno())
+    try:
+        os.replace(source, published)
+    except OSError as err:
+        if err.errno != errno.EXDEV:
+            raise
+        # Runs folder on another filesystem: stage a copy next to the target, then rename.
+        staged = published.with_name(f".{published.name}.{run_id}.tmp")
+        shutil.copyfile(source, staged)
+        os.replace(staged, published)
+        source.unlink()
+    _fsync_dir(published.parent)
+    log.info("published %s (run %s)", published, run_id)
+    return published
+
+
+def _wal(db: Path) -> Path:
+    return db.with_name(db.name + ".wal")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def record_failure(run_id: str, step: str, err: BaseException) -> Path:
+    """Write ``failure.json`` in the run folder: what failed, with the message and the build
+    database kept for diagnosis."""
+    folder = run_dir(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {
+        "run_id": run_id,
+        "step": step,
+        "error_type": type(err).__name__,
+        "message": str(err),
+        "build_db": str(build_db(run_id)) if build_db(run_id).exists() else None,
+        "failed_at": datetime.now(timezone.utc).isoformat(),
+        "traceback": traceback.format_exception(err),
+    }
+    path = folder / FAILURE_FILE
+    path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return path

@@ -1,0 +1,77 @@
+"""Landing in snapshot (replay) mode: immutable files, manifest, no double landing, quarantine."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from datetime import date
+
+import pytest
+
+from ingest.config import settings
+from ingest.errors import DataError
+from ingest.frontex import FrontexSource
+from ingest.landing import LANDED, QUARANTINED, Landing
+from ingest.source import land_new
+from tests import workbooks
+
+
+@pytest.fixture
+def snapshot_copy(tmp_path, monkeypatch):
+    folder = tmp_path / "snapshot"
+    (folder / "frontex").mkdir(parents=True)
+    monkeypatch.setenv("WH_SNAPSHOT_DIR", str(folder))
+    return folder
+
+
+def test_replayed_workbook_is_landed_once_with_its_manifest_entry(wh_env, snapshot_copy,
+                                                                   recorded_workbook):
+    (snapshot_copy / "frontex" / "ibc.xlsx").write_bytes(recorded_workbook)
+    landing = Landing(settings().landing_dir)
+    first = land_new(FrontexSource(), landing)
+    assert len(first) == 1
+    entry = first[0]
+    assert entry.source == "frontex" and entry.status == LANDED
+    assert entry.release_date == "2025-06-03"
+    assert entry.bytes == len(recorded_workbook)
+    assert entry.sha256 == hashlib.sha256(recorded_workbook).hexdigest()
+    assert entry.url.startswith("file://") and entry.url.endswith("/frontex/ibc.xlsx")
+    landed = settings().landing_dir / entry.path
+    assert landed.read_bytes() == recorded_workbook
+    assert not os.stat(landed).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+
+    assert land_new(FrontexSource(), landing) == []
+    lines = (settings().landing_dir / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["fetched_at"]
+
+
+def test_bad_file_is_quarantined_kept_and_reported(wh_env, snapshot_copy):
+    bad = b"<html><body>Maintenance</body></html>"
+    (snapshot_copy / "frontex" / "ibc.xlsx").write_bytes(bad)
+    landing = Landing(settings().landing_dir)
+    with pytest.raises(DataError, match=r"ibc\.xlsx.*HTML page"):
+        land_new(FrontexSource(), landing)
+    [entry] = landing.entries("frontex")
+    assert entry.status == QUARANTINED and "HTML page" in entry.error
+    assert landing.file(entry).read_bytes() == bad
+    assert landing.newest("frontex") is None
+
+    # The same bad bytes again: not landed twice, and still an error naming the kept file.
+    with pytest.raises(DataError, match=r"\[quarantined\] same bytes as quarantined frontex/"):
+        land_new(FrontexSource(), landing)
+    assert len(landing.entries()) == 1
+
+
+def test_newest_release_wins(wh_env, snapshot_copy):
+    older = workbooks.write_workbook(note="Source: FRAN data as of 05APR24")
+    newer = workbooks.write_workbook(note="Source: FRAN data as of 07MAY24")
+    landing = Landing(settings().landing_dir)
+    landing.land("frontex", "file:///x/new.xlsx", newer, date(2024, 5, 7))
+    landing.land("frontex", "file:///x/old.xlsx", older, date(2024, 4, 5))
+    assert landing.newest("frontex").release_date == "2024-05-07"
+
+
+def test_empty_snapshot_folder_is_a_clear_error(wh_env, snapshot_copy):
+    with pytest.raises(DataError, match="no Frontex workbook"):
+        land_new(FrontexSource(), Landing(settings().landing_dir))

@@ -1,0 +1,285 @@
+"""The whole pipeline through Airflow (``python -m pipeline.run``, what ``make run`` calls), in a
+separate process, on the recorded snapshot and on broken copies of it. Tests run in file order
+and share one installation (landing, warehouse, Airflow home), like a user running it again."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests import workbooks
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.airflow
+
+READ_ONLY_FACTS = textwrap.dedent("""
+    import duckdb, json, sys
+    with duckdb.connect(sys.argv[1], read_only=True) as con:
+        latest = con.execute("select max(release_date) from marts.fct_border_crossings").fetchone()[0]
+        rows, total, first, last, routes = con.execute(
+            "select count(*), sum(detections), min(month)::varchar, max(month)::varchar,"
+            " count(distinct route) from marts.fct_border_crossings where release_date = ?",
+            [latest]).fetchone()
+        fingerprint = {t: con.execute(
+            f"select count(*), md5(string_agg(x::varchar, '|' order by x::varchar)) from marts.{t} x"
+            ).fetchone() for t in ("fct_border_crossings", "rpt_detections_ytd_by_route",
+                                   "dim_country", "dim_route", "dim_period", "fct_returns",
+                                   "rpt_return_rates", "rpt_returns_reconciliation")}
+        returns = con.execute("select count(*) from marts.fct_returns").fetchone()[0]
+        eu28_2015 = con.execute(
+            "select persons from marts.fct_returns where period = '2015' and geo = 'EU28'"
+            " and citizen = 'TOTAL' and measure = 'ordered_to_leave'").fetchone()[0]
+        raw_rows = con.execute("select count(*) from raw.frontex_detections").fetchone()[0]
+        publishes = con.execute("select count(*) from meta.publish_log").fetchone()[0]
+    print(json.dumps({"latest": str(latest), "rows": rows, "total": int(total), "first": first,
+                      "last": last, "routes": routes, "fingerprint": fingerprint,
+                      "raw_rows": raw_rows, "publishes": publishes, "returns": returns,
+                      "eu28_2015": eu28_2015}))
+""")
+
+
+@pytest.fixture(scope="module")
+def install(tmp_path_factory, snapshot_dir):
+    root = tmp_path_factory.mktemp("e2e")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WH_", "AIRFLOW"))}
+    env.update({
+        "WH_SNAPSHOT_DIR": str(snapshot_dir),
+        "WH_LANDING_DIR": str(root / "landing"),
+        "WH_WAREHOUSE": str(root / "warehouse" / "migration.duckdb"),
+        "AIRFLOW_HOME": str(root / "airflow"),
+    })
+    return {"root": root, "env": env, "warehouse": root / "warehouse" / "migration.duckdb",
+            "landing": root / "landing"}
+
+
+def run_pipeline(install, snapshot: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(install["env"])
+    if snapshot is not None:
+        env["WH_SNAPSHOT_DIR"] = str(snapshot)
+    return subprocess.run([sys.executable, "-m", "pipeline.run"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def facts(warehouse: Path) -> dict:
+    """Read the published file read-only, from another process."""
+    out = subprocess.run([sys.executable, "-c", READ_ONLY_FACTS, str(warehouse)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def red_report(done: subprocess.CompletedProcess) -> str:
+    """The text of the (red) quality report a failed run points at."""
+    path = Path(done.stderr.split("Quality report (red): ", 1)[1].split()[0])
+    page = path.read_text()
+    latest = (path.parent.parent / "latest.html").read_text()
+    assert path.parent.name in latest, "latest.html must point at the newest report"
+    assert "FAILED: nothing was published." in page
+    return page
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def manifest(install) -> list[dict]:
+    path = install["landing"] / "manifest.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+OTHER_FAMILIES = ("eurostat", "cohesion", "registries")
+
+
+def snapshot_with(install, name: str, content: bytes) -> Path:
+    """A snapshot directory with this Frontex workbook and the other recorded files."""
+    folder = install["root"] / name
+    (folder / "frontex").mkdir(parents=True)
+    (folder / "frontex" / "ibc.xlsx").write_bytes(content)
+    recorded = Path(install["env"]["WH_SNAPSHOT_DIR"])
+    for family in OTHER_FAMILIES:
+        (folder / family).symlink_to(recorded / family)
+    return folder
+
+
+def test_first_run_publishes_every_cell_of_the_workbook(install):
+    done = run_pipeline(install)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"Published warehouse: {install['warehouse']}" in done.stdout
+    assert "Detections by route, 2024 (latest complete year)" in done.stdout
+    got = facts(install["warehouse"])
+    assert got["latest"] == "2025-06-03"
+    assert (got["rows"], got["total"], got["routes"]) == (173_460, 4_966_869, 9)
+    assert (got["first"], got["last"]) == ("2009-01-01", "2025-04-01")
+    assert got["publishes"] == 1
+    # Returns from the recorded Eurostat extracts (see tests/test_returns_models.py for every cell).
+    assert got["returns"] == 57_474 and got["eu28_2015"] == 533_395
+    assert "Eurostat returns: 57,474 rows" in done.stdout
+    # The quality report of the run, and latest.html pointing at it.
+    report = Path(done.stdout.split("Quality report: ", 1)[1].split()[0])
+    assert report.is_file() and report.parent.parent == install["root"] / "reports" / "quality"
+    assert "Published: run" in report.read_text()
+    assert report.parent.name in (report.parent.parent / "latest.html").read_text()
+    assert "2015 EU28       ordered   533,395  returned   227,975  rate 42.7%" in done.stdout
+    install["first"] = got
+
+
+def test_second_run_changes_nothing(install):
+    before = sha(install["warehouse"])
+    done = run_pipeline(install)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = facts(install["warehouse"])
+    assert got["fingerprint"] == install["first"]["fingerprint"]
+    assert got["raw_rows"] == 173_460
+    assert got["publishes"] == 2
+    # the workbook, 7 Eurostat files, published figures, the Cohesion sample, two registries
+    assert len(manifest(install)) == 1 + 7 + 1 + 1 + 2
+    assert "nothing new" in done.stdout + done.stderr
+    assert sha(install["warehouse"]) != before  # a new file was swapped in, same marts
+
+
+def test_run_succeeds_while_a_reader_holds_the_published_file(install):
+    reader = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import duckdb, sys
+            con = duckdb.connect(sys.argv[1], read_only=True)
+            count = lambda c: c.execute("select count(*) from meta.publish_log").fetchone()[0]
+            print(count(con), flush=True)
+            sys.stdin.readline()
+            print(count(con), flush=True)
+            con.close()
+            print(count(duckdb.connect(sys.argv[1], read_only=True)), flush=True)
+        """), str(install["warehouse"])],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "2"
+        done = run_pipeline(install)
+        assert done.returncode == 0, done.stderr[-3000:]
+        out, _ = reader.communicate("go\n", timeout=60)
+    finally:
+        reader.kill()
+    # The open connection keeps reading its version; a reconnect sees the new one.
+    assert out.split() == ["2", "3"]
+
+
+def test_corrupted_workbook_fails_and_leaves_published_file_byte_identical(install,
+                                                                          recorded_workbook):
+    before = sha(install["warehouse"])
+    broken = snapshot_with(install, "snapshot_truncated",
+                           recorded_workbook[: len(recorded_workbook) * 2 // 3])
+    done = run_pipeline(install, broken)
+    assert done.returncode != 0
+    assert "PIPELINE FAILED" in done.stderr
+    assert "frontex_ingest failed at step 'land_frontex'" in done.stderr
+    assert "ibc.xlsx" in done.stderr and "truncated or corrupt" in done.stderr
+    assert sha(install["warehouse"]) == before
+    page = red_report(done)
+    assert "stopped at step <b>land_frontex</b>" in page and "truncated or corrupt" in page
+    quarantined = [e for e in manifest(install) if e["status"] == "quarantined"]
+    assert len(quarantined) == 1
+    assert (install["landing"] / quarantined[0]["path"]).stat().st_size == len(
+        recorded_workbook) * 2 // 3
+
+
+def test_negative_count_fails_the_raw_audit_then_a_good_release_recovers(install,
+                                                                         snapshot_dir):
+    before = sha(install["warehouse"])
+    header, rows = workbooks.recorded_rows(snapshot_dir / "frontex" / "ibc.xlsx")
+    rows[10][50] = -7
+    bad = snapshot_with(install, "snapshot_negative", workbooks.write_workbook(
+        header=header, rows=rows, note="Source: FRAN data as of 03JUL25"))
+    done = run_pipeline(install, bad)
+    assert done.returncode != 0
+    assert "warehouse_transform failed at step 'audit_raw'" in done.stderr
+    assert "detections non-negative" in done.stderr
+    assert "source_row=12" in done.stderr and "release 2025-07-03" in done.stderr
+    assert sha(install["warehouse"]) == before
+    page = red_report(done)
+    assert "<b>frontex_raw_rows</b> (raw): detections non-negative" in page
+    [failure] = [f for f in install["warehouse"].parent.glob("runs/*/failure.json")
+                 if json.loads(f.read_text())["step"] == "audit_raw"]
+    kept = Path(json.loads(failure.read_text())["build_db"])
+    assert kept.exists() and kept != install["warehouse"]
+
+    rows[10][50] = 7
+    good = snapshot_with(install, "snapshot_fixed", workbooks.write_workbook(
+        header=header, rows=rows, note="Source: FRAN data as of 04JUL25"))
+    done = run_pipeline(install, good)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = facts(install["warehouse"])
+    assert got["latest"] == "2025-07-04"
+    assert got["rows"] == 173_460
+    assert got["raw_rows"] == 2 * 173_460  # both good releases kept, the bad one never loaded
+
+
+def test_corrupted_eurostat_file_blocks_publish_and_is_kept(install, snapshot_dir):
+    before = sha(install["warehouse"])
+    folder = install["root"] / "snapshot_eurostat_broken"
+    (folder / "frontex").mkdir(parents=True)
+    (folder / "frontex" / "ibc.xlsx").symlink_to(snapshot_dir / "frontex" / "ibc.xlsx")
+    for sub in ("legacy", "sdmx", "published"):
+        shutil.copytree(snapshot_dir / "eurostat" / sub, folder / "eurostat" / sub)
+    for family in ("cohesion", "registries"):
+        (folder / family).symlink_to(snapshot_dir / family)
+    broken = folder / "eurostat" / "legacy" / "migr_eirtn_Data_allcitizens.csv"
+    lines = broken.read_bytes().split(b"\n")
+    lines[23823] = lines[23823].replace(b'"3,440"', b'"3,44O"')  # line 23824: DE x AF 2016
+    broken.write_bytes(b"\n".join(lines))
+    done = run_pipeline(install, folder)
+    assert done.returncode != 0
+    assert "eurostat_ingest failed at step 'land_eurostat'" in done.stderr
+    assert ("migr_eirtn_Data_allcitizens.csv, row 23824: [value is a number] Value '3,44O'"
+            in done.stderr)
+    assert "The published warehouse was not changed" in done.stderr
+    assert sha(install["warehouse"]) == before
+    [kept] = [e for e in manifest(install)
+              if e["status"] == "quarantined" and e["source"] == "eurostat"]
+    assert (install["landing"] / kept["path"]).read_bytes() == broken.read_bytes()
+
+
+def test_negative_registry_amount_blocks_publish_with_its_row(install, snapshot_dir):
+    before = sha(install["warehouse"])
+    folder = install["root"] / "snapshot_registry_negative"
+    folder.mkdir()
+    for family in ("frontex", "eurostat", "cohesion"):
+        (folder / family).symlink_to(snapshot_dir / family)
+    (folder / "registries").mkdir()
+    shutil.copy(snapshot_dir / "registries" / "readmission_instruments.csv", folder / "registries")
+    lines = (snapshot_dir / "registries" / "funding_commitments.csv").read_bytes().split(b"\n")
+    assert b",paid,79600000," in lines[41]  # line 42: Morocco, tranches paid so far
+    lines[41] = lines[41].replace(b",paid,79600000,", b",paid,-79600000,")
+    (folder / "registries" / "funding_commitments.csv").write_bytes(b"\n".join(lines))
+    done = run_pipeline(install, folder)
+    assert done.returncode != 0
+    assert "registries_ingest failed at step 'land_registries'" in done.stderr
+    assert ("funding_commitments.csv, row 42: [amount positive] amount_eur -79600000 is negative"
+            in done.stderr)
+    assert sha(install["warehouse"]) == before
+    [kept] = [e for e in manifest(install)
+              if e["status"] == "quarantined" and e["source"] == "funding_registry"]
+    assert b"-79600000" in (install["landing"] / kept["path"]).read_bytes()
+
+
+def test_inconsistent_readmission_registry_blocks_publish(install, snapshot_dir):
+    before = sha(install["warehouse"])
+    folder = install["root"] / "snapshot_registry_in_force_before_signed"
+    folder.mkdir()
+    for family in ("frontex", "eurostat", "cohesion"):
+        (folder / family).symlink_to(snapshot_dir / family)
+    (folder / "registries").mkdir()
+    shutil.copy(snapshot_dir / "registries" / "funding_commitments.csv", folder / "registries")
+    lines = (snapshot_dir / "registries" / "readmission_instruments.csv").read_bytes().split(b"\n")
+    assert lines[26].startswith(b"Georgia,GE,eu_readmission_agreement,") and b",2011-03-01," in lines[26]
+    lines[26] = lines[26].replace(b",2011-03-01,", b",2010-03-01,")  # before the 2010-11-22 signature
+    (folder / "registries" / "readmission_instruments.csv").write_bytes(b"\n".join(lines))
+    done = run_pipeline(install, folder)
+    assert done.returncode != 0
+    assert "registries_ingest failed at step 'land_registries'" in done.stderr
+    assert ("readmission_instruments.csv, row 27: [in force not before signed] GE: in force "
+            "2010-03-01 (day) before signed 2010-11-22 (row 26)") in done.stderr
+    assert sha(install["warehouse"]) == before

@@ -1,0 +1,298 @@
+"""The docker-compose.yml topology, run natively: Postgres metadata DB, CeleryExecutor over Redis,
+and api-server, scheduler, dag-processor, triggerer and a Celery worker as separate processes.
+
+The source DAG is triggered from the CLI; the transform DAG must then be started by the scheduler
+from the ``frontex_landed`` asset event, run its tasks on the Celery worker (which reports task
+state through the API server's Execution API), and publish the warehouse.
+
+Needs PostgreSQL and Redis on 127.0.0.1 (trust auth for user ``postgres``; override with
+WH_TOPOLOGY_PG_* / WH_TOPOLOGY_REDIS_*), and apache-airflow[celery,postgres] plus the FAB
+provider (the auth manager docker-compose.yml configures).
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests import topology as topo
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+AIRFLOW = Path(sys.executable).with_name("airflow")  # not resolved: the venv's own entry point
+DAG_IDS = ("frontex_ingest", "warehouse_transform")
+MANUAL_RUN_ID = "topology_manual"
+EXPECTED = (173460, 4966869)  # count(*), sum(detections) of marts.fct_border_crossings
+
+STARTUP_TIMEOUT_S = 180
+PARSE_TIMEOUT_S = 180
+RUN_TIMEOUT_S = float(os.environ.get("WH_TOPOLOGY_RUN_TIMEOUT_S", "300"))
+
+pytestmark = pytest.mark.topology
+
+
+def snapshot_root() -> Path:
+    configured = os.environ.get("WH_SNAPSHOT_DIR")
+    return Path(configured).resolve() if configured else (REPO_ROOT.parent / "shared" / "data")
+
+
+class Topology:
+    def __init__(self, root: Path):
+        self.root = root
+        self.home = root / "airflow"
+        self.logs = root / "logs"
+        self.warehouse = root / "warehouse" / "migration.duckdb"
+        self.db = f"wh_topology_{os.getpid()}"
+        self.owner = f"{self.db}_{secrets.token_hex(4)}"
+        self.redis_db: int | None = None
+        self.api_port = topo.free_port()
+        self.health_port = topo.free_port()
+        self.components: list[topo.Component] = []
+        self.env: dict[str, str] = {}
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    def make_env(self, snapshot: Path) -> None:
+        pg = f"postgres@{topo.PG_HOST}:{topo.PG_PORT}/{self.db}"
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("AIRFLOW", "WH_", "PYTHONPATH"))}
+        env.update({
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            # As docker-compose.yml; needs apache-airflow-providers-fab.
+            "AIRFLOW__CORE__AUTH_MANAGER":
+                "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{pg}",
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{pg}",
+            "AIRFLOW__CELERY__BROKER_URL":
+                f"redis://{topo.REDIS_HOST}:{topo.REDIS_PORT}/{self.redis_db}",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # unpaused explicitly below
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL":
+                f"http://127.0.0.1:{self.api_port}/execution/",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.api_port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.api_port}",
+            # 64 characters: shorter HMAC keys draw InsecureKeyLengthWarning from PyJWT (HS512).
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(48),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(48),
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self.health_port),
+            # Log servers of the worker and the triggerer: free ports, not 8793/8794.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(topo.free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(topo.free_port()),
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            "PYTHONPATH": str(REPO_ROOT),
+            "PATH": os.pathsep.join((str(AIRFLOW.parent), os.environ.get("PATH", ""))),
+            "WH_SNAPSHOT_DIR": str(snapshot),
+            "WH_WAREHOUSE": str(self.warehouse),
+            "WH_LANDING_DIR": str(self.root / "landing"),
+            "WH_RUNS_DIR": str(self.root / "warehouse" / "runs"),
+            "WH_SOURCE_TASK_RETRIES": "0",
+            "GX_ANALYTICS_ENABLED": "False",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DO_NOT_TRACK": "1",
+        })
+        self.env = env
+
+    def airflow(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        name = "-".join(a for a in args if not a.startswith("-"))[:60]
+        log = self.logs / f"cli-{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            done = subprocess.run([str(AIRFLOW), *args], env=self.env, cwd=self.root,
+                                  stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+        if done.returncode:
+            raise AssertionError(f"`airflow {' '.join(args)}` exited {done.returncode}:\n"
+                                 + topo.tail(log))
+        return done
+
+    def start(self, name: str, *args: str) -> None:
+        comp = topo.Component(name, [str(AIRFLOW), *args], self.logs / f"{name}.log")
+        self.components.append(comp)
+        comp.start(self.env, self.root)
+
+    def check_alive(self) -> None:
+        for comp in self.components:
+            if (rc := comp.exited()) is not None:
+                raise AssertionError(f"{comp.name} exited with {rc}:\n{topo.tail(comp.log)}")
+
+    def wait_for(self, what: str, predicate, timeout: float, interval: float = 2):
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            result = predicate()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(interval)
+
+    def http_ok(self, url: str) -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def sql(self, statement: str, params: tuple = ()) -> list[tuple]:
+        return topo.query(self.db, statement, params)
+
+    # -- tear-down and diagnostics -----------------------------------------------------------
+
+    def stop(self) -> None:
+        # The worker first, so no task is left half-reported; then the rest, API server last.
+        for comp in sorted(self.components, key=lambda c: ("celery-worker", "scheduler",
+                                                             "triggerer", "dag-processor",
+                                                             "api-server").index(c.name)):
+            comp.stop()
+
+    def diagnostics(self) -> str:
+        parts = []
+        for comp in self.components:
+            parts.append(f"----- {comp.name} (exit {comp.exited()}): {comp.log}\n"
+                         + topo.tail(comp.log, 80))
+        task_logs = sorted((self.home / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)
+        for path in task_logs[-4:]:
+            parts.append(f"----- task log {path.relative_to(self.home)}\n" + topo.tail(path, 60))
+        for path in sorted((self.root / "warehouse" / "runs").glob("*/failure.json")):
+            parts.append(f"----- {path}\n" + path.read_text(errors="replace")[:1500])
+        try:
+            runs = self.sql("select dag_id, run_id, run_type, state from dag_run order by id")
+            parts.append("----- dag runs\n" + "\n".join(map(str, runs)))
+            tis = self.sql("select dag_id, run_id, task_id, state, try_number "
+                           "from task_instance order by start_date nulls last")
+            parts.append("----- task instances\n" + "\n".join(map(str, tis)))
+            errors = self.sql("select filename, stacktrace from import_error")
+            if errors:
+                parts.append("----- import errors\n" + "\n".join(map(str, errors)))
+        except Exception as err:  # the DB may be the problem
+            parts.append(f"----- metadata DB not readable: {err!r}")
+        return "\n".join(parts)
+
+
+@pytest.fixture
+def topology(tmp_path: Path):
+    snapshot = snapshot_root()
+    if not (snapshot / "frontex" / "ibc.xlsx").is_file():
+        pytest.fail(f"recorded snapshot not found: {snapshot / 'frontex' / 'ibc.xlsx'} "
+                    "(set WH_SNAPSHOT_DIR to a directory laid out like ../shared/data)")
+    if not AIRFLOW.is_file():
+        pytest.fail(f"no airflow entry point beside {sys.executable}")
+    t = Topology(tmp_path)
+    topo.require_services()
+    topo.create_database(t.db)
+    try:
+        t.redis_db = topo.claim_redis_db(t.owner)
+        try:
+            t.make_env(snapshot)
+            yield t
+        finally:
+            try:
+                t.stop()
+            finally:
+                topo.release_redis_db(t.redis_db, t.owner)
+    finally:
+        topo.drop_database(t.db)
+
+
+def test_asset_triggered_transform_publishes_on_celery(topology: Topology):
+    t = topology
+    started = time.monotonic()
+    try:
+        t.airflow("db", "migrate", timeout=600)
+
+        t.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(t.api_port))
+        t.start("scheduler", "scheduler")
+        t.start("dag-processor", "dag-processor")
+        t.start("triggerer", "triggerer")
+        t.wait_for("the API server", lambda: t.http_ok(
+            f"http://127.0.0.1:{t.api_port}/api/v2/version"), STARTUP_TIMEOUT_S)
+        t.wait_for("the Execution API", lambda: t.http_ok(
+            f"http://127.0.0.1:{t.api_port}/execution/health"), STARTUP_TIMEOUT_S)
+        # Like docker-compose.yml: the worker starts once the Execution API answers.
+        t.start("celery-worker", "celery", "worker", "--concurrency", "2",
+                "--celery-hostname", f"{t.db}@%h")
+        t.wait_for("the scheduler health check", lambda: t.http_ok(
+            f"http://127.0.0.1:{t.health_port}/health"), STARTUP_TIMEOUT_S)
+
+        def parsed():
+            errors = t.sql("select filename, stacktrace from import_error")
+            assert not errors, f"DAG import errors: {errors}"
+            rows = t.sql("select dag_id from dag where not is_stale and dag_id in %s "
+                         "and dag_id in (select dag_id from serialized_dag)", (DAG_IDS,))
+            return len(rows) == len(DAG_IDS)
+
+        t.wait_for("both DAGs to be parsed", parsed, PARSE_TIMEOUT_S)
+
+        t.airflow("dags", "unpause", "warehouse_transform")
+        t.airflow("dags", "trigger", "frontex_ingest", "--run-id", MANUAL_RUN_ID)
+        t.airflow("dags", "unpause", "frontex_ingest")
+        assert t.sql("select dag_id from dag where is_paused and dag_id in %s", (DAG_IDS,)) == []
+
+        def settled():
+            runs = t.sql("select dag_id, run_id, run_type, state from dag_run")
+            failed = [r for r in runs if r[3] == "failed"]
+            assert not failed, f"failed runs: {failed}"
+            manual_ok = ("frontex_ingest", MANUAL_RUN_ID, "manual", "success") in runs
+            transform_ok = any(r[0] == "warehouse_transform" and r[2] == "asset_triggered"
+                               and r[3] == "success" for r in runs)
+            active = [r for r in runs if r[3] in ("queued", "running")]
+            pending_events = t.sql("select count(*) from asset_dag_run_queue")[0][0]
+            # Settled: nothing queued or running and no asset event still waiting for a run, so
+            # no transform is writing when the published file is read below.
+            return manual_ok and transform_ok and not active and not pending_events and runs
+
+        runs = t.wait_for("frontex_ingest and an asset-triggered warehouse_transform to succeed",
+                          settled, RUN_TIMEOUT_S, interval=3)
+        print(f"settled after {time.monotonic() - started:.0f} s: {sorted(runs)}")
+
+        # The transform consumed an event emitted by the Frontex landing task.
+        consumed = t.sql("""
+            select e.source_dag_id, e.source_task_id
+            from dag_run r
+            join dagrun_asset_event re on re.dag_run_id = r.id
+            join asset_event e on e.id = re.event_id
+            join asset a on a.id = e.asset_id
+            where r.dag_id = 'warehouse_transform' and r.run_type = 'asset_triggered'
+              and r.state = 'success' and a.name = 'frontex_landed'""")
+        assert ("frontex_ingest", "land_workbook") in consumed, consumed
+
+        # Every task ran on the Celery worker, none in-process.
+        hosts = t.sql("select distinct queue, executor, hostname from task_instance "
+                      "where state = 'success'")
+        print(f"task instances ran on (queue, executor, hostname): {hosts}")
+        assert hosts and all(h[1] in (None, "CeleryExecutor") and h[2] for h in hosts), hosts
+        done_tis = t.sql("select count(*) from task_instance where state = 'success'")[0][0]
+
+        def on_celery() -> int:
+            worker_log = (t.logs / "celery-worker.log").read_text(errors="replace")
+            return len(re.findall(r"Task execute_workload\[[^\]]+\] succeeded", worker_log))
+
+        # A task reports success through the Execution API before its Celery job returns and the
+        # worker logs "succeeded": give the last one a moment.
+        try:
+            t.wait_for("the worker to log every task", lambda: on_celery() >= done_tis, 60, 1)
+        except AssertionError:
+            raise AssertionError(f"{done_tis} tasks succeeded, {on_celery()} on the worker")
+
+        assert t.warehouse.is_file(), f"no published warehouse at {t.warehouse}"
+        import duckdb
+
+        # No config={"enable_progress_bar": ...}: DuckDB 1.5 refuses that option in connect().
+        with duckdb.connect(str(t.warehouse), read_only=True) as con:
+            rows, total = con.execute(
+                "select count(*), sum(detections) from marts.fct_border_crossings").fetchone()
+        assert (rows, int(total)) == EXPECTED
+        print(f"topology test passed in {time.monotonic() - started:.0f} s")
+    except BaseException:
+        print(t.diagnostics())
+        raise
