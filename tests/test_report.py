@@ -71,6 +71,9 @@ def test_green_run_report(runs):
         assert f">{title}</h2>" in page, title
     assert "hgyj-gyin_sample.csv holds exactly 1,000 rows" in page  # the partial sample, said
     assert "<svg" in page and page.count("<svg") == 4  # the four charts
+    # The recorded published figures (2018-2025) and extracts (2010-2016) do not overlap: said.
+    assert ("No published figure could be compared: the publisher's figures cover 2018 to "
+            "2025-Q4, the warehouse holds 2010 to 2016.") in page
 
 
 def test_failed_run_report_is_red_at_the_top_and_names_the_check(runs):
