@@ -390,7 +390,8 @@ def _revisions(run_id: str, con: duckdb.DuckDBPyConnection) -> list[tuple]:
                     with vintages as (
                         select dataset, time_period, geo, citizen, dimensions, obs_value,
                                coalesce(last_update::varchar, release_date::varchar,
-                                        source_format) as vintage,
+                                        'undated ' || source_format || ' file loaded '
+                                            || strftime(loaded_at, '%Y-%m-%d')) as vintage,
                                row_number() over (
                                    partition by dataset, freq, time_period, geo, citizen, dimensions
                                    order by case source_format when 'legacy_export' then 0 else 1 end

@@ -216,8 +216,9 @@ def _reconciliation_section(wh) -> str:
             + overlap
             + _table(["status", "figures"], statuses, {1},
                      {0: lambda v: "bad" if v == "differs" else None})
-            + _table(["period", "geo", "citizen", "indicator", "published", "warehouse",
-                      "difference", "status", "published on"], differing, {4, 5, 6}))
+            + (_table(["period", "geo", "citizen", "indicator", "published", "warehouse",
+                       "difference", "status", "published on"], differing, {4, 5, 6})
+               if differing else ""))
 
 
 def _has(con, schema: str, table: str) -> bool:

@@ -98,7 +98,18 @@ def test_quality_history_in_the_store_and_in_the_published_warehouse(runs):
         states = dict(con.execute("select run_id, state from quality.runs").fetchall())
         red_results = con.execute("""select suite, rule from quality.results
                                      where run_id = 'red' and not success""").fetchall()
+        revisions = con.execute("""
+            select previous_value, current_value, change, previous_release, current_release
+            from quality.revisions
+            where run_id = 'green' and subject = 'migr_asyappctza'
+              and cell like '2016 UK x TOTAL %' and cell like '%"asyl_app": "ASY_APP"%'
+            """).fetchall()
     assert states == {"green": "published", "red": "failed"}
+    # UK asylum applicants 2016: 38,870 in the 2017-05-31 Data Browser export, 39,855 in the
+    # SDMX file (both read by hand): a revision between the two vintages.
+    [(previous, current, change, previous_release, current_release)] = revisions
+    assert (previous, current, change, previous_release) == (38_870, 39_855, 985, "2017-05-31")
+    assert current_release.startswith("undated sdmx_csv2 file loaded ")
     assert ("frontex_raw_rows", "detections non-negative") in red_results
     with duckdb.connect(str(runs["root"] / "wh" / "migration.duckdb"), read_only=True) as con:
         published = con.execute("select run_id, state from quality.runs").fetchall()
@@ -211,3 +222,33 @@ def test_green_report_and_its_data_docs_render_offline(chromium, runs, tmp_path)
     assert (docs.parent / "static/vendor/bootstrap/css/bootstrap.min.css").is_file()
     assert (docs.parent / "static/vendor/fontawesome/webfonts").is_dir()
     assert len(colours(rendered["png"], (0, 0, 1200, 1400))) > 20
+
+
+# --- revisions between two Frontex releases (small workbooks in the real format) ---------------
+
+def test_frontex_revisions_between_releases_biggest_first(tmp_path):
+    """Frontex restates recent months every release: two releases of a small workbook, loaded by
+    the real loader, and the revisions the report lists are the changed route-months only."""
+    from ingest.landing import Landing
+    from ingest.load import load_frontex
+    from pipeline import quality
+    from tests import workbooks
+
+    landing = Landing(tmp_path / "landing")
+    db = tmp_path / "build.duckdb"
+    revised = [list(r) for r in workbooks.ROWS]
+    revised[2][4] = 262   # Western Balkan Route, Syria, FEB2024: 250 -> 262
+    revised[0][5] = 100   # Central Mediterranean Route, Bangladesh, MAR2024: 108 -> 100
+    for note, rows in (("Source: FRAN data as of 05APR24", workbooks.ROWS),
+                       ("Source: FRAN data as of 03MAY24", revised)):
+        content = workbooks.write_workbook(rows=rows, note=note)
+        landing.land("frontex", f"https://example.invalid/{note[-7:]}.xlsx", content, None)
+        with duckdb.connect(str(db)) as con:
+            assert load_frontex(con, landing, "t").rows_loaded == workbooks.CELLS
+    rows = quality.measure("t", db)["revisions"]
+    assert [(source, route, month, before, after, change, old, new)
+            for _, source, route, month, before, after, change, old, new in rows] == [
+        ("frontex", "Western Balkan Route", "2024-02", 250, 262, 12, "2024-04-05", "2024-05-03"),
+        ("frontex", "Central Mediterranean Route", "2024-03", 122, 114, -8,
+         "2024-04-05", "2024-05-03"),
+    ]
