@@ -203,22 +203,21 @@ def _reconciliation_section(wh) -> str:
                              from marts.rpt_returns_reconciliation
                              where status in ('differs', 'match_within_rounding', 'match')
                              order by abs(coalesce(difference, 0)) desc limit 20""")
-    overlap = ""
-    if not differing:
+    if differing:
+        detail = _table(["period", "geo", "citizen", "indicator", "published", "warehouse",
+                         "difference", "status", "published on"], differing, {4, 5, 6})
+    else:
         [(pub_first, pub_last)] = _rows(wh, """select min(period), max(period)
                                             from marts.rpt_returns_reconciliation""")
         [(wh_first, wh_last)] = _rows(wh, "select min(period), max(period) from marts.fct_returns")
-        overlap = (f"<p class='warn'>No published figure could be compared: the publisher's "
-                   f"figures cover {_e(pub_first)} to {_e(pub_last)}, the warehouse holds "
-                   f"{_e(wh_first)} to {_e(wh_last)}.</p>")
+        detail = (f"<p class='warn'>No published figure could be compared: the publisher's "
+                  f"figures cover {_e(pub_first)} to {_e(pub_last)}, the warehouse holds "
+                  f"{_e(wh_first)} to {_e(wh_last)}.</p>")
     return (_h2("Reconciliation with published figures") + "<p class='muted'>Eurostat's headline "
             "figures on returns against the warehouse (marts.rpt_returns_reconciliation).</p>"
-            + overlap
             + _table(["status", "figures"], statuses, {1},
                      {0: lambda v: "bad" if v == "differs" else None})
-            + (_table(["period", "geo", "citizen", "indicator", "published", "warehouse",
-                       "difference", "status", "published on"], differing, {4, 5, 6})
-               if differing else ""))
+            + detail)
 
 
 def _has(con, schema: str, table: str) -> bool:

@@ -16,7 +16,10 @@ import duckdb
 import pytest
 
 from expectations.audit import AuditFailed
-from pipeline import report, steps, warehouse
+from ingest.landing import Landing
+from ingest.load import load_frontex
+from pipeline import quality, report, steps, warehouse
+from tests import workbooks
 from tests.replay_server import ReplayServer, Reply
 
 SECTION_TITLES = ("Run", "Sources: freshness and completeness", "Checks", "Flags", "Revisions",
@@ -229,20 +232,14 @@ def test_green_report_and_its_data_docs_render_offline(chromium, runs, tmp_path)
 def test_frontex_revisions_between_releases_biggest_first(tmp_path):
     """Frontex restates recent months every release: two releases of a small workbook, loaded by
     the real loader, and the revisions the report lists are the changed route-months only."""
-    from ingest.landing import Landing
-    from ingest.load import load_frontex
-    from pipeline import quality
-    from tests import workbooks
-
     landing = Landing(tmp_path / "landing")
     db = tmp_path / "build.duckdb"
     revised = [list(r) for r in workbooks.ROWS]
     revised[2][4] = 262   # Western Balkan Route, Syria, FEB2024: 250 -> 262
     revised[0][5] = 100   # Central Mediterranean Route, Bangladesh, MAR2024: 108 -> 100
-    for note, rows in (("Source: FRAN data as of 05APR24", workbooks.ROWS),
-                       ("Source: FRAN data as of 03MAY24", revised)):
-        content = workbooks.write_workbook(rows=rows, note=note)
-        landing.land("frontex", f"https://example.invalid/{note[-7:]}.xlsx", content, None)
+    for release, rows in (("05APR24", workbooks.ROWS), ("03MAY24", revised)):
+        content = workbooks.write_workbook(rows=rows, note=f"Source: FRAN data as of {release}")
+        landing.land("frontex", f"https://example.invalid/{release}.xlsx", content, None)
         with duckdb.connect(str(db)) as con:
             assert load_frontex(con, landing, "t").rows_loaded == workbooks.CELLS
     rows = quality.measure("t", db)["revisions"]
