@@ -9,20 +9,19 @@ import pendulum
 from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 
+from ingest import catalog
 from ingest.errors import DataError
 
 START_DATE = pendulum.datetime(2025, 1, 1, tz="UTC")
 OWNER = "migration-warehouse"
 
-# Emitted by a source DAG when it lands a new file; the transform DAG is scheduled on them.
-FRONTEX_LANDED = Asset(name="frontex_landed", uri="file:///landing/frontex")
-EUROSTAT_LANDED = Asset(name="eurostat_landed", uri="file:///landing/eurostat")
-COHESION_LANDED = Asset(name="cohesion_landed", uri="file:///landing/cohesion")
-FTS_LANDED = Asset(name="fts_landed", uri="file:///landing/fts")
-REGISTRIES_LANDED = Asset(name="registries_landed", uri="file:///landing/registries")
+# Emitted by a source DAG when it lands a new file (one per source DAG of ingest/catalog.py);
+# the transform DAG is scheduled on them.
+ASSETS = {dag_id: Asset(name=catalog.of_dag(dag_id)[0].asset,
+                        uri=f"file:///landing/{catalog.of_dag(dag_id)[0].asset.removesuffix('_landed')}")
+          for dag_id in catalog.dag_ids()}
 # Any one of them starts a transform run (an asset expression: OR, not AND).
-ANY_SOURCE_LANDED = (FRONTEX_LANDED | EUROSTAT_LANDED | COHESION_LANDED | FTS_LANDED
-                     | REGISTRIES_LANDED)
+ANY_SOURCE_LANDED = functools.reduce(lambda a, b: a | b, ASSETS.values())
 
 # Source DAGs talk to the network: retry with a delay (on top of the HTTP client's own retries).
 # Data errors do not retry (see fail_fast). `make run` sets WH_SOURCE_TASK_RETRIES=0: dag.test()
@@ -49,24 +48,30 @@ def fail_fast(func):
     return wrapper
 
 
-def source_dag(dag_id: str, schedule: str, asset: Asset, land, task_id: str, tags: list[str],
-               doc: str, skip_when_nothing_new: bool = True):
-    """A source DAG: one task that lands what is new (``land``: a ``pipeline.steps`` function of
-    the run id) and emits ``asset``. With ``skip_when_nothing_new``, a run that lands nothing is
-    skipped, so no Asset event starts a transform for nothing."""
+def source_dag(dag_id: str, task_id: str, tags: list[str], doc: str,
+               skip_when_nothing_new: bool = True):
+    """A source DAG: one task that lands what the sources declared for ``dag_id`` in
+    ``ingest.catalog`` have new (on the schedule declared there) and emits the DAG's Asset. With
+    ``skip_when_nothing_new``, a run that lands nothing is skipped, so no Asset event starts a
+    transform for nothing."""
     from airflow.sdk import dag, get_current_context, task
     from airflow.sdk.exceptions import AirflowSkipException
 
+    from pipeline import steps
     from pipeline.warehouse import safe_run_id
 
-    @dag(dag_id=dag_id, schedule=schedule, start_date=START_DATE, catchup=False,
+    specs = catalog.of_dag(dag_id)
+    asset = ASSETS[dag_id]
+
+    @dag(dag_id=dag_id, schedule=specs[0].schedule, start_date=START_DATE, catchup=False,
          max_active_runs=1, default_args=SOURCE_DEFAULT_ARGS, tags=["source", *tags],
          doc_md=doc)
     def source():
-        @task(task_id=task_id, outlets=[asset], doc_md=land.__doc__)
+        @task(task_id=task_id, outlets=[asset],
+              doc_md=f"Land what {', '.join(s.name for s in specs)} have new.")
         @fail_fast
         def land_new_files() -> list[dict]:
-            landed = land(safe_run_id(get_current_context()["run_id"]))
+            landed = steps.land(safe_run_id(get_current_context()["run_id"]), dag_id)
             if skip_when_nothing_new and not landed:
                 raise AirflowSkipException(f"nothing new for {dag_id}: no Asset event")
             return landed

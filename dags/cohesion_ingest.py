@@ -6,9 +6,7 @@ amended); a dataset whose rows were not updated is not downloaded, and a run tha
 skipped (no Asset event)."""
 from __future__ import annotations
 
-from dags._common import COHESION_LANDED, source_dag
-from pipeline import steps
+from dags._common import source_dag
 
-cohesion_ingest = source_dag(
-    "cohesion_ingest", "@weekly", COHESION_LANDED, steps.land_cohesion,
-    task_id="land_snapshots", tags=["cohesion", "funding"], doc=__doc__)
+cohesion_ingest = source_dag("cohesion_ingest", task_id="land_snapshots",
+                             tags=["cohesion", "funding"], doc=__doc__)

@@ -7,9 +7,7 @@ no Asset event starts a transform for nothing. Trigger it by hand to check soone
 """
 from __future__ import annotations
 
-from dags._common import EUROSTAT_LANDED, source_dag
-from pipeline import steps
+from dags._common import source_dag
 
-eurostat_ingest = source_dag(
-    "eurostat_ingest", "@monthly", EUROSTAT_LANDED, steps.land_eurostat,
-    task_id="land_datasets", tags=["eurostat"], doc=__doc__)
+eurostat_ingest = source_dag("eurostat_ingest", task_id="land_datasets", tags=["eurostat"],
+                             doc=__doc__)

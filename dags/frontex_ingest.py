@@ -4,9 +4,7 @@ Runs monthly; emits the ``frontex_landed`` Asset on every run (a transform with 
 republishes identical marts, docs/decisions.md 11 and 21)."""
 from __future__ import annotations
 
-from dags._common import FRONTEX_LANDED, source_dag
-from pipeline import steps
+from dags._common import source_dag
 
-frontex_ingest = source_dag(
-    "frontex_ingest", "@monthly", FRONTEX_LANDED, steps.land_frontex, task_id="land_workbook",
-    tags=["frontex"], doc=__doc__, skip_when_nothing_new=False)
+frontex_ingest = source_dag("frontex_ingest", task_id="land_workbook", tags=["frontex"], doc=__doc__,
+                            skip_when_nothing_new=False)

@@ -5,9 +5,7 @@ Runs yearly (the Commission publishes a year's file in the following year); a ye
 landed is not downloaded again, and a run that lands nothing is skipped (no Asset event)."""
 from __future__ import annotations
 
-from dags._common import FTS_LANDED, source_dag
-from pipeline import steps
+from dags._common import source_dag
 
-fts_ingest = source_dag(
-    "fts_ingest", "@yearly", FTS_LANDED, steps.land_fts, task_id="land_workbooks",
-    tags=["fts", "funding"], doc=__doc__)
+fts_ingest = source_dag("fts_ingest", task_id="land_workbooks", tags=["fts", "funding"],
+                        doc=__doc__)

@@ -5,9 +5,7 @@ nothing and the run is skipped (no Asset event); an edit lands a new version, va
 row (a broken row is quarantined and fails the task, naming the file, the row and the rule)."""
 from __future__ import annotations
 
-from dags._common import REGISTRIES_LANDED, source_dag
-from pipeline import steps
+from dags._common import source_dag
 
-registries_ingest = source_dag(
-    "registries_ingest", "@daily", REGISTRIES_LANDED, steps.land_registries,
-    task_id="land_registries", tags=["registries", "funding"], doc=__doc__)
+registries_ingest = source_dag("registries_ingest", task_id="land_registries",
+                               tags=["registries", "funding"], doc=__doc__)

@@ -40,10 +40,30 @@ class Check:
     """Values for ``{"$PARAMETER": name}`` references in the suite."""
     index_columns: tuple[str, ...] = ()
     """Columns that identify a failing row in messages."""
+    files: tuple[str, ...] = ()
+    """The landing files the frame comes from, when the check is about given files: a failure
+    rejects them (``pipeline.files``)."""
+    sources: tuple[str, ...] = ()
+    """The sources (``ingest.catalog``) the check is about: a failure of a check without
+    ``files`` rejects the files of these sources that the run loaded."""
+    name_suffix: str = ""
+    """Tells apart several checks of one suite in one audit (one per file of an archive)."""
+
+    @property
+    def name(self) -> str:
+        return self.suite + self.name_suffix
 
 
 class AuditFailed(Exception):
     """One or more expectations failed; the message names each, with sample rows."""
+
+    def __init__(self, message: str, failed: list[Check] | None = None):
+        super().__init__(message)
+        self.failed = failed or []
+
+    @property
+    def files(self) -> set[str]:
+        return {f for check in self.failed for f in check.files}
 
 
 def load_suite_json(name: str) -> dict:
@@ -84,18 +104,19 @@ def run_checks(db_path: Path, checks: list[Check], results_dir: Path, stage: str
     datasource = ctx.data_sources.add_pandas(f"{stage}_frames")
     summary: dict[str, Any] = {"stage": stage, "db": str(db_path), "checks": []}
     failures: list[str] = []
+    failed_checks: list[Check] = []
     with duckdb.connect(str(db_path), read_only=True) as con:
         # A per-connection setting: DuckDB 1.5 refuses it in connect(config=...).
         con.execute("set enable_progress_bar = false")
         for check in checks:
             started = time.perf_counter()
             frame = read_frame(con, check.sql, compact_strings)
-            suite_json = load_suite_json(check.suite)
+            suite_json = {**load_suite_json(check.suite), "name": check.name}
             suite = ctx.suites.add(gx.ExpectationSuite(**suite_json))
-            asset = datasource.add_dataframe_asset(check.suite)
+            asset = datasource.add_dataframe_asset(check.name)
             batch = asset.add_batch_definition_whole_dataframe("frame")
             definition = ctx.validation_definitions.add(
-                gx.ValidationDefinition(name=check.suite, data=batch, suite=suite))
+                gx.ValidationDefinition(name=check.name, data=batch, suite=suite))
             result_format = {"result_format": "SUMMARY",
                              "unexpected_index_column_names": list(check.index_columns),
                              "partial_unexpected_count": SAMPLE_ROWS}
@@ -108,7 +129,7 @@ def run_checks(db_path: Path, checks: list[Check], results_dir: Path, stage: str
                 from great_expectations.checkpoint import UpdateDataDocsAction
 
                 checkpoint = ctx.checkpoints.add(gx.Checkpoint(
-                    name=check.suite, validation_definitions=[definition],
+                    name=check.name, validation_definitions=[definition],
                     actions=[UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])],
                     result_format=result_format))
                 outcome_of_run = checkpoint.run(batch_parameters={"dataframe": frame},
@@ -118,17 +139,19 @@ def run_checks(db_path: Path, checks: list[Check], results_dir: Path, stage: str
             outcome = result.to_json_dict()
             outcome["meta"] = {**(outcome.get("meta") or {}), "subject": check.subject,
                                "rows_validated": len(frame), "elapsed_s": round(elapsed, 3)}
-            (results_dir / f"{check.suite}.json").write_text(
+            (results_dir / f"{check.name}.json").write_text(
                 json.dumps(outcome, indent=2, default=str), encoding="utf-8")
             evaluated = len(result.results)
             failed = [r for r in result.results if not r.success]
             summary["checks"].append({
-                "suite": check.suite, "subject": check.subject, "rows": len(frame),
+                "suite": check.name, "subject": check.subject, "rows": len(frame),
                 "evaluated": evaluated, "failed": len(failed), "elapsed_s": round(elapsed, 3)})
-            log.info("audit %s on %s: %d/%d expectations passed on %s rows (%.2f s)", check.suite,
+            log.info("audit %s on %s: %d/%d expectations passed on %s rows (%.2f s)", check.name,
                      check.subject, evaluated - len(failed), evaluated, f"{len(frame):,}", elapsed)
             for r in failed:
                 failures.append(describe_failure(check, r, len(frame)))
+            if failed:
+                failed_checks.append(check)
     if docs_dir is not None and docs_dir.is_dir():
         removed = data_docs.make_offline(docs_dir)
         log.info("Data Docs of the %s audit: %s (external assets not shipped, removed: %s)",
@@ -137,7 +160,8 @@ def run_checks(db_path: Path, checks: list[Check], results_dir: Path, stage: str
     (results_dir / f"audit_{stage}.json").write_text(json.dumps(summary, indent=2),
                                                      encoding="utf-8")
     if failures:
-        raise AuditFailed(f"{stage} audit failed, nothing published:\n" + "\n".join(failures))
+        raise AuditFailed(f"{stage} audit failed, nothing published:\n" + "\n".join(failures),
+                          failed_checks)
     return summary
 
 

@@ -24,6 +24,9 @@ FACT_MEASURES = ("ordered_to_leave", "returned", "returned_to_third_country",
                  "returned_voluntarily", "returned_enforced", "returned_assisted",
                  "returned_not_assisted")
 
+SOURCES = ("eurostat", "eurostat_published")
+"""The sources (ingest.catalog) these checks are about."""
+
 
 def _sql_list(values) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
@@ -61,7 +64,7 @@ def _code_parameters() -> dict:
             "known_conf_status": sorted(eurostat_codes.known_conf_status())}
 
 
-def raw_checks(db: Path) -> list[Check]:
+def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:
     """Checks on the raw Eurostat loads under audit (none when nothing is loaded)."""
     files, published = _scope(db)
     checks = []
@@ -122,7 +125,7 @@ def _measure_details() -> dict[str, list[str]]:
     return out
 
 
-def mart_checks(db: Path) -> list[Check]:
+def mart_checks(db: Path, run_id: str | None = None) -> list[Check]:
     """Checks on marts.fct_returns after dbt build (none when no Eurostat data is loaded)."""
     files, _ = _scope(db)
     with duckdb.connect(str(db), read_only=True) as con:

@@ -1,8 +1,9 @@
 """Which frames the Frontex suites validate, and with which parameters.
 
-The release under audit is the newest one in ``raw.frontex_detections``: the one this run loaded,
-or, when nothing new was landed, the one already published (re-audited, so a rerun proves the
-same). "Not collapsing" compares its row count with the release loaded before it.
+The files under audit are those the run loaded (one new release, every release of an archive,
+a correction), or, when nothing new was landed, the newest release already published (re-audited,
+so a rerun proves the same). "Not collapsing" compares a file's row count with the nearest other
+release.
 """
 from __future__ import annotations
 
@@ -38,88 +39,122 @@ def known_routes() -> list[str]:
         return [row["route"] for row in csv.DictReader(fh)]
 
 
-def _audited_release(con: duckdb.DuckDBPyConnection) -> tuple[str, str, str] | None:
+SOURCES = ("frontex",)
+"""The sources (ingest.catalog) these checks are about."""
+
+
+def _audited_files(con: duckdb.DuckDBPyConnection, run_id: str | None) -> list[tuple]:
+    """(sha256, release date, landing file) of every Frontex file run ``run_id`` loaded (every
+    release of an archive, a correction), oldest release first; when it loaded none, the newest
+    release already loaded (re-audited, so a rerun proves the same)."""
+    loaded = con.execute("""
+        select sha256, any_value(release_date)::varchar, any_value(landing_file)
+        from raw.load_log where source = 'frontex' and run_id = ?
+        group by sha256 order by 2, max(loaded_at)""", [run_id or ""]).fetchall()
+    if loaded:
+        return loaded
     return con.execute("""
         select sha256, release_date::varchar, any_value(landing_file)
         from raw.frontex_detections
         group by sha256, release_date
         order by release_date desc, max(loaded_at) desc
-        limit 1""").fetchone()
+        limit 1""").fetchall()
 
 
-def _min_rows(con: duckdb.DuckDBPyConnection, sha: str) -> int:
-    """The row count below which the release under audit counts as collapsed."""
-    previous = con.execute("""
-        with releases as (
+def _min_rows(con: duckdb.DuckDBPyConnection, sha: str, release_date: str) -> int:
+    """The row count below which a file counts as collapsed: 90 % of the nearest other file,
+    by release date (an earlier release first, else a later one: an archive landed out of
+    order)."""
+    nearest = con.execute("""
+        with files as (
             select sha256, release_date, max(loaded_at) as loaded_at, count(*) as n
             from raw.frontex_detections group by all)
-        select n from releases
-        where sha256 <> ? order by release_date desc, loaded_at desc limit 1""", [sha]).fetchone()
-    return int(previous[0] * COLLAPSE_RATIO) if previous else 1
+        select n from files where sha256 <> ?
+        order by release_date > ?::date, abs(date_diff('day', release_date, ?::date)),
+                 loaded_at desc
+        limit 1""", [sha, release_date, release_date]).fetchone()
+    return int(nearest[0] * COLLAPSE_RATIO) if nearest else 1
 
 
-def _release(db: Path):
+def _files(db: Path, run_id: str | None) -> list[tuple]:
     with duckdb.connect(str(db), read_only=True) as con:
-        found = _audited_release(con)
-        if found is None:
-            return None
-        sha, release_date, landing_file = found
-        return sha, release_date, landing_file, _min_rows(con, sha)
+        if not con.execute("""select count(*) from information_schema.tables
+                              where table_schema = 'raw'
+                                and table_name = 'frontex_detections'""").fetchone()[0]:
+            return []
+        return [(sha, release, landing_file, _min_rows(con, sha, release))
+                for sha, release, landing_file in _audited_files(con, run_id)]
 
 
-def raw_checks(db: Path) -> list[Check]:
-    """Checks on the raw load of the release under audit."""
-    release = _release(db)
-    if release is None:
+def _params(release_date: str, min_rows: int) -> dict:
+    return {"min_rows": min_rows, "known_routes": known_routes(),
+            "first_month_index": month_index(FIRST_MONTH),
+            "release_month_index": month_index(date.fromisoformat(release_date))}
+
+
+def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:
+    """Checks on the raw load of each file under audit (suffixed by its release when a run
+    loaded several, so each has its own result)."""
+    audited = _files(db, run_id)
+    checks = []
+    for sha, release_date, landing_file, min_rows in audited:
+        subject = f"raw.frontex_detections release {release_date} ({landing_file})"
+        suffix = f"@{release_date}_{sha[:8]}" if len(audited) > 1 else ""
+        checks += [
+            Check("frontex_raw_rows",
+                  f"""select route, border_type, nationality, month::timestamp as month,
+                             {MONTH_INDEX} as month_index, detections, source_row
+                      from raw.frontex_detections where sha256 = '{sha}'""",
+                  subject, _params(release_date, min_rows),
+                  ("route", "border_type", "nationality", "month", "source_row"),
+                  files=(landing_file,), name_suffix=suffix),
+            Check("frontex_raw_release",
+                  f"""select release_date, count(distinct month) as months_present,
+                             date_diff('month', min(month), max(month)) + 1 as months_spanned,
+                             count(distinct route) as routes
+                      from raw.frontex_detections where sha256 = '{sha}' group by release_date""",
+                  subject, {}, ("release_date",), files=(landing_file,), name_suffix=suffix),
+        ]
+    return checks
+
+
+def mart_checks(db: Path, run_id: str | None = None) -> list[Check]:
+    """Checks on marts.fct_border_crossings after dbt build: the rows of each file under audit
+    that is its release's current file (a superseded original has no rows there), and raw
+    against the fact for every release."""
+    audited = _files(db, run_id)
+    if not audited:
         return []
-    sha, release_date, landing_file, min_rows = release
-    subject = f"raw.frontex_detections release {release_date} ({landing_file})"
-    params = {"min_rows": min_rows, "known_routes": known_routes(),
-              "first_month_index": month_index(FIRST_MONTH),
-              "release_month_index": month_index(date.fromisoformat(release_date))}
-    return [
-        Check("frontex_raw_rows",
-              f"""select route, border_type, nationality, month::timestamp as month,
-                         {MONTH_INDEX} as month_index, detections, source_row
-                  from raw.frontex_detections where sha256 = '{sha}'""",
-              subject, params, ("route", "border_type", "nationality", "month", "source_row")),
-        Check("frontex_raw_release",
-              f"""select release_date, count(distinct month) as months_present,
-                         date_diff('month', min(month), max(month)) + 1 as months_spanned,
-                         count(distinct route) as routes
-                  from raw.frontex_detections where sha256 = '{sha}' group by release_date""",
-              subject, {}, ("release_date",)),
-    ]
-
-
-def mart_checks(db: Path) -> list[Check]:
-    """Checks on marts.fct_border_crossings after dbt build."""
-    release = _release(db)
-    if release is None:
-        return []
-    sha, release_date, landing_file, min_rows = release
-    params = {"min_rows": min_rows, "known_routes": known_routes(),
-              "first_month_index": month_index(FIRST_MONTH),
-              "release_month_index": month_index(date.fromisoformat(release_date))}
-    return [
-        Check("fct_border_crossings_rows",
-              f"""select month::timestamp as month, {MONTH_INDEX} as month_index, route,
-                         border_type, nationality,
-                         release_date::timestamp as release_date, detections, route_key,
-                         nationality_country_key, source_row
-                  from marts.fct_border_crossings where sha256 = '{sha}'""",
-              f"marts.fct_border_crossings release {release_date} ({landing_file})", params,
-              ("month", "route", "border_type", "nationality", "source_row")),
+    checks = []
+    for sha, release_date, landing_file, min_rows in audited:
+        suffix = f"@{release_date}_{sha[:8]}" if len(audited) > 1 else ""
+        checks.append(Check(
+            "fct_border_crossings_rows",
+            f"""select month::timestamp as month, {MONTH_INDEX} as month_index, route,
+                       border_type, nationality,
+                       release_date::timestamp as release_date, detections, route_key,
+                       nationality_country_key, source_row
+                from marts.fct_border_crossings where sha256 = '{sha}'""",
+            f"marts.fct_border_crossings release {release_date} ({landing_file})",
+            _params(release_date, min_rows),
+            ("month", "route", "border_type", "nationality", "source_row"),
+            files=(landing_file,), name_suffix=suffix))
+    return checks + [
         Check("fct_border_crossings_totals",
               """with raw as (
-                     select release_date, count(*) as raw_rows, sum(detections) as raw_detections
-                     from raw.frontex_detections group by release_date),
+                     select release_date, sha256, count(*) as raw_rows,
+                            sum(detections) as raw_detections
+                     from raw.frontex_detections group by all),
                  fact as (
-                     select release_date, count(*) as fact_rows, sum(detections) as fact_detections
-                     from marts.fct_border_crossings group by release_date)
-                 select coalesce(raw.release_date, fact.release_date)::varchar as release_date,
-                        raw_rows, raw_detections, fact_rows, fact_detections
-                 from raw full outer join fact using (release_date)""",
-              "raw.frontex_detections against marts.fct_border_crossings, every release", {},
-              ("release_date",)),
+                     select release_date, sha256, count(*) as fact_rows,
+                            sum(detections) as fact_detections
+                     from marts.fct_border_crossings group by all),
+                 releases as (select distinct release_date from raw)
+                 select releases.release_date::varchar as release_date,
+                        raw.raw_rows, raw.raw_detections, fact.fact_rows, fact.fact_detections
+                 from releases
+                 left join fact using (release_date)
+                 left join raw on raw.sha256 = fact.sha256""",
+              "raw.frontex_detections (each release's current file) against "
+              "marts.fct_border_crossings, every release", {}, ("release_date",)),
     ]

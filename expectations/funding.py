@@ -19,6 +19,9 @@ FUNDS_SEED = SEEDS_DIR / "funds.csv"
 STAGES_SEED = SEEDS_DIR / "funding_stages.csv"
 COUNTRIES_SEED = SEEDS_DIR / "country_codes.csv"
 
+SOURCES = ("cohesion", "fts", "funding_registry")
+"""The sources (ingest.catalog) these checks are about."""
+
 
 def _seed_column(path: Path, column: str, where=lambda row: True) -> list[str]:
     with path.open(encoding="utf-8", newline="") as fh:
@@ -52,7 +55,7 @@ def _latest_cohesion_files(con: duckdb.DuckDBPyConnection) -> list[str]:
         select sha256 from loads join latest using (dataset, run_id) order by 1""").fetchall()]
 
 
-def raw_checks(db: Path) -> list[Check]:
+def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:
     """Checks on the raw funding loads under audit (none when nothing is loaded)."""
     params = _parameters()
     checks = []
@@ -97,7 +100,7 @@ def raw_checks(db: Path) -> list[Check]:
     return checks
 
 
-def mart_checks(db: Path) -> list[Check]:
+def mart_checks(db: Path, run_id: str | None = None) -> list[Check]:
     """Checks on marts.fct_funding_disbursements (none when it is empty)."""
     with duckdb.connect(str(db), read_only=True) as con:
         if not _count(con, "select count(*) from marts.fct_funding_disbursements"):

@@ -17,6 +17,9 @@ from expectations.audit import Check
 # to leave). Beyond 20 a unit or mapping error is likelier than a real flow.
 RETURN_RATE_MAX = 20
 
+SOURCES = ("readmission_registry",)
+"""The sources (ingest.catalog) these checks are about."""
+
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     try:
@@ -25,7 +28,7 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
         return 0
 
 
-def raw_checks(db: Path) -> list[Check]:
+def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:
     with duckdb.connect(str(db), read_only=True) as con:
         if not _count(con, "select count(*) from raw.readmission_events"):
             return []
@@ -50,7 +53,7 @@ def raw_checks(db: Path) -> list[Check]:
         ("landing_file", "source_row", "iso2", "instrument_type", "status"))]
 
 
-def mart_checks(db: Path) -> list[Check]:
+def mart_checks(db: Path, run_id: str | None = None) -> list[Check]:
     with duckdb.connect(str(db), read_only=True) as con:
         if not _count(con, "select count(*) from marts.fct_readmission_cooperation"):
             return []

@@ -1,6 +1,7 @@
 """Every source's checks, by stage: the one list the transform's audits run."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from expectations import eurostat, frontex, funding, readmission
@@ -9,11 +10,13 @@ from expectations.audit import Check
 SOURCES = (frontex, eurostat, funding, readmission)
 
 
-def raw_checks(db: Path) -> list[Check]:
-    """Checks on the raw loads under audit, source by source."""
-    return [check for source in SOURCES for check in source.raw_checks(db)]
+def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:
+    """Checks on the raw loads under audit (those of run ``run_id``), source by source."""
+    return [dataclasses.replace(check, sources=check.sources or module.SOURCES)
+            for module in SOURCES for check in module.raw_checks(db, run_id)]
 
 
-def mart_checks(db: Path) -> list[Check]:
+def mart_checks(db: Path, run_id: str | None = None) -> list[Check]:
     """Checks on the marts after dbt build, source by source."""
-    return [check for source in SOURCES for check in source.mart_checks(db)]
+    return [dataclasses.replace(check, sources=check.sources or module.SOURCES)
+            for module in SOURCES for check in module.mart_checks(db, run_id)]

@@ -99,8 +99,6 @@ class CohesionSource:
         return candidates
 
     def fetch(self, candidate: Candidate) -> bytes:
-        if candidate.is_local:
-            return Path(candidate.url.removeprefix("file://")).read_bytes()
         return fetch_pages(candidate.url)
 
     def parse(self, content: bytes, file_name: str, dataset: str | None = None) -> Parsed:
@@ -255,3 +253,24 @@ def completeness(url: str, rows: int) -> tuple[bool, str]:
 def _dataset_from_name(file_name: str) -> str | None:
     m = DATASET_ID.match(file_name.rsplit("/", 1)[-1])
     return m.group(1) if m else None
+
+
+def add_snapshot_columns(entry, parsed) -> None:
+    """Each download is a snapshot of cumulative figures: keep whether it is whole, and its
+    date (the platform's update date; a replayed file without one: the latest programme
+    adoption date it holds). Called by the raw load (``ingest.catalog``: ``enrich``)."""
+    frame = parsed.rows
+    complete, note = completeness(entry.url, len(frame))
+    if not complete:
+        log.warning("%s: partial snapshot: %s", entry.path, note)
+    frame["is_complete_snapshot"] = complete
+    frame["completeness_note"] = note
+    if entry.release is not None:
+        frame["snapshot_date"], basis = entry.release, "the platform's last update of the rows"
+    else:
+        adopted = pd.to_datetime(frame["record"].map(
+            lambda r: json.loads(r).get("last_adoption_date_ecms")), errors="coerce")
+        frame["snapshot_date"] = adopted.max().date() if adopted.notna().any() else None
+        basis = ("the latest programme adoption date in the file (the file states no date)"
+                 if adopted.notna().any() else "unknown")
+    frame["snapshot_date_basis"] = basis

@@ -141,8 +141,6 @@ class EurostatSource:
         return candidates
 
     def fetch(self, candidate: Candidate) -> bytes:
-        if candidate.is_local:
-            return Path(candidate.url.removeprefix("file://")).read_bytes()
         assert candidate.dataset is not None
         return fetch_dataset(candidate.dataset, self._toc.get(candidate.dataset))
 
@@ -249,7 +247,8 @@ class EurostatPublishedSource:
         return [Candidate(PUBLISHED, f.resolve().as_uri(), dataset=f.stem) for f in files]
 
     def fetch(self, candidate: Candidate) -> bytes:
-        return Path(candidate.url.removeprefix("file://")).read_bytes()
+        raise DownloadError(candidate.url, "no live endpoint",
+                            "Eurostat's published headline figures is curated by hand: only files in WH_CURATED_DIR are read")
 
     def parse(self, content: bytes, file_name: str, dataset: str | None = None) -> Parsed:
         return Parsed(None, parse_published(content, file_name), dataset)

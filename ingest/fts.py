@@ -23,7 +23,6 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import openpyxl
 import pandas as pd
@@ -119,8 +118,6 @@ class FtsSource:
                 for year in range(s.fts_first_year, last + 1)]
 
     def fetch(self, candidate: Candidate) -> bytes:
-        if candidate.is_local:
-            return Path(candidate.url.removeprefix("file://")).read_bytes()
         content, _ = http.get_bytes(candidate.url, max_bytes=settings().fts_max_download_bytes,
                                     headers=REQUEST_HEADERS)
         return content
@@ -253,3 +250,8 @@ def _year(file_name: str, frame: pd.DataFrame) -> int:
                         "neither the file name ({YEAR}_FTS_dataset_en.xlsx) nor a kept row "
                         "says which year the workbook covers")
     return int(years.max())
+
+
+def add_year_column(entry, parsed) -> None:
+    """The workbook's year, from its dataset (called by the raw load: ``ingest.catalog``)."""
+    parsed.rows.insert(0, "fts_year", int(parsed.dataset))

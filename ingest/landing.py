@@ -4,6 +4,12 @@ Every fetched file is written once under ``<landing>/<source>/`` (read-only, nev
 deleted by a run) and described by one JSON line in ``<landing>/manifest.jsonl``. A file that
 fails parsing is landed too, with ``status: quarantined`` and the reason, so it can be diagnosed.
 A file whose sha256 is already in the manifest is not landed again.
+
+What happens to a landed file afterwards is appended to ``<landing>/states.jsonl``, one event per
+line (never rewritten): ``loaded`` into a run's build, ``published`` with that run, ``rejected``
+(by the pipeline when the file failed an audit or a dbt test, or by hand, with the reason) and
+``readmitted`` (by hand). The state a user sees is derived from these events and the manifest
+(see ``Landing.state``); the landed bytes themselves never change.
 """
 from __future__ import annotations
 
@@ -22,6 +28,28 @@ log = logging.getLogger(__name__)
 
 LANDED = "landed"
 QUARANTINED = "quarantined"
+"""Manifest status of a file that failed parsing at landing (shown as state ``rejected``)."""
+
+# Events of states.jsonl, and the states they lead to.
+LOADED = "loaded"
+PUBLISHED = "published"
+REJECTED = "rejected"
+READMITTED = "readmitted"
+SUPERSEDED = "superseded"
+"""Derived, never an event: a published file whose release was re-issued with other bytes."""
+
+
+@dataclass(frozen=True)
+class StateEvent:
+    path: str
+    """The landed file, relative to the landing directory."""
+    sha256: str
+    event: str
+    at: str
+    run_id: str | None = None
+    reason: str | None = None
+    by: str = "pipeline"
+    """``pipeline`` or ``hand`` (a data engineer, through ``python -m pipeline.run reject``)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +96,7 @@ class Landing:
     def __init__(self, root: Path):
         self.root = root
         self.manifest = root / "manifest.jsonl"
+        self.states = root / "states.jsonl"
 
     def entries(self, source: str | None = None) -> list[ManifestEntry]:
         if not self.manifest.exists():
@@ -127,6 +156,72 @@ class Landing:
                 os.fsync(fh.fileno())
             log.info("landed %s -> %s (%s, %s bytes)", url, rel, entry.status, f"{len(content):,}")
             return entry, True
+
+    # --- states -------------------------------------------------------------------------------
+
+    def events(self) -> list[StateEvent]:
+        if not self.states.exists():
+            return []
+        with self.states.open(encoding="utf-8") as fh:
+            return [StateEvent(**json.loads(line)) for line in fh if line.strip()]
+
+    def record(self, entries: list[ManifestEntry], event: str, run_id: str | None = None,
+               reason: str | None = None, by: str = "pipeline") -> None:
+        """Append one state event per entry (under the manifest lock)."""
+        if not entries:
+            return
+        at = datetime.now(timezone.utc).isoformat()
+        with self._locked():
+            with self.states.open("a", encoding="utf-8") as fh:
+                for e in entries:
+                    fh.write(json.dumps(asdict(StateEvent(e.path, e.sha256, event, at, run_id,
+                                                          reason, by)),
+                                        ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        for e in entries:
+            log.info("%s: %s%s%s", e.path, event, f" by {by}" if by != "pipeline" else "",
+                     f": {reason}" if reason else "")
+
+    def rejection(self, entry: ManifestEntry,
+                  events: list[StateEvent] | None = None) -> str | None:
+        """Why ``entry`` is rejected, or None when it may be loaded. A file that failed parsing
+        at landing is rejected with its parse error; a rejection (by the pipeline or by hand)
+        holds until the file is re-admitted."""
+        reason = entry.error if entry.status == QUARANTINED else None
+        for ev in events if events is not None else self.events():
+            if ev.sha256 != entry.sha256:
+                continue
+            if ev.event == REJECTED:
+                reason = ev.reason or "rejected"
+            elif ev.event == READMITTED:
+                reason = None
+        return reason
+
+    def loadable(self, source: str) -> list[ManifestEntry]:
+        """The files of ``source`` that a load may use: landed and not rejected, oldest first."""
+        events = self.events()
+        return sorted((e for e in self.entries(source) if self.rejection(e, events) is None),
+                      key=lambda e: e.fetched_at)
+
+    def rejected(self, source: str | None = None) -> list[ManifestEntry]:
+        events = self.events()
+        return [e for e in self.entries(source) if self.rejection(e, events) is not None]
+
+    def resolve(self, name: str) -> ManifestEntry:
+        """The entry a user means by ``name``: its landing path, its file name, or a prefix of
+        its sha256 (at least 8 characters). Raises ``LookupError`` naming the candidates."""
+        entries = self.entries()
+        name = name.strip()
+        found = [e for e in entries if e.path == name or e.path.endswith("/" + name)
+                 or (len(name) >= 8 and e.sha256.startswith(name.lower()))]
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise LookupError(f"no landed file matches {name!r} in {self.manifest} "
+                              "(give its landing path, file name or sha256 prefix)")
+        raise LookupError(f"{name!r} matches {len(found)} landed files: "
+                          + ", ".join(e.path for e in found))
 
     def newest(self, source: str) -> ManifestEntry | None:
         """The newest good release of a source: latest release date, then latest fetch."""

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ingest.config import SEEDS_DIR, settings
 from ingest.csvtext import decode
-from ingest.errors import DataError
+from ingest.errors import DataError, DownloadError
 from ingest.source import Candidate, Parsed
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ class FundingRegistrySource:
         return [Candidate(FUNDING, path.resolve().as_uri(), dataset="funding_commitments")]
 
     def fetch(self, candidate: Candidate) -> bytes:
-        return Path(candidate.url.removeprefix("file://")).read_bytes()
+        raise DownloadError(candidate.url, "no live endpoint",
+                            "a curated registry is curated by hand: only files in WH_CURATED_DIR are read")
 
     def parse(self, content: bytes, file_name: str, dataset: str | None = None) -> Parsed:
         return Parsed(None, parse_funding(content, file_name), "funding_commitments")
@@ -205,7 +206,8 @@ class ReadmissionRegistrySource:
         return [Candidate(READMISSION, path.resolve().as_uri(), dataset="readmission_instruments")]
 
     def fetch(self, candidate: Candidate) -> bytes:
-        return Path(candidate.url.removeprefix("file://")).read_bytes()
+        raise DownloadError(candidate.url, "no live endpoint",
+                            "a curated registry is curated by hand: only files in WH_CURATED_DIR are read")
 
     def parse(self, content: bytes, file_name: str, dataset: str | None = None) -> Parsed:
         return Parsed(None, parse_readmission(content, file_name), "readmission_instruments")

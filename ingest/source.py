@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
@@ -48,7 +48,8 @@ class Source(Protocol):
         """What could be new: the files the publisher offers now."""
 
     def fetch(self, candidate: Candidate) -> bytes:
-        """The bytes of one candidate."""
+        """The bytes of one live (http/https) candidate; ``file://`` candidates are read by
+        ``ingest.source.fetch``, never by the source."""
 
     def parse(self, content: bytes, file_name: str, dataset: str | None = None) -> Parsed:
         """A pure function of the bytes; raises ``DataError`` naming file, row and rule.
@@ -60,31 +61,45 @@ def file_name(url: str) -> str:
     return PurePosixPath(urlparse(url).path).name or url
 
 
-def land_new(source: Source, landing: Landing) -> list[ManifestEntry]:
+def fetch(source: Source, candidate: Candidate) -> bytes:
+    """The bytes of a candidate, by one of two interchangeable fetchers: a replayed or curated
+    file (``file://``) is read from disk here, the same way for every source; a live one is
+    fetched by the source itself (its HTTP API, paging and caps)."""
+    if candidate.is_local:
+        return Path(candidate.url.removeprefix("file://")).read_bytes()
+    return source.fetch(candidate)
+
+
+def land_new(source: Source, landing: Landing, refetch_landed: bool = False) -> list[ManifestEntry]:
     """Fetch what is new, validate it by parsing, land it. Returns the newly landed entries.
 
     A live URL already landed is not fetched again (the publisher renames the file for every
-    release); a URL whose file was quarantined is fetched again, since the publisher may have
+    release), unless ``refetch_landed`` (``ingest.catalog``: a publisher that re-issues
+    corrections under the same name): then the bytes are compared, and other bytes land as a
+    correction. A URL whose file was quarantined is fetched again, since the publisher may have
     fixed it. A file that does not parse is landed as quarantined, then the error is raised; the
-    same bad bytes found again raise again.
+    same bad bytes found again raise again. Bytes already landed land nothing, whatever their
+    state (a file rejected by a run stays rejected until re-admitted by hand).
     """
     new: list[ManifestEntry] = []
     errors: list[DataError] = []
     for cand in source.discover():
-        known = None if cand.is_local else landing.find_url(cand.url, status=LANDED,
-                                                             version=cand.version)
+        known = None if cand.is_local or refetch_landed else landing.find_url(
+            cand.url, status=LANDED, version=cand.version)
         if known is not None:
             log.info("%s: already landed as %s%s, not fetched again", cand.url, known.path,
                      f" (version {cand.version})" if cand.version else "")
             continue
-        content = source.fetch(cand)
+        content = fetch(source, cand)
         if (known := landing.find_sha(sha256_of(content))) is not None:
             if known.status == QUARANTINED:
                 # Still the same bad bytes: fail again rather than pass quietly on a rerun.
                 errors.append(DataError(file_name(cand.url), "quarantined",
                                         f"same bytes as quarantined {known.path}: {known.error}"))
             else:
-                log.info("%s: same bytes as %s, nothing new", cand.url, known.path)
+                rejected = landing.rejection(known)
+                log.info("%s: same bytes as %s, nothing new%s", cand.url, known.path,
+                         f" (that file is rejected: {rejected})" if rejected else "")
             continue
         try:
             parsed = source.parse(content, file_name(cand.url), cand.dataset)

@@ -57,13 +57,28 @@ def build(build_db: Path, run_dir: Path, args: list[str] | None = None) -> dict:
     code = proc.wait()
     results = _run_results(target / "target" / "run_results.json")
     if code != 0:
+        manifest = _run_results(target / "target" / "manifest.json").get("nodes", {})
         failed = [f"{r['unique_id']} ({r['status']}): {(r.get('message') or '').strip()}"
+                  + _failing_rows(build_db, r, manifest)
                   for r in results.get("results", []) if r["status"] in ("error", "fail")]
         # No failed node (a parse or compilation error): dbt's own last words say what broke.
         detail = "\n  ".join(failed) or "\n  ".join(tail)
         raise DbtBuildFailed(f"dbt build failed (exit {code}) on {build_db}:\n  {detail}")
     return {"nodes": len(results.get("results", [])),
             "elapsed_s": round(results.get("elapsed_time", 0.0), 1)}
+
+
+def _failing_rows(build_db: Path, result: dict, manifest: dict) -> str:
+    """Sample failing rows a test stored (``store_failures``), naming the landing file and the
+    release when the test keeps them, so the message says which file broke the rule."""
+    relation = result.get("relation_name") or manifest.get(result["unique_id"], {}).get(
+        "relation_name")
+    if not relation or not result["unique_id"].startswith("test."):
+        return ""
+    from pipeline.files import failing_rows
+
+    rows = failing_rows(build_db, relation)
+    return f"\n    failing rows ({relation}): {rows}" if rows else ""
 
 
 def _run_results(path: Path) -> dict:

@@ -1,11 +1,23 @@
 """Run the whole pipeline through Airflow, on its embedded SQLite metadata database.
 
 This is what ``make run`` calls. It runs the real DAGs with ``dag.test()``: first the source
-DAGs (``frontex_ingest``, ``eurostat_ingest``, ``cohesion_ingest``, ``fts_ingest``,
-``registries_ingest``: find, fetch, validate and land new files), then the transform DAG
-(``warehouse_transform``: build, load, audit, dbt build, audit, publish). No scheduler or
+DAGs (those of ingest/catalog.py: find, fetch, validate and land new files), then the transform
+DAG (``warehouse_transform``: build, load, audit, dbt build, audit, publish). No scheduler or
 webserver is started. At the end it prints where the published warehouse is and a summary, or,
-when a step failed, which check failed on which file, and exits non-zero.
+when a step failed, which check failed on which file, and exits non-zero. A landed file that
+fails an audit or a dbt test is rejected: it stays in landing/, and the next run publishes
+without it.
+
+Commands for landed files (no Airflow needed):
+  python -m pipeline.run files [--source S] [--state STATE]
+                                  every landed file with its state: landed, loaded, published,
+                                  superseded (by a correction of the same release), rejected
+  python -m pipeline.run reject FILE --reason "..."
+                                  reject a file by hand (it leaves the warehouse at the next run)
+  python -m pipeline.run readmit FILE
+                                  let a rejected file be loaded again at the next run
+  FILE is a landing path (frontex/20261127T101500000000Z_1a2b3c4d5e6f.xlsx), its file name or a
+  sha256 prefix (8+ characters), as `files` prints them.
 
 Configuration (environment variables):
   WH_SNAPSHOT_DIR   replay recorded files laid out like ../shared/data instead of fetching live
@@ -30,10 +42,10 @@ import sys
 import time
 from pathlib import Path
 
+from ingest import catalog
 from ingest.config import REPO_ROOT, export_resolved, settings
 
-SOURCE_DAG_IDS = ("frontex_ingest", "eurostat_ingest", "cohesion_ingest", "fts_ingest",
-                  "registries_ingest")
+SOURCE_DAG_IDS = catalog.dag_ids()
 DAG_IDS = (*SOURCE_DAG_IDS, "warehouse_transform")
 NETWORK_ERRORS = {"ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout", "SSLError",
                   "HTTPError", "RetryError", "ChunkedEncodingError"}
@@ -225,12 +237,81 @@ def _returns_summary(con) -> list[str]:
     return lines
 
 
+def files_command(args) -> int:
+    from pipeline import files
+
+    found = [f for f in files.states()
+             if (args.source is None or f.entry.source == args.source)
+             and (args.state is None or f.state == args.state)]
+    if not found:
+        print(f"no landed files{' matching' if args.source or args.state else ''} in "
+              f"{settings().landing_dir}")
+        return 0
+    width = max(len(f.entry.path) for f in found)
+    print(f"{'state':<11} {'landing file':<{width}} {'source':<20} {'release':<12} detail")
+    for f in found:
+        print(f"{f.state:<11} {f.entry.path:<{width}} {f.entry.source:<20} {f.release:<12} "
+              f"{f.detail}")
+    counts = {}
+    for f in found:
+        counts[f.state] = counts.get(f.state, 0) + 1
+    print(f"\n{len(found)} files: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+    return 0
+
+
+def reject_command(args) -> int:
+    from pipeline import files
+
+    try:
+        entry = files.reject_by_hand(args.file, args.reason)
+    except (LookupError, ValueError) as err:
+        print(f"reject: {err}", file=sys.stderr)
+        return 2
+    print(f"rejected {entry.path}: {args.reason}\nIt stays in {settings().landing_dir}; the next "
+          "run publishes the warehouse without it (make run).")
+    return 0
+
+
+def readmit_command(args) -> int:
+    from pipeline import files
+
+    try:
+        entry = files.readmit(args.file)
+    except (LookupError, ValueError) as err:
+        print(f"readmit: {err}", file=sys.stderr)
+        return 2
+    print(f"re-admitted {entry.path}: the next run loads it again (make run).")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.run", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dag", action="append", choices=DAG_IDS,
+                   help="run only this DAG (repeatable; default: all, in order)")
+    sub = p.add_subparsers(dest="command", metavar="{run,files,reject,readmit}")
+    run = sub.add_parser("run", help="run the pipeline (the default)")
+    run.add_argument("--dag", action="append", choices=DAG_IDS, help=argparse.SUPPRESS)
+    listing = sub.add_parser("files", help="list landed files with their state")
+    listing.add_argument("--source", choices=sorted(catalog.BY_NAME))
+    listing.add_argument("--state", choices=["landed", "loaded", "published", "superseded",
+                                             "rejected"])
+    reject = sub.add_parser("reject", help="reject a landed file by hand, with a reason")
+    reject.add_argument("file", help="landing path, file name or sha256 prefix")
+    reject.add_argument("--reason", required=True, help="why (kept in landing/states.jsonl)")
+    readmit = sub.add_parser("readmit", help="let a rejected file be loaded again")
+    readmit.add_argument("file", help="landing path, file name or sha256 prefix")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="make run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dag", action="append", choices=DAG_IDS,
-                        help="run only this DAG (repeatable; default: all, in order)")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
+    if args.command in ("files", "reject", "readmit"):
+        export_resolved()
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        return {"files": files_command, "reject": reject_command,
+                "readmit": readmit_command}[args.command](args)
     configure_environment()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     s = settings()

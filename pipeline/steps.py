@@ -14,13 +14,13 @@ from dataclasses import asdict
 import duckdb
 
 from expectations import audit, suites_by_stage
-from ingest import cohesion, eurostat, frontex, fts, registries
+from ingest import catalog
 from ingest.config import settings
 from ingest.errors import DataError
-from ingest.landing import Landing
-from ingest.load import load_eurostat, load_frontex, load_funding, load_registries
+from ingest.landing import LOADED, PUBLISHED, Landing
+from ingest.load import load_all, unload_rejected
 from ingest.source import land_new
-from pipeline import dbt, quality, warehouse
+from pipeline import dbt, files, quality, warehouse
 from pipeline import report as quality_report
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,23 @@ def records_failure(step):
             path = warehouse.record_failure(run_id, step.__name__, err)
             log.error("step %s failed; details in %s; build database kept at %s",
                       step.__name__, path, warehouse.build_db(run_id))
+            raise
+    return wrapper
+
+
+def rejects_culprits(step):
+    """For transform steps: when a step fails on data (a file that does not load, an audit or a
+    dbt test), reject the files of this run that the failure points at, so that they never block
+    a later run: they stay in landing/ for diagnosis and the next run publishes without them.
+    The error raised names them, with their release and how to re-admit them."""
+    @functools.wraps(step)
+    def wrapper(run_id: str, *args, **kwargs):
+        try:
+            return step(run_id, *args, **kwargs)
+        except Exception as err:
+            rejected = files.reject_culprits(run_id, err)
+            if rejected:
+                raise files.Rejected(err, rejected) from err
             raise
     return wrapper
 
@@ -56,56 +73,22 @@ def reported_on_failure(step):
     return wrapper
 
 
-def _land(*sources) -> list[dict]:
-    """Land what each source has new; a source that fails does not stop the others, and the
-    first data error is raised at the end (after the bad file is quarantined)."""
+@reported_on_failure
+@records_failure
+def land(run_id: str, dag_id: str) -> list[dict]:
+    """Source step (one per source DAG): land what each source of ``dag_id`` (``ingest.catalog``)
+    has new. A source that fails does not stop the others; the first data error is raised at the
+    end, after the bad file is kept in landing/ as rejected."""
     landing = Landing(settings().landing_dir)
     entries, errors = [], []
-    for source in sources:
+    for spec in catalog.of_dag(dag_id):
         try:
-            entries += land_new(source, landing)
+            entries += land_new(spec.source(), landing, spec.refetch_landed)
         except DataError as err:
             errors.append(err)
     if errors:
         raise errors[0]
     return [asdict(e) for e in entries]
-
-
-@reported_on_failure
-@records_failure
-def land_frontex(run_id: str) -> list[dict]:
-    """Source step (Frontex DAG): land what is new. Raises ``DataError`` after quarantining a
-    file that does not parse."""
-    return _land(frontex.FrontexSource())
-
-
-@reported_on_failure
-@records_failure
-def land_eurostat(run_id: str) -> list[dict]:
-    """Source step (Eurostat DAG): land the datasets whose update date is new, and Eurostat's
-    published headline figures."""
-    return _land(eurostat.EurostatSource(), eurostat.EurostatPublishedSource())
-
-
-@reported_on_failure
-@records_failure
-def land_cohesion(run_id: str) -> list[dict]:
-    """Source step (Cohesion DAG): land a snapshot of each dataset whose rows were updated."""
-    return _land(cohesion.CohesionSource())
-
-
-@reported_on_failure
-@records_failure
-def land_fts(run_id: str) -> list[dict]:
-    """Source step (FTS DAG): land the yearly workbooks not landed yet."""
-    return _land(fts.FtsSource())
-
-
-@reported_on_failure
-@records_failure
-def land_registries(run_id: str) -> list[dict]:
-    """Source step (registries DAG): land a curated registry when its content changed."""
-    return _land(registries.FundingRegistrySource(), registries.ReadmissionRegistrySource())
 
 
 @records_failure
@@ -114,37 +97,41 @@ def prepare(run_id: str) -> str:
 
 
 @records_failure
+@rejects_culprits
 def load(run_id: str) -> dict:
-    """Load what is landed and not loaded yet, from every source, into raw.*."""
+    """Load what is landed, not rejected and not loaded yet, from every source, into raw.*;
+    remove from the build what was rejected since it was published."""
     landing = Landing(settings().landing_dir)
     with duckdb.connect(str(warehouse.build_db(run_id))) as con:
-        frontex_result = load_frontex(con, landing, run_id)
-        eurostat_results = load_eurostat(con, landing, run_id)
-        funding_results = load_funding(con, landing, run_id)
-        registry_results = load_registries(con, landing, run_id)
-    return {"frontex": asdict(frontex_result) if frontex_result else {},
-            "eurostat": [asdict(r) for r in eurostat_results],
-            "funding": [asdict(r) for r in funding_results],
-            "registries": [asdict(r) for r in registry_results]}
+        unloaded = unload_rejected(con, landing)
+        results = load_all(con, landing, run_id, on_loaded=lambda done: landing.record(
+            [landing.resolve(r.landing_file) for r in done], LOADED, run_id))
+    by_source: dict[str, list] = {}
+    for r in results:
+        by_source.setdefault(r.source, []).append(asdict(r))
+    return {"loaded": by_source, "unloaded": [e.path for e in unloaded]}
 
 
 @records_failure
+@rejects_culprits
 def audit_raw(run_id: str) -> dict:
     db = warehouse.build_db(run_id)
-    return audit.run_checks(db, suites_by_stage.raw_checks(db),
+    return audit.run_checks(db, suites_by_stage.raw_checks(db, run_id),
                             warehouse.run_dir(run_id) / "audit" / "raw", "raw",
                             docs_dir=warehouse.run_dir(run_id) / "data_docs" / "raw")
 
 
 @records_failure
+@rejects_culprits
 def dbt_build(run_id: str) -> dict:
     return dbt.build(warehouse.build_db(run_id), warehouse.run_dir(run_id))
 
 
 @records_failure
+@rejects_culprits
 def audit_marts(run_id: str) -> dict:
     db = warehouse.build_db(run_id)
-    return audit.run_checks(db, suites_by_stage.mart_checks(db),
+    return audit.run_checks(db, suites_by_stage.mart_checks(db, run_id),
                             warehouse.run_dir(run_id) / "audit" / "marts", "marts",
                             docs_dir=warehouse.run_dir(run_id) / "data_docs" / "marts")
 
@@ -156,7 +143,10 @@ def publish(run_id: str) -> str:
     build = warehouse.build_db(run_id)
     quality.record_run(run_id, "published", measured_db=build,
                        measured_label=str(settings().warehouse))
-    return str(warehouse.publish(run_id, before_checkpoint=quality.copy_into))
+    published = warehouse.publish(run_id, before_checkpoint=quality.copy_into)
+    landing = Landing(settings().landing_dir)
+    landing.record(files.loaded_in(landing, run_id), PUBLISHED, run_id)
+    return str(published)
 
 
 class RunFailed(Exception):

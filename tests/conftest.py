@@ -55,9 +55,8 @@ def built_db(tmp_path_factory, recorded_workbook, snapshot_dir) -> Path:
         mp.setenv("WH_RUNS_DIR", str(root / "wh" / "runs"))
         Landing(root / "landing").land("frontex", "file:///snapshot/frontex/ibc.xlsx",
                                        recorded_workbook, date(2025, 6, 3))
-        steps.land_eurostat("fixture")
-        steps.land_cohesion("fixture")
-        steps.land_registries("fixture")
+        for dag_id in ("eurostat_ingest", "cohesion_ingest", "registries_ingest"):
+            steps.land("fixture", dag_id)
         steps.prepare("fixture")
         steps.load("fixture")
         steps.dbt_build("fixture")

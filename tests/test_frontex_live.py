@@ -26,7 +26,9 @@ from ingest.config import settings
 from ingest.errors import DataError, DownloadError
 from ingest.frontex import FrontexSource
 from ingest.landing import Landing
+from ingest import catalog
 from ingest.source import land_new
+from tests import workbooks
 from tests.replay_server import XLSX_TYPE, ReplayServer, Reply
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +91,9 @@ def live(workbook, server, tmp_path, monkeypatch):
 
 
 def run() -> list:
-    return land_new(FrontexSource(), Landing(settings().landing_dir))
+    """What the frontex_ingest DAG does: land with the source's declared policy."""
+    return land_new(FrontexSource(), Landing(settings().landing_dir),
+                    catalog.spec("frontex").refetch_landed)
 
 
 def xlsx(body: bytes, **kw) -> Reply:
@@ -189,12 +193,31 @@ def test_happy_path_lands_newest_workbook_once(live, workbook):
     assert path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) == 0
     assert hashlib.sha256(path.read_bytes()).hexdigest() == line["sha256"]
 
-    # Second run: the page is read again, the known URL is not fetched again, nothing lands.
+    # Second run: the page is read again, the known URL is fetched again (Frontex re-issues
+    # corrections under the same name), the same bytes land nothing.
     assert run() == []
     assert live.count(PAGE) == 2
-    assert live.count(NEWEST) == 1
+    assert live.count(NEWEST) == 2
     assert len(manifest_lines()) == 1
     assert landed_files() == [path]
+
+
+def test_correction_reissued_under_the_same_name_lands_as_a_second_file(live, workbook,
+                                                                          snapshot_dir):
+    """Frontex re-issues a corrected workbook under the same name and release date: the next run
+    fetches it again, and the other bytes land beside the first file, same release."""
+    live.route(NEWEST, xlsx(workbook))
+    [first] = run()
+    header, rows = workbooks.recorded_rows(snapshot_dir / "frontex" / "ibc.xlsx")
+    rows[0][3] = (rows[0][3] or 0) + 5
+    corrected = workbooks.write_workbook(header=header, rows=rows,
+                                         note="Source: FRAN data as of 03JUN25")
+    live.route(NEWEST, xlsx(corrected))
+    [second] = run()
+    assert live.count(NEWEST) == 2
+    assert (first.release_date, second.release_date) == ("2025-06-03", "2025-06-03")
+    assert second.sha256 == hashlib.sha256(corrected).hexdigest() != first.sha256
+    assert [e["path"] for e in manifest_lines()] == [first.path, second.path]
 
 
 def test_renamed_release_with_same_bytes_is_fetched_but_not_landed_again(live, workbook):

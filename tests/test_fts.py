@@ -179,7 +179,8 @@ def test_fts_rows_are_loaded_and_audited(tmp_path, monkeypatch):
     import duckdb
 
     from expectations import audit, funding
-    from ingest.load import load_funding
+    from ingest import catalog
+    from ingest.load import load_source
 
     snapshot = tmp_path / "snapshot"
     (snapshot / "fts").mkdir(parents=True)
@@ -192,7 +193,7 @@ def test_fts_rows_are_loaded_and_audited(tmp_path, monkeypatch):
     assert entry.dataset == "2024"
     db = tmp_path / "migration.duckdb"
     with duckdb.connect(str(db)) as con:
-        [loaded] = [r for r in load_funding(con, landing, "run1") if r.source == "fts"]
+        [loaded] = load_source(con, landing, catalog.spec("fts"), "run1")
         assert loaded.rows_loaded == 3
         assert con.execute("select fts_year, sum(amount_eur) from raw.fts_commitments"
                            " group by 1").fetchall() == [(2024, 4_050_000.5)]

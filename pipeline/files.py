@@ -1,0 +1,255 @@
+"""The state of every landed file, and the rejection of files a run failed on.
+
+States (docs/decisions.md, "Landing states"):
+
+- ``landed``: in landing/, not loaded into a published warehouse yet (the next run loads it);
+- ``loaded``: loaded into the build of a run that has not published (running, or failed on
+  something that is not the file's fault: the next run loads it again);
+- ``published``: its rows are in the published warehouse;
+- ``superseded``: published, but a newer file of the same release (``ingest.catalog``:
+  ``release_key``) was published after it: a correction. Its rows stay in raw and in the
+  revision marts; the marts' current figures come from the correction;
+- ``rejected``: failed parsing at landing, an audit or a dbt test, or rejected by hand; kept in
+  landing/ for diagnosis, never loaded again until re-admitted (``python -m pipeline.run
+  readmit FILE``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from expectations.audit import AuditFailed
+from ingest import catalog
+from ingest.config import settings
+from ingest.landing import (LOADED, PUBLISHED, READMITTED, REJECTED, SUPERSEDED, Landing,
+                            ManifestEntry)
+from ingest.load import LoadFailed
+
+log = logging.getLogger(__name__)
+
+LANDED_STATE = "landed"
+SAMPLE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class FileState:
+    entry: ManifestEntry
+    state: str
+    detail: str = ""
+
+    @property
+    def release(self) -> str:
+        e = self.entry
+        return e.release_date or (f"version {e.version}" if e.version else "undated")
+
+
+class Rejected(Exception):
+    """A transform step failed on data; the files it points at were rejected."""
+
+    def __init__(self, cause: BaseException, rejected: list[ManifestEntry]):
+        self.cause = cause
+        self.rejected = rejected
+        lines = [str(cause), "", "Rejected (kept in landing/ for diagnosis; the next run "
+                 "publishes without them):"]
+        for e in rejected:
+            lines.append(f"  - {e.path} ({e.source}"
+                         f"{' ' + e.dataset if e.dataset else ''}, release "
+                         f"{e.release_date or e.version or 'undated'}, from {e.url})")
+        lines.append("Re-admit a file once the cause is fixed (a seed, a rule): "
+                     "python -m pipeline.run readmit FILE")
+        super().__init__("\n".join(lines))
+
+
+# --- which files a failure points at -----------------------------------------------------------
+
+def loaded_in(landing: Landing, run_id: str) -> list[ManifestEntry]:
+    """The files this run loaded into its build."""
+    shas = {ev.sha256 for ev in landing.events() if ev.event == LOADED and ev.run_id == run_id}
+    return [e for e in landing.entries() if e.sha256 in shas]
+
+
+def reject_culprits(run_id: str, err: BaseException) -> list[ManifestEntry]:
+    """Reject the files of this run that ``err`` points at, and return them. Only files this
+    run loaded can be culprits: a failure on data that was published before (a changed rule or
+    seed) rejects nothing, and the run fails until the rule is fixed."""
+    landing = Landing(settings().landing_dir)
+    new = {e.sha256: e for e in loaded_in(landing, run_id)}
+    if isinstance(err, LoadFailed):
+        culprits = [err.entry]
+    elif isinstance(err, AuditFailed):
+        # A check about given files blames them; a check over a whole table (totals, counts
+        # against the previous load) blames what this run loaded of its sources.
+        culprits = [e for e in new.values()
+                    if any(e.path in c.files if c.files else e.source in c.sources
+                           for c in err.failed)]
+    elif type(err).__name__ == "DbtBuildFailed":
+        culprits = _dbt_culprits(run_id, list(new.values()))
+    else:
+        culprits = []
+    if not culprits:
+        if new:
+            log.warning("run %s failed, but the failure names none of the %d file(s) it loaded: "
+                        "nothing rejected", run_id, len(new))
+        return []
+    reason = _first_line(err)
+    landing.record(culprits, REJECTED, run_id, reason=f"run {run_id}: {reason}")
+    return culprits
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    head = lines[0] if lines else type(err).__name__
+    return " ".join(lines[:3])[:500] if len(lines) > 1 else head[:500]
+
+
+def _dbt_culprits(run_id: str, new: list[ManifestEntry]) -> list[ManifestEntry]:
+    """The files loaded this run upstream of each failing dbt test; narrowed to the files its
+    failing rows name when the test keeps a ``landing_file`` or ``sha256`` column."""
+    from pipeline import warehouse
+
+    target = warehouse.run_dir(run_id) / "dbt" / "target"
+    results, manifest = _json(target / "run_results.json"), _json(target / "manifest.json")
+    if not results or not manifest or not new:
+        return []
+    culprits: dict[str, ManifestEntry] = {}
+    for r in results.get("results", []):
+        if r["status"] not in ("fail", "error") or not r["unique_id"].startswith("test."):
+            continue
+        tables = _upstream_raw_tables(r["unique_id"], manifest)
+        suspects = [e for e in new if (s := catalog.BY_NAME.get(e.source)) is not None
+                    and s.raw_table in tables]
+        named = _files_named_by_failures(run_id, manifest["nodes"].get(r["unique_id"], {}))
+        if named:
+            suspects = [e for e in suspects if e.path in named or e.sha256 in named]
+        culprits.update({e.sha256: e for e in suspects})
+    return list(culprits.values())
+
+
+def _upstream_raw_tables(node_id: str, manifest: dict) -> set[str]:
+    seen, stack, tables = set(), [node_id], set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if current in manifest.get("sources", {}):
+            src = manifest["sources"][current]
+            tables.add(f"{src['schema']}.{src.get('identifier') or src['name']}")
+            continue
+        node = manifest["nodes"].get(current) or {}
+        stack += node.get("depends_on", {}).get("nodes", [])
+    return tables
+
+
+def _files_named_by_failures(run_id: str, node: dict) -> set[str]:
+    """Landing files or sha256s in the failing rows a test stored (``store_failures``)."""
+    from pipeline import warehouse
+
+    relation = node.get("relation_name")
+    if not relation:
+        return set()
+    try:
+        with duckdb.connect(str(warehouse.build_db(run_id)), read_only=True) as con:
+            columns = [c[0] for c in con.execute(f"describe {relation}").fetchall()]
+            wanted = [c for c in ("landing_file", "sha256") if c in columns]
+            if not wanted:
+                return set()
+            found = set()
+            for col in wanted:
+                found |= {v for (v,) in con.execute(
+                    f"select distinct {col} from {relation} where {col} is not null").fetchall()}
+            return found
+    except duckdb.Error as err:
+        log.warning("could not read the failing rows of %s: %s", relation, err)
+        return set()
+
+
+def failing_rows(db: Path, relation: str, limit: int = SAMPLE_ROWS) -> str:
+    """A few failing rows of a dbt test, as ``col=value`` text, for error messages."""
+    try:
+        with duckdb.connect(str(db), read_only=True) as con:
+            cur = con.execute(f"select * from {relation} limit {limit}")
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+    except duckdb.Error:
+        return ""
+    return "; ".join(", ".join(f"{n}={v}" for n, v in zip(names, row)) for row in rows)
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+# --- states -----------------------------------------------------------------------------------
+
+def published_shas(warehouse: Path | None = None) -> set[str]:
+    path = warehouse or settings().warehouse
+    if not path.exists():
+        return set()
+    with duckdb.connect(str(path), read_only=True) as con:
+        has_log = con.execute("""select count(*) from information_schema.tables
+                                 where table_schema = 'raw' and table_name = 'load_log'""")
+        if not has_log.fetchone()[0]:
+            return set()
+        return {sha for (sha,) in con.execute("select sha256 from raw.load_log").fetchall()}
+
+
+def states(landing: Landing | None = None, warehouse: Path | None = None) -> list[FileState]:
+    """Every landed file with its state, oldest landed first."""
+    landing = landing or Landing(settings().landing_dir)
+    events = landing.events()
+    published = published_shas(warehouse)
+    entries = sorted(landing.entries(), key=lambda e: e.fetched_at)
+    # The newest published file of each release supersedes the older ones.
+    newest: dict[tuple, ManifestEntry] = {}
+    for e in entries:
+        spec = catalog.BY_NAME.get(e.source)
+        if spec is not None and e.sha256 in published:
+            newest[(e.source, *spec.release_key(e))] = e
+    out = []
+    for e in entries:
+        reason = landing.rejection(e, events)
+        mine = [ev for ev in events if ev.sha256 == e.sha256]
+        if reason is not None:
+            by = next((ev.by for ev in reversed(mine) if ev.event == REJECTED), "pipeline")
+            where = "at landing" if not any(ev.event == REJECTED for ev in mine) else f"by {by}"
+            out.append(FileState(e, REJECTED, f"{where}: {reason}"))
+        elif e.sha256 in published:
+            spec = catalog.BY_NAME.get(e.source)
+            latest = newest.get((e.source, *spec.release_key(e))) if spec else None
+            if latest is not None and latest.sha256 != e.sha256:
+                out.append(FileState(e, SUPERSEDED, f"corrected by {latest.path}"))
+            else:
+                run = next((ev.run_id for ev in reversed(mine) if ev.event == PUBLISHED), None)
+                out.append(FileState(e, PUBLISHED, f"run {run}" if run else ""))
+        elif any(ev.event == LOADED for ev in mine):
+            run = next(ev.run_id for ev in reversed(mine) if ev.event == LOADED)
+            readmitted = any(ev.event == READMITTED for ev in mine)
+            out.append(FileState(e, LOADED, f"into run {run}, not published"
+                                 + (" (re-admitted)" if readmitted else "")))
+        else:
+            out.append(FileState(e, LANDED_STATE, "waiting for the next transform run"))
+    return out
+
+
+def reject_by_hand(name: str, reason: str) -> ManifestEntry:
+    landing = Landing(settings().landing_dir)
+    entry = landing.resolve(name)
+    if landing.rejection(entry) is not None:
+        raise ValueError(f"{entry.path} is already rejected: {landing.rejection(entry)}")
+    landing.record([entry], REJECTED, reason=reason, by="hand")
+    return entry
+
+
+def readmit(name: str) -> ManifestEntry:
+    landing = Landing(settings().landing_dir)
+    entry = landing.resolve(name)
+    if landing.rejection(entry) is None:
+        raise ValueError(f"{entry.path} is not rejected: nothing to re-admit")
+    landing.record([entry], READMITTED, by="hand")
+    return entry
