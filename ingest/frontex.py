@@ -7,12 +7,30 @@ Replayed, it is ``<WH_SNAPSHOT_DIR>/frontex/*.xlsx``.
 Sheet ``Detections_of_IBC``: a header row whose first cell is ``Route`` (some releases start with
 blank rows), then ``Border type or inland``, ``Nationality`` and one column per month
 (``JAN2009`` ...). ``parse`` unpivots it to one row per non-empty cell.
+
+Frontex has changed this layout over the years, and archived workbooks must still parse so every
+release can be backfilled. The parser therefore reads a layout by meaning, through two seeds that
+BI tools see too (schema ``reference``):
+
+- ``frontex_layout_aliases.csv``: other names of the key columns (``Routes``, ``Border type``,
+  ``Citizenship`` ...), of the sheets, columns and rows of totals to pass over, extra month
+  names, and the phrases that introduce the release date in a note ("data as of", "as at").
+  Month headers may also be Excel dates or other spellings (``Jan 2009``, ``JAN-09``).
+- ``frontex_route_aliases.csv``: older route labels ("Western Balkans", "Eastern Land Borders")
+  to the routes of ``frontex_routes.csv``, optionally only for releases within dates. Each row
+  keeps its route label as published beside the canonical route (``route_as_published``).
+
+Matching ignores case, spaces and punctuation. A header, route label or note the seeds do not
+explain fails the file with a ``DataError`` naming it, its row and the seed to extend.
 """
 from __future__ import annotations
 
+import csv
+import functools
 import io
 import logging
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urljoin
@@ -20,9 +38,10 @@ from urllib.parse import urljoin
 import openpyxl
 import pandas as pd
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.datetime import from_excel
 
 from ingest import http
-from ingest.config import settings
+from ingest.config import SEEDS_DIR, settings
 from ingest.errors import DataError, DownloadError
 from ingest.source import Candidate, Parsed
 
@@ -34,11 +53,36 @@ NOTES_SHEET = "Notes"
 HEADER_SEARCH_ROWS = 20
 MONTHS = {m: i for i, m in enumerate(
     ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1)}
-MONTH_HEADER = re.compile(r"^([A-Z]{3})\s*(\d{4})$")
-RELEASE_NOTE = re.compile(r"as of\s+(\d{1,2})\s*([A-Za-z]{3})\s*(\d{2,4})")
+MONTH_NAMES = ["January", "February", "March", "April", "May", "June", "July", "August",
+               "September", "October", "November", "December"]
+# Month headers as text: JAN2009, Jan 2009, JAN-09, January 2009, Sept. 2009 (names: MONTH_NAMES,
+# their first three letters and the seed's kind 'month'); 2009-01, 2009M01, 2009-01-01; 01/2009;
+# 01.01.2009 (day first). Tuples: pattern, year group, month group.
+MONTH_TEXT = re.compile(r"^([A-Za-z]+)\.?[\s\-_/'.]*(\d{4}|\d{2})$")
+MONTH_NUMBERS = [
+    (re.compile(r"^(\d{4})\s*[-/.Mm]\s*(\d{1,2})(?:[-/.]\d{1,2})?(?:[ T]00:00(?::00)?)?$"), 1, 2),
+    (re.compile(r"^(\d{1,2})\s*[-/.]\s*(\d{4})$"), 2, 1),
+    (re.compile(r"^\d{1,2}[-/.](\d{1,2})[-/.](\d{4})$"), 2, 1),
+]
+# A month header stored as a bare Excel serial (no date format): 2000-01-01 to 2099-12-31 only,
+# so that no other number passes for a month.
+EXCEL_SERIALS = (36526, 73050)
+# The date after a release-note phrase ("as of"): 2019-04-05; 05.04.2019, 05/04/2019 (day first);
+# 03JUN25, 5 April 2019, 5 Apr 2019; April 5, 2019. Tuples: pattern, order of its groups.
+NOTE_DATES = [
+    (re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)"), "ymd"),
+    (re.compile(r"(\d{1,2})[./-](\d{1,2})[./-](\d{4}|\d{2})(?!\d)"), "dmy"),
+    (re.compile(r"(\d{1,2})(?:st|nd|rd|th)?[\s.-]*([A-Za-z]{3,9})\.?[\s.,-]*(\d{4}|\d{2})(?!\d)"),
+     "dmy"),
+    (re.compile(r"([A-Za-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})(?!\d)"), "mdy"),
+]
+LAYOUT_SEED = SEEDS_DIR / "frontex_layout_aliases.csv"
+ROUTE_ALIASES_SEED = SEEDS_DIR / "frontex_route_aliases.csv"
+ROUTES_SEED = SEEDS_DIR / "frontex_routes.csv"
 LINK = re.compile(r"""href=["']([^"']*Monthly_detections_of_IBC_(\d{4})_(\d{2})_(\d{2})\.xlsx)["']""",
                   re.IGNORECASE)
-ROW_COLUMNS = ["route", "border_type", "nationality", "month", "detections", "source_row"]
+ROW_COLUMNS = ["route", "route_as_published", "border_type", "nationality", "month",
+               "detections", "source_row"]
 
 
 class FrontexSource:
@@ -57,8 +101,6 @@ class FrontexSource:
         return [Candidate(NAME, find_workbook_link(page, s.frontex_page_url))]
 
     def fetch(self, candidate: Candidate) -> bytes:
-        if candidate.is_local:
-            return Path(candidate.url.removeprefix("file://")).read_bytes()
         content, _ = http.get_bytes(candidate.url)
         return content
 
@@ -95,96 +137,358 @@ def _open(content: bytes, file_name: str) -> openpyxl.Workbook:
                         f"truncated or corrupt workbook ({type(err).__name__}: {err})") from err
 
 
-def parse_release_date(wb: openpyxl.Workbook, file_name: str) -> date:
-    """The release date stated in the Notes sheet ("FRAN data as of 03JUN25")."""
-    if NOTES_SHEET not in wb.sheetnames:
-        raise DataError(file_name, "release date", f"no '{NOTES_SHEET}' sheet")
-    for row in wb[NOTES_SHEET].iter_rows(values_only=True):
-        for cell in row:
-            if isinstance(cell, str) and (m := RELEASE_NOTE.search(cell)):
-                day, mon, year = m.groups()
-                if mon.upper() not in MONTHS:
-                    break
-                y = int(year) if len(year) == 4 else 2000 + int(year)
-                return date(y, MONTHS[mon.upper()], int(day))
-    raise DataError(file_name, "release date",
-                    f"no 'FRAN data as of DDMMMYY' statement in the '{NOTES_SHEET}' sheet")
+def _key(text: str) -> str:
+    """Matching key of a header, route label, month name or sheet name: case, spaces and
+    punctuation vary between releases ("Border type", "BorderType", "border  type "), the
+    letters and digits do not."""
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
 
 
-def _month(header: object) -> date | None:
-    if isinstance(header, datetime):
-        return date(header.year, header.month, 1)
-    if isinstance(header, str) and (m := MONTH_HEADER.match(header.strip().upper())):
-        if m.group(1) in MONTHS:
-            return date(int(m.group(2)), MONTHS[m.group(1)], 1)
+def _read_seed(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for n, row in enumerate(rows, 2):
+        if None in row or None in row.values():
+            raise ValueError(f"{path.name} line {n}: not as many fields as columns (a comma in "
+                             "a note must be quoted)")
+    return [{k: v.strip() for k, v in row.items()} for row in rows]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What ``frontex_layout_aliases.csv`` says about workbook layouts, keyed by ``_key``."""
+
+    headers: dict[str, str]
+    """header key -> route, border_type, nationality or ignore (a column that is not data)."""
+    total_rows: frozenset[str]
+    """route-column labels of totals rows (sums of the rows above, never observations)."""
+    months: dict[str, int]
+    """month-name key -> month number, for month headers and release notes."""
+    note: re.Pattern
+    """the phrases that introduce the release date in a note ("data as of")."""
+    sheets: dict[str, str]
+    """sheet-name key -> data or notes."""
+
+    def names(self, canonical: str) -> list[str]:
+        return [k for k, v in self.headers.items() if v == canonical]
+
+
+def _unique(table: dict[str, str], key: str, value: str, seed: Path, alias: str) -> None:
+    if table.setdefault(key, value) != value:
+        raise ValueError(f"{seed.name}: {alias!r} maps to both {table[key]!r} and {value!r} "
+                         "(aliases are matched ignoring case, spaces and punctuation)")
+
+
+@functools.lru_cache(maxsize=1)
+def layout() -> Layout:
+    """The layout aliases, read once per process (the parser runs once per landed file)."""
+    headers: dict[str, str] = {}
+    sheets: dict[str, str] = {}
+    totals: set[str] = set()
+    months = {_key(name): i for i, name in enumerate(MONTH_NAMES, 1)}
+    months.update({_key(name[:3]): i for i, name in enumerate(MONTH_NAMES, 1)})
+    phrases: list[str] = []
+    allowed = {"header": {"route", "border_type", "nationality", "ignore"}, "row": {"total"},
+               "month": set(MONTHS), "note": {"release_date"}, "sheet": {"data", "notes"}}
+    for n, row in enumerate(_read_seed(LAYOUT_SEED), 2):
+        kind, alias, canonical = row["kind"], row["alias"], row["canonical"]
+        if kind not in allowed or canonical not in allowed[kind] or not _key(alias):
+            raise ValueError(f"{LAYOUT_SEED.name} line {n}: kind {kind!r} / canonical "
+                             f"{canonical!r} / alias {alias!r} not understood (kinds and their "
+                             f"canonical values: {allowed})")
+        if kind == "header":
+            _unique(headers, _key(alias), canonical, LAYOUT_SEED, alias)
+        elif kind == "sheet":
+            _unique(sheets, _key(alias), canonical, LAYOUT_SEED, alias)
+        elif kind == "row":
+            totals.add(_key(alias))
+        elif kind == "month":
+            months[_key(alias)] = MONTHS[canonical]
+        else:
+            phrases.append(alias)
+    if not phrases or {"route", "border_type", "nationality"} - set(headers.values()):
+        raise ValueError(f"{LAYOUT_SEED.name}: needs at least one note phrase and one header "
+                         "for each of route, border_type, nationality")
+    words = sorted((r"\s+".join(map(re.escape, p.split())) for p in phrases), key=len,
+                   reverse=True)
+    note = re.compile(r"\b(?:" + "|".join(words) + r")\b[\s:,]*", re.IGNORECASE)
+    return Layout(headers, frozenset(totals), months, note, sheets)
+
+
+@dataclass(frozen=True)
+class RouteAlias:
+    route: str
+    valid_from: date | None
+    valid_to: date | None
+
+    def applies(self, release: date) -> bool:
+        return ((self.valid_from is None or self.valid_from <= release)
+                and (self.valid_to is None or release <= self.valid_to))
+
+    def validity(self) -> str:
+        return f"{self.valid_from or 'any release'} to {self.valid_to or 'any release'}"
+
+
+@functools.lru_cache(maxsize=1)
+def route_aliases() -> dict[str, tuple[RouteAlias, ...]]:
+    """Route label key -> the canonical routes it may stand for, with the releases in which it
+    does. Every canonical route of ``frontex_routes.csv`` stands for itself in every release."""
+    canonical = [row["route"] for row in _read_seed(ROUTES_SEED)]
+    table: dict[str, list[RouteAlias]] = {_key(r): [RouteAlias(r, None, None)] for r in canonical}
+    for n, row in enumerate(_read_seed(ROUTE_ALIASES_SEED), 2):
+        where = f"{ROUTE_ALIASES_SEED.name} line {n}"
+        if row["route"] not in canonical:
+            raise ValueError(f"{where}: route {row['route']!r} is not a route of "
+                             f"{ROUTES_SEED.name} ({canonical})")
+        try:
+            bounds = [date.fromisoformat(row[c]) if row[c] else None
+                      for c in ("valid_from", "valid_to")]
+        except ValueError as err:
+            raise ValueError(f"{where}: valid_from/valid_to must be YYYY-MM-DD ({err})") from err
+        alias = RouteAlias(row["route"], *bounds)
+        if alias.valid_from and alias.valid_to and alias.valid_from > alias.valid_to:
+            raise ValueError(f"{where}: valid_from {alias.valid_from} after valid_to "
+                             f"{alias.valid_to}")
+        key = _key(row["alias"])
+        for other in table.setdefault(key, []):
+            overlap = ((other.valid_from is None or alias.valid_to is None
+                        or other.valid_from <= alias.valid_to)
+                       and (alias.valid_from is None or other.valid_to is None
+                            or alias.valid_from <= other.valid_to))
+            if other.route != alias.route and overlap:
+                raise ValueError(f"{where}: {row['alias']!r} maps to {alias.route!r} "
+                                 f"({alias.validity()}) and to {other.route!r} "
+                                 f"({other.validity()}) in overlapping releases")
+        table[key].append(alias)
+    return {k: tuple(v) for k, v in table.items()}
+
+
+def canonical_route(label: str, release: date, where: str, row: int) -> str:
+    """The route of ``frontex_routes.csv`` a published route label stands for in a release."""
+    aliases = route_aliases().get(_key(label), ())
+    for alias in aliases:
+        if alias.applies(release):
+            return alias.route
+    if aliases:
+        valid = "; ".join(f"{a.route} for releases {a.validity()}" for a in aliases)
+        raise DataError(where, "route",
+                        f"route label {label!r} is an alias ({valid}) but not for release "
+                        f"{release}; extend the validity in "
+                        f"dbt_project/seeds/{ROUTE_ALIASES_SEED.name}", row=row)
+    raise DataError(where, "route",
+                    f"route label {label!r} is neither a route of {ROUTES_SEED.name} nor an alias "
+                    f"in {ROUTE_ALIASES_SEED.name}; if it names a known route, add it to "
+                    f"dbt_project/seeds/{ROUTE_ALIASES_SEED.name} (alias,route,valid_from,"
+                    f"valid_to,note)", row=row)
+
+
+def _year(text: str) -> int:
+    return int(text) if len(text) == 4 else 2000 + int(text)
+
+
+def _note_date(text: str, next_cell: object, lay: Layout) -> date | None:
+    """The date written right after a note phrase ("03JUN25", "5 April 2019", "05.04.2019",
+    "05/04/2019", "2019-04-05", "April 5, 2019"), or in the next cell when the phrase ends its
+    cell. Numeric dates are day first: Frontex is a European publisher."""
+    if not text.strip():
+        if isinstance(next_cell, datetime | date):
+            return date(next_cell.year, next_cell.month, next_cell.day)
+        text = next_cell if isinstance(next_cell, str) else ""
+    for pattern, order in NOTE_DATES:
+        if m := pattern.match(text.strip()):
+            parts = dict(zip(order, m.groups()))
+            month = (int(parts["m"]) if parts["m"].isdigit()
+                     else lay.months.get(_key(parts["m"])))
+            if month is None:
+                return None
+            try:
+                return date(_year(parts["y"]), month, int(parts["d"]))
+            except ValueError:
+                return None
     return None
 
 
-def _find_header(rows: list[tuple], file_name: str) -> int:
+def _find_release(rows, lay: Layout) -> date | None:
+    for row in rows:
+        for j, cell in enumerate(row or ()):
+            if not isinstance(cell, str):
+                continue
+            for m in lay.note.finditer(cell):
+                following = row[j + 1] if j + 1 < len(row) else None
+                if found := _note_date(cell[m.end():], following, lay):
+                    return found
+    return None
+
+
+def _note_rows(rows: list[tuple]):
+    """Rows of the data sheet that may hold a note: at most three filled cells (titles above
+    the header, notes below the table). Data rows have a cell per month and are passed over
+    after a few cells."""
+    for row in rows:
+        filled = 0
+        for cell in row or ():
+            if cell is not None:
+                filled += 1
+                if filled > 3:
+                    break
+        else:
+            if filled:
+                yield row
+
+
+def parse_release_date(notes: list[tuple] | None, data: list[tuple], file_name: str,
+                       data_sheet: str = DATA_SHEET) -> date:
+    """The release date stated in the Notes sheet ("Source: FRAN data as of 03JUN25"; older
+    releases: "Data as of 05.04.2019", "FRAN data as of 5 April 2019" ...), else in a note on
+    the data sheet itself (older releases put it above or below the table)."""
+    lay = layout()
+    found = (_find_release(notes, lay) if notes is not None else None) or _find_release(
+        _note_rows(data), lay)
+    if found is None:
+        sheets = (f"the '{NOTES_SHEET}' sheet nor " if notes is not None
+                  else f"(no '{NOTES_SHEET}' sheet) ")
+        raise DataError(file_name, "release date",
+                        f"no 'FRAN data as of DDMMMYY' statement (or another wording: phrases of "
+                        f"kind note in {LAYOUT_SEED.name} followed by a date) in {sheets}"
+                        f"a note on the '{data_sheet}' sheet")
+    return found
+
+
+def _month(header: object, lay: Layout) -> date | None:
+    """The month of a month header: text (JAN2009, Jan 2009, JAN-09, January 2009, 2009-01,
+    01/2009) or an Excel date (openpyxl returns a datetime for a date-formatted cell, and a bare
+    number for a date serial without a date format)."""
+    if isinstance(header, datetime | date):
+        return date(header.year, header.month, 1)
+    if isinstance(header, int | float) and not isinstance(header, bool):
+        if float(header).is_integer() and EXCEL_SERIALS[0] <= header <= EXCEL_SERIALS[1]:
+            day = from_excel(int(header))
+            return date(day.year, day.month, 1)
+        return None
+    if not isinstance(header, str):
+        return None
+    text = header.strip()
+    if m := MONTH_TEXT.match(text):
+        month = lay.months.get(_key(m.group(1)))
+        return date(_year(m.group(2)), month, 1) if month else None
+    for pattern, year_group, month_group in MONTH_NUMBERS:
+        if m := pattern.match(text):
+            month = int(m.group(month_group))
+            return date(int(m.group(year_group)), month, 1) if 1 <= month <= 12 else None
+    return None
+
+
+def _sheet(names: list[str], role: str, lay: Layout) -> str | None:
+    return next((n for n in names if lay.sheets.get(_key(n)) == role), None)
+
+
+def _find_header(rows: list[tuple], file_name: str, lay: Layout) -> int:
+    """The header row: the first of the first rows whose column A names the route column."""
+    route_names = set(lay.names("route"))
     for i, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
-        if row and isinstance(row[0], str) and row[0].strip() == "Route":
+        if row and isinstance(row[0], str) and _key(row[0]) in route_names:
             return i
     # Say what is there instead, so the person reading the error can see what moved.
     for i, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
         for j, cell in enumerate(row or ()):
-            if isinstance(cell, str) and cell.strip() == "Route":
+            if isinstance(cell, str) and _key(cell) in route_names:
                 raise DataError(file_name, "header row",
-                                f"'Route' found in cell {get_column_letter(j + 1)}{i + 1}, but the "
-                                "header must start in column A: the header moved", row=i + 1)
+                                f"{cell.strip()!r} found in cell {get_column_letter(j + 1)}"
+                                f"{i + 1}, but the header must start in column A: the header "
+                                "moved", row=i + 1)
     first = next(((i, r) for i, r in enumerate(rows[:HEADER_SEARCH_ROWS])
                   if r and any(c is not None for c in r)), None)
     seen = f"; first non-empty row {first[0] + 1} starts {list(first[1][:3])}" if first else ""
     raise DataError(file_name, "header row",
-                    f"no row in the first {HEADER_SEARCH_ROWS} of sheet '{DATA_SHEET}' has "
-                    f"'Route' in column A (renamed or moved header?){seen}")
+                    f"no row in the first {HEADER_SEARCH_ROWS} of the data sheet has "
+                    f"'Route' in column A (renamed or moved header? route header names are "
+                    f"the kind 'header' rows of {LAYOUT_SEED.name}){seen}")
 
 
-def parse_workbook(content: bytes, file_name: str) -> Parsed:
-    """Parse a Frontex workbook: release date from ``Notes``, rows from ``Detections_of_IBC``
-    unpivoted to (route, border_type, nationality, month, detections, source_row).
-
-    Empty cells are no observation and produce no row. Counts must be whole numbers; negative
-    counts parse (the raw audit rejects them, with the row, before anything is published).
-    """
-    wb = _open(content, file_name)
-    try:
-        release = parse_release_date(wb, file_name)
-        if DATA_SHEET not in wb.sheetnames:
-            raise DataError(file_name, "sheet", f"no '{DATA_SHEET}' sheet (sheets: {wb.sheetnames})")
-        rows = list(wb[DATA_SHEET].iter_rows(values_only=True))
-    finally:
-        wb.close()
-    where = f"{file_name} [{DATA_SHEET}]"
-    h = _find_header(rows, where)
-    header = rows[h]
-    names = [c.strip() if isinstance(c, str) else c for c in header]
-    border_col = next((j for j, c in enumerate(names) if isinstance(c, str)
-                       and c.lower().startswith("border type")), None)
-    nat_col = next((j for j, c in enumerate(names) if c == "Nationality"), None)
-    if border_col is None or nat_col is None:
-        missing = [n for n, j in (("Border type or inland", border_col), ("Nationality", nat_col))
-                   if j is None]
-        raise DataError(where, "header row", f"missing column(s) {missing} in header {names[:4]}",
-                        row=h + 1)
-    month_cols: list[tuple[int, date]] = []
+def _columns(header: tuple, where: str, row: int,
+             lay: Layout) -> tuple[int, int, list[tuple[int, date]]]:
+    """Border type and nationality columns and the month columns of the header row, by meaning:
+    each header is a key column, a column to ignore (row totals) or a month; anything else
+    fails, naming the header."""
+    keys: dict[str, int] = {"route": 0}
+    months: list[tuple[int, date]] = []
     seen: dict[date, str] = {}
+    unknown: list[str] = []
     for j, cell in enumerate(header):
-        if j in (0, border_col, nat_col) or cell is None:
+        if j == 0 or cell is None or (isinstance(cell, str) and not cell.strip()):
             continue
-        month = _month(cell)
         letter = get_column_letter(j + 1)
+        role = lay.headers.get(_key(cell)) if isinstance(cell, str) else None
+        if role == "ignore":
+            continue
+        if role is not None:
+            if role in keys:
+                raise DataError(where, "header row",
+                                f"columns {get_column_letter(keys[role] + 1)} and {letter} "
+                                f"({cell.strip()!r}) both read as {role}", row=row)
+            keys[role] = j
+            continue
+        month = _month(cell, lay)
         if month is None:
-            raise DataError(where, "month column",
-                            f"header {cell!r} in column {letter} is not a month like JAN2009",
-                            row=h + 1)
+            unknown.append(f"{cell!r} in column {letter}")
+            continue
         if month in seen:
             raise DataError(where, "month column",
                             f"month {cell!r} appears twice (columns {seen[month]} and {letter})",
-                            row=h + 1)
+                            row=row)
         seen[month] = letter
-        month_cols.append((j, month))
-    if not month_cols:
-        raise DataError(where, "month column", "no month columns after the header", row=h + 1)
+        months.append((j, month))
+    missing = [name for name, role in (("Border type or inland", "border_type"),
+                                       ("Nationality", "nationality")) if role not in keys]
+    if missing:
+        names = [c.strip() if isinstance(c, str) else c for c in header[:4]]
+        raise DataError(where, "header row",
+                        f"missing column(s) {missing} in header {names}"
+                        + (f"; not understood: {', '.join(unknown[:3])}" if unknown else "")
+                        + f" (a new name for a known column goes into {LAYOUT_SEED.name})",
+                        row=row)
+    if unknown:
+        raise DataError(where, "month column",
+                        f"header {unknown[0]} is not a month like JAN2009 (or Jan 2009, JAN-09, "
+                        f"an Excel date) nor a column named in {LAYOUT_SEED.name}"
+                        + (f" ({len(unknown) - 1} more such header(s))" if len(unknown) > 1
+                           else ""), row=row)
+    if not months:
+        raise DataError(where, "month column", "no month columns after the header", row=row)
+    return keys["border_type"], keys["nationality"], months
+
+
+def parse_workbook(content: bytes, file_name: str) -> Parsed:
+    """Parse a Frontex workbook, in the current or an older layout: release date from the notes,
+    rows from the data sheet unpivoted to (route, route_as_published, border_type, nationality,
+    month, detections, source_row).
+
+    Layouts are read by meaning through seeds (headers, sheet names, note wordings in
+    ``frontex_layout_aliases.csv``; route labels in ``frontex_route_aliases.csv``), so a release
+    from any year loads into the same columns and routes; what no seed explains fails, naming it.
+    Empty cells are no observation and produce no row. Counts must be whole numbers; negative
+    counts parse (the raw audit rejects them, with the row, before anything is published).
+    """
+    lay = layout()
+    wb = _open(content, file_name)
+    try:
+        data_sheet = _sheet(wb.sheetnames, "data", lay)
+        if data_sheet is None:
+            raise DataError(file_name, "sheet",
+                            f"no '{DATA_SHEET}' sheet (sheets: {wb.sheetnames}; other names of it "
+                            f"are the kind 'sheet' rows of {LAYOUT_SEED.name})")
+        notes_sheet = _sheet(wb.sheetnames, "notes", lay)
+        notes = (list(wb[notes_sheet].iter_rows(values_only=True)) if notes_sheet is not None
+                 else None)
+        rows = list(wb[data_sheet].iter_rows(values_only=True))
+    finally:
+        wb.close()
+    release = parse_release_date(notes, rows, file_name, data_sheet)
+    where = f"{file_name} [{data_sheet}]"
+    h = _find_header(rows, where, lay)
+    border_col, nat_col, month_cols = _columns(rows[h], where, h + 1, lay)
+    width = max(border_col, nat_col)
+    routes: dict[str, str] = {}
 
     out: dict[str, list] = {c: [] for c in ROW_COLUMNS}
     for i in range(h + 1, len(rows)):
@@ -192,8 +496,12 @@ def parse_workbook(content: bytes, file_name: str) -> Parsed:
         if not row or all(c is None or (isinstance(c, str) and not c.strip()) for c in row):
             continue
         sheet_row = i + 1
-        route, border, nat = (row[0], row[border_col], row[nat_col]) if len(row) > nat_col else (
+        route, border, nat = (row[0], row[border_col], row[nat_col]) if len(row) > width else (
             row[0], None, None)
+        if isinstance(route, str) and _key(route) in lay.total_rows:
+            log.info("%s row %d: %r is a totals row, not an observation: skipped", where,
+                     sheet_row, route)
+            continue
         values = [(j, m, row[j] if j < len(row) else None) for j, m in month_cols]
         if all(v is None for _, _, v in values) and (border is None or nat is None):
             log.info("%s row %d: no counts and no keys, read as a note: %r", where, sheet_row, row[0])
@@ -203,14 +511,18 @@ def parse_workbook(content: bytes, file_name: str) -> Parsed:
             if not isinstance(key, str) or not key.strip():
                 raise DataError(where, "row keys", f"empty {label} on a row with counts",
                                 row=sheet_row)
-        route, border, nat = route.strip(), border.strip(), nat.strip()
+        published, border, nat = route.strip(), border.strip(), nat.strip()
+        route = routes.get(published)
+        if route is None:
+            route = routes[published] = canonical_route(published, release, where, sheet_row)
         for j, month, v in values:
             if v is None:
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise DataError(where, "count is a number",
-                                f"cell {get_column_letter(j + 1)}{sheet_row} ({route} / {border} / "
-                                f"{nat}, {month:%b %Y}) holds {v!r}, not a count", row=sheet_row)
+                                f"cell {get_column_letter(j + 1)}{sheet_row} ({published} / "
+                                f"{border} / {nat}, {month:%b %Y}) holds {v!r}, not a count",
+                                row=sheet_row)
             if isinstance(v, float):
                 if not v.is_integer():
                     raise DataError(where, "count is a whole number",
@@ -218,6 +530,7 @@ def parse_workbook(content: bytes, file_name: str) -> Parsed:
                                     row=sheet_row)
                 v = int(v)
             out["route"].append(route)
+            out["route_as_published"].append(published)
             out["border_type"].append(border)
             out["nationality"].append(nat)
             out["month"].append(month)

@@ -1,15 +1,20 @@
 """Small Frontex-format workbooks written here, for bad-input tests.
 
 ``write_workbook`` writes the real layout (sheets ``Detections_of_IBC``, ``Notes``) from a header
-and rows; ``recorded_rows`` reads the recorded workbook's rows so a test can change one cell of
-the real thing and write it back.
+and rows; ``write_layout`` writes workbooks in older layouts (other sheet and header names,
+month headers as Excel dates, titles above the header, notes below the table, no Notes sheet);
+``recorded_rows`` reads the recorded workbook's rows so a test can change one cell of the real
+thing and write it back.
 """
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 import openpyxl
+from openpyxl.cell import WriteOnlyCell
 
 HEADER = ["Route", "Border type or inland", "Nationality", "JAN2024", "FEB2024", "MAR2024"]
 ROWS = [
@@ -42,6 +47,46 @@ def write_workbook(header=HEADER, rows=ROWS, note: str | None = NOTE, blank_rows
         notes = wb.create_sheet("Notes")
         notes.append(["Definition: Data reported on a monthly basis by Member States."])
         notes.append([note])
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def write_layout(header: Sequence, rows: Sequence[Sequence], *, sheet: str = "Detections_of_IBC",
+                 notes: Sequence[Sequence] | None = None, notes_sheet: str = "Notes",
+                 above: Sequence[Sequence] = (), below: Sequence[Sequence] = (),
+                 date_format: str = "mmm-yy") -> bytes:
+    """A workbook in an older layout, as Excel would hold it.
+
+    ``above`` rows (titles, blank rows) come before the header and ``below`` rows (notes) after
+    the table; ``notes`` are the rows of a notes sheet (None: no notes sheet). A header cell that
+    is a date is written as a date cell shown as ``date_format`` (Jan-19), the way a workbook
+    with real Excel dates as month headers stores it; a ``(number, number_format)`` tuple is a
+    number cell with that format (an Excel serial shown as a date).
+    """
+    wb = openpyxl.Workbook(write_only=True)
+    ws = wb.create_sheet(sheet)
+
+    def cell(value):
+        if isinstance(value, date):
+            value = (value, date_format)
+        if isinstance(value, tuple):
+            c = WriteOnlyCell(ws, value=value[0])
+            c.number_format = value[1]
+            return c
+        return value
+
+    for row in above:
+        ws.append(list(row))
+    ws.append([cell(v) for v in header])
+    for row in rows:
+        ws.append(list(row))
+    for row in below:
+        ws.append(list(row))
+    if notes is not None:
+        ns = wb.create_sheet(notes_sheet)
+        for row in notes:
+            ns.append(list(row))
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
