@@ -108,6 +108,11 @@ create table if not exists quality.revisions (
     previous_release varchar,
     current_release varchar
 );
+-- Added with the revisions marts (a store written before gets the columns, NULL in old rows).
+alter table quality.revisions add column if not exists cell_label varchar;   -- for people
+alter table quality.revisions add column if not exists is_correction boolean; -- same release re-issued
+alter table quality.revisions add column if not exists first_value double;    -- first published
+alter table quality.revisions add column if not exists first_release varchar;
 """
 TABLES = ("runs", "checks", "results", "freshness", "completeness", "flags", "revisions")
 
@@ -363,55 +368,36 @@ def _flags(run_id: str, con: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 
 def _revisions(run_id: str, con: duckdb.DuckDBPyConnection) -> list[tuple]:
-    """Values of past periods that changed between the two newest releases (Frontex, by route
-    and month) or between the two newest vintages of an observation (Eurostat)."""
-    rows = []
-    if _has(con, "raw", "frontex_detections"):
-        rows += [(run_id, "frontex", route, month, before, after, after - before, old, new)
-                 for route, month, before, after, old, new in con.execute(f"""
-                    with releases as (
-                        select release_date, row_number() over (order by release_date desc) as n
-                        from (select distinct release_date from raw.frontex_detections)),
-                    pair as (
-                        select d.route, strftime(d.month, '%Y-%m') as month, r.n,
-                               sum(d.detections) as detections, any_value(d.release_date) as release
-                        from raw.frontex_detections d join releases r using (release_date)
-                        where r.n <= 2 group by all)
-                    select cur.route, cur.month, prev.detections, cur.detections,
-                           prev.release::varchar, cur.release::varchar
-                    from pair cur join pair prev
-                      on prev.route = cur.route and prev.month = cur.month and prev.n = 2
-                    where cur.n = 1 and cur.detections <> prev.detections
-                    order by abs(cur.detections - prev.detections) desc
-                    limit {TOP_REVISIONS}""").fetchall()]
-    if _has(con, "raw", "eurostat_observations"):
-        rows += [(run_id, "eurostat", dataset, cell, before, after, after - before, old, new)
-                 for dataset, cell, before, after, old, new in con.execute(f"""
-                    with vintages as (
-                        select dataset, time_period, geo, citizen, dimensions, obs_value,
-                               coalesce(last_update::varchar, release_date::varchar,
-                                        'undated ' || source_format || ' file loaded '
-                                            || strftime(loaded_at, '%Y-%m-%d')) as vintage,
-                               row_number() over (
-                                   partition by dataset, freq, time_period, geo, citizen, dimensions
-                                   order by case source_format when 'legacy_export' then 0 else 1 end
-                                                desc,
-                                            coalesce(last_update, release_date::timestamp) desc
-                                                nulls last,
-                                            loaded_at desc) as n
-                        from raw.eurostat_observations)
-                    select cur.dataset,
-                           cur.time_period || ' ' || cur.geo || ' x ' || cur.citizen || ' '
-                               || cur.dimensions,
-                           prev.obs_value, cur.obs_value, prev.vintage, cur.vintage
-                    from vintages cur join vintages prev
-                      on prev.dataset = cur.dataset and prev.time_period = cur.time_period
-                     and prev.geo = cur.geo and prev.citizen = cur.citizen
-                     and prev.dimensions = cur.dimensions and prev.n = 2
-                    where cur.n = 1 and cur.obs_value is distinct from prev.obs_value
-                      and cur.obs_value is not null and prev.obs_value is not null
-                    order by abs(cur.obs_value - prev.obs_value) desc
-                    limit {TOP_REVISIONS}""").fetchall()]
+    """The revisions the newest vintages made, read from the revisions marts: Frontex route totals
+    per month changed by the newest release (its first file and any correction of it,
+    ``marts.rpt_border_crossings_route_revisions``), and Eurostat observations changed by the
+    vintage staging now uses (``marts.rpt_eurostat_revisions``); the biggest of each source.
+    Rows carry labels, whether the change is a correction of the same release, and the first
+    published value. A database dbt never built (no marts) has none: the rule of what a revision
+    is lives in those models only."""
+    if not (_has(con, "marts", "rpt_border_crossings_route_revisions")
+            and _has(con, "marts", "rpt_eurostat_revisions")):
+        return []
+    rows = [(run_id, "frontex", *r) for r in con.execute(f"""
+        select route, strftime(month, '%Y-%m'), previous_detections, detections, revision,
+               previous_vintage_label, vintage_label,
+               strftime(month, '%b %Y') || ' (' || cells_revised::varchar || ' of its cells revised'
+                   || case when is_correction
+                           then ', correction of release ' || release_date::varchar else '' end
+                   || ')',
+               is_correction, first_detections, first_release_date::varchar
+        from marts.rpt_border_crossings_route_revisions
+        where release_date = (select max(release_date) from marts.rpt_border_crossings_vintages)
+        order by abs(revision) desc, route, month, vintage_number
+        limit {TOP_REVISIONS}""").fetchall()]
+    rows += [(run_id, "eurostat", *r) for r in con.execute(f"""
+        select dataset, period || ' ' || geo || ' x ' || citizen || ' ' || dimensions,
+               previous_obs_value, obs_value, revision, previous_vintage_label, vintage_label,
+               cell_label, is_correction, first_obs_value, first_vintage_label
+        from marts.rpt_eurostat_revisions
+        where is_current_vintage
+        order by abs(revision) desc nulls last, dataset, cell_label
+        limit {TOP_REVISIONS}""").fetchall()]
     return rows
 
 
@@ -422,8 +408,13 @@ def _write(run_id: str, rows: dict[str, list[tuple]]) -> None:
         for table in TABLES:
             con.execute(f"delete from quality.{table} where run_id = ?", [run_id])
             if rows.get(table):
+                # Rows may fill only the first columns (revisions measured without the marts).
                 width = len(rows[table][0])
-                con.executemany(f"insert into quality.{table} values "
+                columns = [c for (c,) in con.execute(
+                    """select column_name from information_schema.columns
+                       where table_schema = 'quality' and table_name = ?
+                       order by ordinal_position""", [table]).fetchall()][:width]
+                con.executemany(f"insert into quality.{table} ({', '.join(columns)}) values "
                                 f"({', '.join('?' * width)})", rows[table])
     _atomically(change)
 

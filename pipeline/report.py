@@ -182,15 +182,29 @@ def _flags_section(q, run_id: str) -> str:
 
 
 def _revisions_section(q, run_id: str) -> str:
-    revisions = _rows(q, """select source, subject, cell, previous_value, current_value, change,
-                                   previous_release, current_release
-                            from quality.revisions where run_id = ?
-                            order by source, abs(change) desc""", [run_id])
-    return (_h2("Revisions") + "<p class='muted'>Values for past periods that changed since the "
-            "previous release (Frontex restates recent months every release; Eurostat revises "
-            "years later), biggest first.</p>"
-            + _table(["source", "subject", "period and keys", "previous", "current", "change",
-                      "previous release", "current release"], revisions, {3, 4, 5}))
+    # Rows recorded before the revisions marts have no label, correction flag or first value:
+    # the raw key and the release stand in.
+    revisions = _rows(q, """
+        select case source when 'frontex' then 'Frontex' when 'eurostat' then 'Eurostat'
+                    else source end,
+               subject, coalesce(cell_label, cell), previous_value, current_value, change,
+               previous_release, current_release,
+               case when is_correction then 'yes, same release re-issued'
+                    when is_correction is not null then 'no' end,
+               first_value, first_release
+        from quality.revisions where run_id = ?
+        order by source, abs(change) desc nulls last, subject, cell""", [run_id])
+    return (_h2("Revisions") + "<p class='muted'>Values for past periods that the newest release "
+            "or vintage changed (Frontex restates recent months every release, by route and "
+            "month; Eurostat revises years later, by observation), biggest first: from the "
+            "revisions marts <code>marts.rpt_border_crossings_route_revisions</code> and "
+            "<code>marts.rpt_eurostat_revisions</code>, which keep every change of every vintage. "
+            "A correction is a file re-issued for a release already loaded.</p>"
+            + _table(["source", "route or dataset", "period and keys", "previous", "current",
+                      "change", "previous release or vintage", "release or vintage of the change",
+                      "correction?", "first published", "first release or vintage"],
+                     revisions, {3, 4, 5, 9},
+                     {8: lambda v: "warn" if v and v.startswith("yes") else None}))
 
 
 def _reconciliation_section(wh) -> str:

@@ -16,10 +16,7 @@ import duckdb
 import pytest
 
 from expectations.audit import AuditFailed
-from ingest.landing import Landing
-from ingest.load import load_frontex
-from pipeline import quality, report, steps, warehouse
-from tests import workbooks
+from pipeline import report, steps, warehouse
 from tests.replay_server import ReplayServer, Reply
 
 SECTION_TITLES = ("Run", "Sources: freshness and completeness", "Checks", "Flags", "Revisions",
@@ -225,27 +222,3 @@ def test_green_report_and_its_data_docs_render_offline(chromium, runs, tmp_path)
     assert (docs.parent / "static/vendor/bootstrap/css/bootstrap.min.css").is_file()
     assert (docs.parent / "static/vendor/fontawesome/webfonts").is_dir()
     assert len(colours(rendered["png"], (0, 0, 1200, 1400))) > 20
-
-
-# --- revisions between two Frontex releases (small workbooks in the real format) ---------------
-
-def test_frontex_revisions_between_releases_biggest_first(tmp_path):
-    """Frontex restates recent months every release: two releases of a small workbook, loaded by
-    the real loader, and the revisions the report lists are the changed route-months only."""
-    landing = Landing(tmp_path / "landing")
-    db = tmp_path / "build.duckdb"
-    revised = [list(r) for r in workbooks.ROWS]
-    revised[2][4] = 262   # Western Balkan Route, Syria, FEB2024: 250 -> 262
-    revised[0][5] = 100   # Central Mediterranean Route, Bangladesh, MAR2024: 108 -> 100
-    for release, rows in (("05APR24", workbooks.ROWS), ("03MAY24", revised)):
-        content = workbooks.write_workbook(rows=rows, note=f"Source: FRAN data as of {release}")
-        landing.land("frontex", f"https://example.invalid/{release}.xlsx", content, None)
-        with duckdb.connect(str(db)) as con:
-            assert load_frontex(con, landing, "t").rows_loaded == workbooks.CELLS
-    rows = quality.measure("t", db)["revisions"]
-    assert [(source, route, month, before, after, change, old, new)
-            for _, source, route, month, before, after, change, old, new in rows] == [
-        ("frontex", "Western Balkan Route", "2024-02", 250, 262, 12, "2024-04-05", "2024-05-03"),
-        ("frontex", "Central Mediterranean Route", "2024-03", 122, 114, -8,
-         "2024-04-05", "2024-05-03"),
-    ]

@@ -50,10 +50,7 @@
                 partition by dataset, freq, time_period, geo, citizen
                     {%- for name, expression in details.items() %}, {{ expression }}{% endfor %}
                 order by
-                    case source_format when 'legacy_export' then 0 else 1 end desc,
-                    coalesce(last_update, release_date::timestamp) desc nulls last,
-                    loaded_at desc,
-                    landing_file desc,
+                    {{ eurostat_vintage_order('desc') }},
                     source_row
             ) as vintage_rank
 
@@ -90,3 +87,60 @@
         lambda k: k not in ('sex', 'age', 'unit'))),
         lambda k: k || '=' || json_extract_string(dimensions, '$.' || k)), ',')
 {% endmacro %}
+
+{#- The order of Eurostat vintages, oldest first with 'asc', newest first with 'desc' (the order
+    eurostat_current ranks them in, and the revisions mart and the as-of macro number them in):
+    SDMX files after legacy Data Browser exports (the exports predate the API), then the update
+    date (undated files first), then the load time (a later run's file of the same vintage is a
+    correction), then the landing file name (which starts with the fetch time). All four are
+    constant within one file, so a vintage is a file. -#}
+{% macro eurostat_vintage_order(direction='asc', prefix='') %}
+    {%- set nulls = 'nulls first' if direction == 'asc' else 'nulls last' -%}
+    {{ eurostat_format_rank(prefix ~ 'source_format') }} {{ direction }},
+                    {{ eurostat_vintage_key(prefix) }} {{ direction }} {{ nulls }},
+                    {{ prefix }}loaded_at {{ direction }},
+                    {{ prefix }}landing_file {{ direction }}
+{%- endmacro %}
+
+{#- SDMX files (1) rank above legacy Data Browser exports (0). -#}
+{% macro eurostat_format_rank(column) -%}
+    case {{ column }} when 'legacy_export' then 0 else 1 end
+{%- endmacro %}
+
+{#- The update date a file states (its last_update, else the export date its name carries). Two
+    files of one dataset with the same format rank and key are the same vintage. -#}
+{% macro eurostat_vintage_key(prefix='') -%}
+    coalesce({{ prefix }}last_update, {{ prefix }}release_date::timestamp)
+{%- endmacro %}
+
+{#- When a landed file was fetched, from its name (`eurostat/<dataset>/<fetched_at>_<sha12>.csv`,
+    `frontex/<fetched_at>_<sha12>.xlsx`), else when it was loaded. -#}
+{% macro landed_at(landing_file, loaded_at) -%}
+    coalesce(
+        try_strptime(regexp_extract({{ landing_file }}, '(\d{8}T\d{6})\d*Z_[0-9a-f]+\.[^/]+$', 1),
+                     '%Y%m%dT%H%M%S'),
+        timezone('UTC', {{ loaded_at }}))
+{%- endmacro %}
+
+{#- The dimensions of an observation as one JSON text (`{"age": "TOTAL", "sex": "T", "unit":
+    "PER"}`, keys sorted, the loader's spelling), with sex, age and unit filled in as totals where
+    the file has no such column (legacy exports: absent means total, as in eurostat_current), so
+    that a legacy export and an SDMX file state the same observation under the same key. -#}
+{% macro eurostat_observation_dimensions(column='dimensions') -%}
+    ('{' || array_to_string(list_transform(
+        list_sort(list_distinct(list_concat(json_keys({{ column }}), ['age', 'sex', 'unit']))),
+        lambda k: '"' || k || '": "' || coalesce(json_extract_string({{ column }}, '$.' || k),
+            case k when 'age' then 'TOTAL' when 'sex' then 'T' else 'PER' end) || '"'), ', ')
+     || '}')
+{%- endmacro %}
+
+{#- The dimensions as people read them (`age: Total, sex: Total, unit: Person`): each code's
+    label as the file published it, else the label of the implied totals, else the code. -#}
+{% macro eurostat_dimensions_label(dimensions, labels) -%}
+    array_to_string(list_transform(json_keys({{ dimensions }}),
+        lambda k: k || ': ' || coalesce(
+            json_extract_string({{ labels }}, '$.' || k),
+            case json_extract_string({{ dimensions }}, '$.' || k)
+                when 'T' then 'Total' when 'TOTAL' then 'Total' when 'PER' then 'Person' end,
+            json_extract_string({{ dimensions }}, '$.' || k))), ', ')
+{%- endmacro %}

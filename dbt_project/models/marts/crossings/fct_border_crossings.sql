@@ -1,10 +1,13 @@
 {#- Detections of irregular border crossings, as every loaded Frontex release states them.
-    Releases revise recent months: filter on one release_date (the latest for current figures). -#}
+    Releases revise recent months: filter on one release_date (the latest for current figures).
+    A release re-issued as a correction counts once, with its newest file; superseded files are
+    in staging and in the revision history. -#}
 with
 
 detections as (
 
     select * from {{ ref('stg_frontex__detections') }}
+    where is_current_correction
 
 ),
 
@@ -29,6 +32,7 @@ final as (
         detections.border_type,
         detections.nationality,
         detections.release_date,
+        detections.correction_number,
 
         -- keys
         routes.route_key,
