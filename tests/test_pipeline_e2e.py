@@ -175,29 +175,59 @@ def test_corrupted_workbook_fails_and_leaves_published_file_byte_identical(insta
     done = run_pipeline(install, broken)
     assert done.returncode != 0
     assert "PIPELINE FAILED" in done.stderr
-    assert "frontex_ingest failed at step 'land_frontex'" in done.stderr
+    assert "frontex_ingest failed at step 'land'" in done.stderr
     assert "ibc.xlsx" in done.stderr and "truncated or corrupt" in done.stderr
     assert sha(install["warehouse"]) == before
     page = red_report(done)
-    assert "stopped at step <b>land_frontex</b>" in page and "truncated or corrupt" in page
+    assert "stopped at step <b>land</b>" in page and "truncated or corrupt" in page
     quarantined = [e for e in manifest(install) if e["status"] == "quarantined"]
     assert len(quarantined) == 1
     assert (install["landing"] / quarantined[0]["path"]).stat().st_size == len(
         recorded_workbook) * 2 // 3
 
 
-def test_negative_count_fails_the_raw_audit_then_a_good_release_recovers(install,
-                                                                         snapshot_dir):
-    before = sha(install["warehouse"])
+def files_listing(install, *args: str) -> subprocess.CompletedProcess:
+    """``python -m pipeline.run files|reject|readmit ...`` on the test installation."""
+    return subprocess.run([sys.executable, "-m", "pipeline.run", *args], cwd=REPO_ROOT,
+                          env=install["env"], capture_output=True, text=True, timeout=120)
+
+
+def state_of(install, sha256: str) -> str:
+    """The state ``python -m pipeline.run files`` prints for the file with this sha256."""
+    [entry] = [e for e in manifest(install) if e["sha256"] == sha256]
+    listing = files_listing(install, "files").stdout
+    [line] = [line for line in listing.splitlines() if entry["path"] in line]
+    return line.split()[0]
+
+
+def workbook_with(snapshot_dir: Path, note: str, change) -> bytes:
+    """The recorded workbook's rows with ``change(rows)`` applied, written with ``note``."""
     header, rows = workbooks.recorded_rows(snapshot_dir / "frontex" / "ibc.xlsx")
-    rows[10][50] = -7
-    bad = snapshot_with(install, "snapshot_negative", workbooks.write_workbook(
-        header=header, rows=rows, note="Source: FRAN data as of 03JUL25"))
+    change(rows)
+    return workbooks.write_workbook(header=header, rows=rows, note=note)
+
+
+def test_bad_file_of_the_same_release_is_rejected_and_the_next_run_recovers(install,
+                                                                           snapshot_dir):
+    """Good, bad, good: a workbook that parses but breaks an audit (a negative count) under the
+    release date already published is rejected; the next run, with the good file back, publishes
+    with no hand work, and so does a later release."""
+    before = sha(install["warehouse"])
+    published = facts(install["warehouse"])
+
+    def negative(rows):
+        rows[10][50] = -7
+    bad_bytes = workbook_with(snapshot_dir, "Source: FRAN data as of 03JUN25", negative)
+    bad = snapshot_with(install, "snapshot_negative", bad_bytes)
     done = run_pipeline(install, bad)
     assert done.returncode != 0
     assert "warehouse_transform failed at step 'audit_raw'" in done.stderr
     assert "detections non-negative" in done.stderr
-    assert "source_row=12" in done.stderr and "release 2025-07-03" in done.stderr
+    assert "source_row=12" in done.stderr and "release 2025-06-03" in done.stderr
+    bad_sha = hashlib.sha256(bad_bytes).hexdigest()
+    [bad_entry] = [e for e in manifest(install) if e["sha256"] == bad_sha]
+    assert "Rejected (kept in landing/ for diagnosis" in done.stderr
+    assert bad_entry["path"] in done.stderr
     assert sha(install["warehouse"]) == before
     page = red_report(done)
     assert "<b>frontex_raw_rows</b> (raw): detections non-negative" in page
@@ -205,16 +235,97 @@ def test_negative_count_fails_the_raw_audit_then_a_good_release_recovers(install
                  if json.loads(f.read_text())["step"] == "audit_raw"]
     kept = Path(json.loads(failure.read_text())["build_db"])
     assert kept.exists() and kept != install["warehouse"]
+    assert (install["landing"] / bad_entry["path"]).read_bytes() == bad_bytes
+    assert state_of(install, bad_sha) == "rejected"
 
-    rows[10][50] = 7
-    good = snapshot_with(install, "snapshot_fixed", workbooks.write_workbook(
-        header=header, rows=rows, note="Source: FRAN data as of 04JUL25"))
+    # The good snapshot again: nothing new lands, and the run publishes without the bad file.
+    done = run_pipeline(install)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = facts(install["warehouse"])
+    assert (got["latest"], got["rows"], got["total"]) == ("2025-06-03", 173_460, 4_966_869)
+    assert got["fingerprint"] == published["fingerprint"]
+    assert got["raw_rows"] == 173_460  # the rejected file never reached raw
+    assert state_of(install, bad_sha) == "rejected"
+
+    def fixed(rows):
+        rows[10][50] = 7
+    good = snapshot_with(install, "snapshot_fixed", workbook_with(
+        snapshot_dir, "Source: FRAN data as of 04JUL25", fixed))
     done = run_pipeline(install, good)
     assert done.returncode == 0, done.stderr[-3000:]
     got = facts(install["warehouse"])
     assert got["latest"] == "2025-07-04"
     assert got["rows"] == 173_460
     assert got["raw_rows"] == 2 * 173_460  # both good releases kept, the bad one never loaded
+
+
+def test_correction_of_a_release_supersedes_it_and_a_hand_rejection_undoes_it(install,
+                                                                             snapshot_dir):
+    """A re-issued 2025-06-03 workbook with one cell 5 higher publishes the corrected total;
+    the original stays as a superseded file. Rejected by hand, the correction leaves the
+    warehouse at the next run; re-admitted, it comes back."""
+    header, rows = workbooks.recorded_rows(snapshot_dir / "frontex" / "ibc.xlsx")
+    # Row 2 of the sheet, first month with a count (checked by hand: Central Mediterranean
+    # Route / Sea / ... has counts).
+    col = next(j for j, v in enumerate(rows[0]) if j >= 3 and isinstance(v, int) and v > 0)
+    original = rows[0][col]
+
+    def plus_five(rows):
+        rows[0][col] = original + 5
+    corrected_bytes = workbook_with(snapshot_dir, "Source: FRAN data as of 03JUN25", plus_five)
+    done = run_pipeline(install, snapshot_with(install, "snapshot_corrected", corrected_bytes))
+    assert done.returncode == 0, done.stderr[-3000:]
+    with_release = subprocess.run(
+        [sys.executable, "-c", "import duckdb,sys; c=duckdb.connect(sys.argv[1], read_only=True);"
+         "print(c.execute(\"select sum(detections), count(*), count(distinct sha256) from "
+         "marts.fct_border_crossings where release_date = '2025-06-03'\").fetchone())",
+         str(install["warehouse"])], capture_output=True, text=True, check=True).stdout
+    assert with_release.strip() == f"({4_966_869 + 5}, 173460, 1)"
+    corrected_sha = hashlib.sha256(corrected_bytes).hexdigest()
+    original_sha = hashlib.sha256((snapshot_dir / "frontex" / "ibc.xlsx").read_bytes()).hexdigest()
+    assert state_of(install, corrected_sha) == "published"
+    assert state_of(install, original_sha) == "superseded"
+
+    rejected = files_listing(install, "reject", corrected_sha[:12], "--reason",
+                             "checking the cell with Frontex")
+    assert rejected.returncode == 0, rejected.stderr
+    assert state_of(install, corrected_sha) == "rejected"
+    done = run_pipeline(install)
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = subprocess.run(
+        [sys.executable, "-c", "import duckdb,sys; c=duckdb.connect(sys.argv[1], read_only=True);"
+         "print(c.execute(\"select sum(detections) from marts.fct_border_crossings "
+         "where release_date = '2025-06-03'\").fetchone()[0],"
+         "c.execute(\"select count(*) from raw.load_log where sha256 = ?\", [sys.argv[2]])"
+         ".fetchone()[0])", str(install["warehouse"]), corrected_sha],
+        capture_output=True, text=True, check=True).stdout.split()
+    assert after == [str(4_966_869), "0"]
+    assert state_of(install, original_sha) == "published"
+    listing = files_listing(install, "files", "--state", "rejected").stdout
+    assert "by hand: checking the cell with Frontex" in listing
+
+    assert files_listing(install, "readmit", corrected_sha[:12]).returncode == 0
+    assert state_of(install, corrected_sha) == "landed"
+
+
+def test_unmapped_nationality_fails_dbt_names_the_file_and_is_rejected(install, snapshot_dir):
+    """A release with a nationality label the seed does not map fails the dbt test that guards
+    it; the error names the label and the landing file, and the file is rejected."""
+    before = sha(install["warehouse"])
+
+    def renamed(rows):
+        rows[3][2] = "Atlantis"
+    bad_bytes = workbook_with(snapshot_dir, "Source: FRAN data as of 05AUG25", renamed)
+    done = run_pipeline(install, snapshot_with(install, "snapshot_atlantis", bad_bytes))
+    assert done.returncode != 0
+    assert "warehouse_transform failed at step 'dbt_build'" in done.stderr
+    assert "assert_every_frontex_nationality_is_mapped" in done.stderr
+    assert "unmapped_frontex_label=Atlantis" in done.stderr
+    bad_sha = hashlib.sha256(bad_bytes).hexdigest()
+    [entry] = [e for e in manifest(install) if e["sha256"] == bad_sha]
+    assert f"landing_file={entry['path']}" in done.stderr
+    assert sha(install["warehouse"]) == before
+    assert state_of(install, bad_sha) == "rejected"
 
 
 def test_corrupted_eurostat_file_blocks_publish_and_is_kept(install, snapshot_dir):
@@ -232,7 +343,7 @@ def test_corrupted_eurostat_file_blocks_publish_and_is_kept(install, snapshot_di
     broken.write_bytes(b"\n".join(lines))
     done = run_pipeline(install, folder)
     assert done.returncode != 0
-    assert "eurostat_ingest failed at step 'land_eurostat'" in done.stderr
+    assert "eurostat_ingest failed at step 'land'" in done.stderr
     assert ("migr_eirtn_Data_allcitizens.csv, row 23824: [value is a number] Value '3,44O'"
             in done.stderr)
     assert "The published warehouse was not changed" in done.stderr
@@ -256,7 +367,7 @@ def test_negative_registry_amount_blocks_publish_with_its_row(install, snapshot_
     (folder / "registries" / "funding_commitments.csv").write_bytes(b"\n".join(lines))
     done = run_pipeline(install, folder)
     assert done.returncode != 0
-    assert "registries_ingest failed at step 'land_registries'" in done.stderr
+    assert "registries_ingest failed at step 'land'" in done.stderr
     assert ("funding_commitments.csv, row 42: [amount positive] amount_eur -79600000 is negative"
             in done.stderr)
     assert sha(install["warehouse"]) == before
@@ -279,7 +390,7 @@ def test_inconsistent_readmission_registry_blocks_publish(install, snapshot_dir)
     (folder / "registries" / "readmission_instruments.csv").write_bytes(b"\n".join(lines))
     done = run_pipeline(install, folder)
     assert done.returncode != 0
-    assert "registries_ingest failed at step 'land_registries'" in done.stderr
+    assert "registries_ingest failed at step 'land'" in done.stderr
     assert ("readmission_instruments.csv, row 27: [in force not before signed] GE: in force "
             "2010-03-01 (day) before signed 2010-11-22 (row 26)") in done.stderr
     assert sha(install["warehouse"]) == before
