@@ -227,13 +227,12 @@ def states(landing: Landing | None = None, warehouse: Path | None = None) -> lis
             else:
                 run = next((ev.run_id for ev in reversed(mine) if ev.event == PUBLISHED), None)
                 out.append(FileState(e, PUBLISHED, f"run {run}" if run else ""))
-        elif any(ev.event == LOADED for ev in mine):
-            run = next(ev.run_id for ev in reversed(mine) if ev.event == LOADED)
-            readmitted = any(ev.event == READMITTED for ev in mine)
-            out.append(FileState(e, LOADED, f"into run {run}, not published"
-                                 + (" (re-admitted)" if readmitted else "")))
+        elif mine and mine[-1].event == LOADED:
+            out.append(FileState(e, LOADED, f"into run {mine[-1].run_id}, not published"))
         else:
-            out.append(FileState(e, LANDED_STATE, "waiting for the next transform run"))
+            readmitted = bool(mine) and mine[-1].event == READMITTED
+            out.append(FileState(e, LANDED_STATE, "waiting for the next transform run"
+                                 + (" (re-admitted by hand)" if readmitted else "")))
     return out
 
 

@@ -196,7 +196,8 @@ def state_of(install, sha256: str) -> str:
     """The state ``python -m pipeline.run files`` prints for the file with this sha256."""
     [entry] = [e for e in manifest(install) if e["sha256"] == sha256]
     listing = files_listing(install, "files").stdout
-    [line] = [line for line in listing.splitlines() if entry["path"] in line]
+    [line] = [line for line in listing.splitlines()
+              if line.split()[1:2] == [entry["path"]]]
     return line.split()[0]
 
 
@@ -285,6 +286,15 @@ def test_correction_of_a_release_supersedes_it_and_a_hand_rejection_undoes_it(in
     original_sha = hashlib.sha256((snapshot_dir / "frontex" / "ibc.xlsx").read_bytes()).hexdigest()
     assert state_of(install, corrected_sha) == "published"
     assert state_of(install, original_sha) == "superseded"
+    # The revision mart shows the correction: one cell, +5, against the original file.
+    revision = subprocess.run(
+        [sys.executable, "-c", "import duckdb,sys; c=duckdb.connect(sys.argv[1], read_only=True);"
+         "print(c.execute(\"select route, nationality, previous_detections, detections, revision,"
+         " correction_number from marts.rpt_border_crossings_revisions where is_correction"
+         " and release_date = '2025-06-03'\").fetchall())", str(install["warehouse"])],
+        capture_output=True, text=True, check=True).stdout.strip()
+    assert revision == str([("Central Mediterranean Route", "Bangladesh", original, original + 5,
+                             5, 2)])
 
     rejected = files_listing(install, "reject", corrected_sha[:12], "--reason",
                              "checking the cell with Frontex")
