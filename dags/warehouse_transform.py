@@ -32,7 +32,7 @@ def warehouse_transform():
     @task
     @fail_fast
     def load_raw() -> dict:
-        """Load what is landed and not loaded yet (Frontex: the newest release) into raw.*."""
+        """Load every landed file that is not rejected and not loaded yet into raw.*."""
         return steps.load(_run_id())
 
     @task
