@@ -19,25 +19,9 @@
         order by release_date desc, correction_number desc
         limit 1
     )
-    select
-        detections.month,
-        detections.route,
-        detections.border_type,
-        detections.nationality,
-        detections.release_date,
-        detections.correction_number,
-        routes.route_key,
-        nationalities.country_key as nationality_country_key,
-        detections.detections,
-        detections.landing_file,
-        detections.sha256,
-        detections.source_row
-    from {{ ref('stg_frontex__detections').include(database=False) }} as detections
+    select detections.* exclude (is_current_correction)
+    from {{ ref('int_frontex__detections_keyed').include(database=False) }} as detections
     inner join vintage using (release_date, correction_number)
-    left join {{ ref('frontex_nationalities').include(database=False) }} as nationalities
-        on nationalities.frontex_label = detections.nationality
-    left join {{ ref('dim_route').include(database=False) }} as routes
-        on routes.route = detections.route
 {% endmacro %}
 
 {#- Eurostat observations as they stood on `d`: for each observation (dataset, freq, period,

@@ -6,10 +6,9 @@
     release date (an archived workbook landed years later still counts from the day Frontex
     published it); a correction from the day it was landed (the workbook states no date of its
     own, and landing is the earliest the warehouse knew it). The as-of macro
-    `border_crossings_as_of(d)`, created by this model's post-hook, reads this table (and
-    staging, the routes and the nationality map: hence the dependencies below). -#}
--- depends_on: {{ ref('dim_route') }}
--- depends_on: {{ ref('frontex_nationalities') }}
+    `border_crossings_as_of(d)`, created by this model's post-hook, reads this table and
+    int_frontex__detections_keyed (hence the dependency below). -#}
+-- depends_on: {{ ref('int_frontex__detections_keyed') }}
 {{ config(post_hook=["{{ create_border_crossings_as_of() }}"]) }}
 with
 

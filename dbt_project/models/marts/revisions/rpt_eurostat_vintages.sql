@@ -60,6 +60,23 @@ numbered as (
 
 ),
 
+corrections as (
+
+    select
+        *,
+        -- the file before it is of the same vintage (format and update date) and was loaded
+        -- by an earlier run (files of one vintage loaded together are extracts of it, and must
+        -- agree: test assert_eurostat_vintages_agree)
+        coalesce(
+            lag(format_rank) over by_vintage = format_rank
+                and lag(vintage_key) over by_vintage is not distinct from vintage_key
+                and lag(run_id) over by_vintage is distinct from run_id,
+            false) as is_correction
+    from numbered
+    window by_vintage as (partition by dataset order by vintage_number)
+
+),
+
 final as (
 
     select
@@ -69,14 +86,7 @@ final as (
 
         -- order
         vintage_number,
-        coalesce(
-            -- the file before it is of the same vintage (format and update date) and was
-            -- loaded by an earlier run (files of one vintage loaded together are extracts of
-            -- it, and must agree: test assert_eurostat_vintages_agree)
-            lag(format_rank) over by_vintage = format_rank
-                and lag(vintage_key) over by_vintage is not distinct from vintage_key
-                and lag(run_id) over by_vintage is distinct from run_id,
-            false) as is_correction,
+        is_correction,
         vintage_number = count(*) over (partition by dataset) as is_newest,
         coalesce(last_update::varchar, release_date::varchar,
                  'undated ' || source_format || ' file loaded ' || strftime(loaded_at, '%Y-%m-%d'))
@@ -85,10 +95,7 @@ final as (
         -- as of
         landed_at,
         case
-            when vintage_key is null
-              or (lag(format_rank) over by_vintage = format_rank
-                  and lag(vintage_key) over by_vintage is not distinct from vintage_key
-                  and lag(run_id) over by_vintage is distinct from run_id)
+            when vintage_key is null or is_correction
                 then greatest(vintage_key::date, landed_at::date)
             else vintage_key::date
         end as counts_from,
@@ -104,8 +111,7 @@ final as (
         run_id,
         loaded_at
 
-    from numbered
-    window by_vintage as (partition by dataset order by vintage_number)
+    from corrections
 
 )
 
