@@ -198,15 +198,23 @@ class Landing:
                 reason = None
         return reason
 
+    def events_by_sha(self) -> dict[str, list[StateEvent]]:
+        by_sha: dict[str, list[StateEvent]] = {}
+        for ev in self.events():
+            by_sha.setdefault(ev.sha256, []).append(ev)
+        return by_sha
+
     def loadable(self, source: str) -> list[ManifestEntry]:
         """The files of ``source`` that a load may use: landed and not rejected, oldest first."""
-        events = self.events()
-        return sorted((e for e in self.entries(source) if self.rejection(e, events) is None),
+        by_sha = self.events_by_sha()
+        return sorted((e for e in self.entries(source)
+                       if self.rejection(e, by_sha.get(e.sha256, [])) is None),
                       key=lambda e: e.fetched_at)
 
     def rejected(self, source: str | None = None) -> list[ManifestEntry]:
-        events = self.events()
-        return [e for e in self.entries(source) if self.rejection(e, events) is not None]
+        by_sha = self.events_by_sha()
+        return [e for e in self.entries(source)
+                if self.rejection(e, by_sha.get(e.sha256, [])) is not None]
 
     def resolve(self, name: str) -> ManifestEntry:
         """The entry a user means by ``name``: its landing path, its file name, or a prefix of

@@ -101,10 +101,9 @@ def reject_culprits(run_id: str, err: BaseException) -> list[ManifestEntry]:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    head = lines[0] if lines else type(err).__name__
-    return " ".join(lines[:3])[:500] if len(lines) > 1 else head[:500]
+    """The first three lines of an error, as one line of at most 500 characters."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return " ".join(lines[:3])[:500] or type(err).__name__
 
 
 def _dbt_culprits(run_id: str, new: list[ManifestEntry]) -> list[ManifestEntry]:
@@ -202,7 +201,7 @@ def published_shas(warehouse: Path | None = None) -> set[str]:
 def states(landing: Landing | None = None, warehouse: Path | None = None) -> list[FileState]:
     """Every landed file with its state, oldest landed first."""
     landing = landing or Landing(settings().landing_dir)
-    events = landing.events()
+    by_sha = landing.events_by_sha()
     published = published_shas(warehouse)
     entries = sorted(landing.entries(), key=lambda e: e.fetched_at)
     # The newest published file of each release supersedes the older ones.
@@ -213,8 +212,8 @@ def states(landing: Landing | None = None, warehouse: Path | None = None) -> lis
             newest[(e.source, *spec.release_key(e))] = e
     out = []
     for e in entries:
-        reason = landing.rejection(e, events)
-        mine = [ev for ev in events if ev.sha256 == e.sha256]
+        mine = by_sha.get(e.sha256, [])
+        reason = landing.rejection(e, mine)
         if reason is not None:
             by = next((ev.by for ev in reversed(mine) if ev.event == REJECTED), "pipeline")
             where = "at landing" if not any(ev.event == REJECTED for ev in mine) else f"by {by}"

@@ -408,13 +408,8 @@ def _write(run_id: str, rows: dict[str, list[tuple]]) -> None:
         for table in TABLES:
             con.execute(f"delete from quality.{table} where run_id = ?", [run_id])
             if rows.get(table):
-                # Rows may fill only the first columns (revisions measured without the marts).
                 width = len(rows[table][0])
-                columns = [c for (c,) in con.execute(
-                    """select column_name from information_schema.columns
-                       where table_schema = 'quality' and table_name = ?
-                       order by ordinal_position""", [table]).fetchall()][:width]
-                con.executemany(f"insert into quality.{table} ({', '.join(columns)}) values "
+                con.executemany(f"insert into quality.{table} values "
                                 f"({', '.join('?' * width)})", rows[table])
     _atomically(change)
 

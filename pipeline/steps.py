@@ -102,10 +102,11 @@ def load(run_id: str) -> dict:
     """Load what is landed, not rejected and not loaded yet, from every source, into raw.*;
     remove from the build what was rejected since it was published."""
     landing = Landing(settings().landing_dir)
+    entries = {e.path: e for e in landing.entries()}
     with duckdb.connect(str(warehouse.build_db(run_id))) as con:
         unloaded = unload_rejected(con, landing)
         results = load_all(con, landing, run_id, on_loaded=lambda done: landing.record(
-            [landing.resolve(r.landing_file) for r in done], LOADED, run_id))
+            [entries[r.landing_file] for r in done], LOADED, run_id))
     by_source: dict[str, list] = {}
     for r in results:
         by_source.setdefault(r.source, []).append(asdict(r))

@@ -39,6 +39,21 @@ def wh_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+OTHER_SOURCE_DAGS = ("eurostat_ingest", "cohesion_ingest", "registries_ingest")
+"""The source DAGs besides Frontex whose recorded files the warehouse fixtures land."""
+
+
+def point_installation_at(mp: pytest.MonkeyPatch, root: Path, snapshot_dir: Path) -> None:
+    """Landing, warehouse, runs, quality history and reports of a test installation under
+    ``root``, replaying the recorded files of ``snapshot_dir``."""
+    mp.setenv("WH_SNAPSHOT_DIR", str(snapshot_dir))
+    mp.setenv("WH_LANDING_DIR", str(root / "landing"))
+    mp.setenv("WH_WAREHOUSE", str(root / "wh" / "migration.duckdb"))
+    mp.setenv("WH_RUNS_DIR", str(root / "wh" / "runs"))
+    mp.setenv("WH_QUALITY_DB", str(root / "wh" / "quality_history.duckdb"))
+    mp.setenv("WH_REPORTS_DIR", str(root / "reports"))
+
+
 @pytest.fixture(scope="session")
 def built_db(tmp_path_factory, recorded_workbook, snapshot_dir) -> Path:
     """A build database holding every recorded source (the Frontex release, the Eurostat files,
@@ -49,13 +64,10 @@ def built_db(tmp_path_factory, recorded_workbook, snapshot_dir) -> Path:
 
     root = tmp_path_factory.mktemp("built")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WH_SNAPSHOT_DIR", str(snapshot_dir))
-        mp.setenv("WH_LANDING_DIR", str(root / "landing"))
-        mp.setenv("WH_WAREHOUSE", str(root / "wh" / "migration.duckdb"))
-        mp.setenv("WH_RUNS_DIR", str(root / "wh" / "runs"))
+        point_installation_at(mp, root, snapshot_dir)
         Landing(root / "landing").land("frontex", "file:///snapshot/frontex/ibc.xlsx",
                                        recorded_workbook, date(2025, 6, 3))
-        for dag_id in ("eurostat_ingest", "cohesion_ingest", "registries_ingest"):
+        for dag_id in OTHER_SOURCE_DAGS:
             steps.land("fixture", dag_id)
         steps.prepare("fixture")
         steps.load("fixture")

@@ -15,18 +15,14 @@ import pytest
 from ingest.landing import Landing
 from pipeline import files, steps
 from tests import test_frontex_layouts as layouts
+from tests.conftest import OTHER_SOURCE_DAGS, point_installation_at
 
 
 @pytest.fixture(scope="module")
 def archive_published(tmp_path_factory, recorded_workbook, snapshot_dir):
     root = tmp_path_factory.mktemp("archive")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WH_SNAPSHOT_DIR", str(snapshot_dir))
-        mp.setenv("WH_LANDING_DIR", str(root / "landing"))
-        mp.setenv("WH_WAREHOUSE", str(root / "wh" / "migration.duckdb"))
-        mp.setenv("WH_RUNS_DIR", str(root / "wh" / "runs"))
-        mp.setenv("WH_QUALITY_DB", str(root / "wh" / "quality_history.duckdb"))
-        mp.setenv("WH_REPORTS_DIR", str(root / "reports"))
+        point_installation_at(mp, root, snapshot_dir)
         landing = Landing(root / "landing")
         # Arrival order: the recorded 2025 release, then the archive, newer first.
         for name, content, release in (
@@ -34,7 +30,7 @@ def archive_published(tmp_path_factory, recorded_workbook, snapshot_dir):
                 ("ibc_2020.xlsx", layouts.archive_2020(), date(2020, 4, 5)),
                 ("ibc_2019.xlsx", layouts.archive_2019(), date(2019, 4, 5))):
             landing.land("frontex", f"file:///archive/{name}", content, release)
-        for dag_id in ("eurostat_ingest", "cohesion_ingest", "registries_ingest"):
+        for dag_id in OTHER_SOURCE_DAGS:
             steps.land("archive", dag_id)
         for step in (steps.prepare, steps.load, steps.audit_raw, steps.dbt_build,
                      steps.audit_marts, steps.publish):
