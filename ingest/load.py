@@ -9,13 +9,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import duckdb
 
-from ingest import catalog
+from ingest import catalog, parsed
 from ingest.catalog import SourceSpec
 from ingest.errors import DataError
 from ingest.landing import Landing, ManifestEntry
+from ingest.source import Parsed
 
 log = logging.getLogger(__name__)
 
@@ -90,30 +92,48 @@ def unload_rejected(con: duckdb.DuckDBPyConnection, landing: Landing) -> list[Ma
 
 def load_source(con: duckdb.DuckDBPyConnection, landing: Landing, spec: SourceSpec,
                 run_id: str) -> list[LoadResult]:
-    """Parse and insert every landed, not rejected file of ``spec`` whose sha256 is not loaded
-    yet, oldest landed first. Every file is kept (every release, every correction, every
-    vintage); staging decides what is current. A file that fails to parse raises ``LoadFailed``
+    """Insert every landed, not rejected file of ``spec`` whose sha256 is not loaded yet, oldest
+    landed first. Every file is kept (every release, every correction, every vintage); staging
+    decides what is current. The rows come from the file's parsed form (``ingest.parsed``,
+    written when it was landed), read by DuckDB; a file without a current parsed form is parsed
+    here (and its parsed form written). A file that fails to parse raises ``LoadFailed``
     naming it."""
     ensure_raw_schema(con)
     loaded = {sha for (sha,) in con.execute(
         "select sha256 from raw.load_log where raw_table = ?", [spec.raw_table]).fetchall()}
-    source, enrich = spec.source(), spec.enricher()
+    enrich = spec.enricher()
     results = []
     for entry in landing.loadable(spec.name):
         if entry.sha256 in loaded:
             continue
-        try:
-            parsed = source.parse(landing.file(entry).read_bytes(), entry.path, entry.dataset)
-        except DataError as err:
-            raise LoadFailed(entry, err) from err
-        if enrich is not None:
-            enrich(entry, parsed)
-        results.append(_insert(con, spec.raw_table, entry, parsed.release_date or entry.release,
-                               parsed.rows, run_id, dataset=parsed.dataset or entry.dataset))
+        path, release, dataset = parsed_form(landing, entry, spec)
+        if enrich is None:
+            results.append(_insert(con, spec.raw_table, entry, release, path, run_id, dataset))
+        else:
+            frame = con.execute("select * from read_parquet(?)", [str(path)]).df()
+            enrich(entry, Parsed(release, frame, dataset))
+            results.append(_insert(con, spec.raw_table, entry, release, frame, run_id, dataset))
         loaded.add(entry.sha256)
     if not results:
         log.info("%s: every landed file is loaded already", spec.name)
     return results
+
+
+def parsed_form(landing: Landing, entry: ManifestEntry,
+                spec: SourceSpec) -> tuple[Path, date | None, str | None]:
+    """The Parquet of ``entry``'s parsed rows with its release date and dataset: the one kept
+    at landing when it is current, else parsed now from the landed bytes (and kept)."""
+    found = parsed.lookup(landing, entry)
+    if found is not None:
+        path, meta = found
+        release = date.fromisoformat(meta["release_date"]) if meta.get("release_date") else None
+        return path, release or entry.release, meta.get("dataset") or entry.dataset
+    try:
+        result = spec.source().parse(landing.file(entry).read_bytes(), entry.path, entry.dataset)
+    except DataError as err:
+        raise LoadFailed(entry, err) from err
+    release, dataset = result.release_date or entry.release, result.dataset or entry.dataset
+    return parsed.write(landing, entry, result.rows, release, dataset), release, dataset
 
 
 def load_all(con: duckdb.DuckDBPyConnection, landing: Landing, run_id: str,
@@ -129,28 +149,37 @@ def load_all(con: duckdb.DuckDBPyConnection, landing: Landing, run_id: str,
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, entry: ManifestEntry,
-            release: date | None, frame, run_id: str, dataset: str | None = None) -> LoadResult:
+            release: date | None, rows, run_id: str, dataset: str | None = None) -> LoadResult:
+    """Insert ``rows`` (a Parquet path, read by DuckDB, or a DataFrame) with their lineage, and
+    the file's row of ``raw.load_log``, in one transaction."""
     loaded_at = datetime.now(timezone.utc)
-    columns = ", ".join(f'"{c}"' for c in frame.columns)
-    con.register("incoming_rows", frame)
+    if isinstance(rows, Path):
+        relation, params = "read_parquet(?)", [str(rows)]
+    else:
+        con.register("incoming_rows", rows)
+        relation, params = "incoming_rows", []
     try:
+        names = [d[0] for d in con.execute(f"select * from {relation} limit 0", params).description]
+        columns = ", ".join(f'"{c}"' for c in names)
         con.execute("begin")
-        con.execute(f"delete from {table} where sha256 = ?", [entry.sha256])
-        con.execute(
-            f"""insert into {table} ({columns}, landing_file, sha256, release_date, loaded_at)
-                select {columns}, ?, ?, ?, ? from incoming_rows""",
-            [entry.path, entry.sha256, release, loaded_at])
-        con.execute("""insert into raw.load_log (source, raw_table, landing_file, sha256,
-                           release_date, rows_loaded, run_id, loaded_at, dataset)
-                       values (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    [entry.source, table, entry.path, entry.sha256, release, len(frame), run_id,
-                     loaded_at, dataset])
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+        try:
+            con.execute(f"delete from {table} where sha256 = ?", [entry.sha256])
+            (count,) = con.execute(
+                f"""insert into {table} ({columns}, landing_file, sha256, release_date, loaded_at)
+                    select {columns}, ?, ?, ?, ? from {relation}""",
+                [entry.path, entry.sha256, release, loaded_at, *params]).fetchone()
+            con.execute("""insert into raw.load_log (source, raw_table, landing_file, sha256,
+                               release_date, rows_loaded, run_id, loaded_at, dataset)
+                           values (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                        [entry.source, table, entry.path, entry.sha256, release, count, run_id,
+                         loaded_at, dataset])
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
     finally:
-        con.unregister("incoming_rows")
-    log.info("loaded %s rows of %s%s (release %s, %s) into %s", f"{len(frame):,}", entry.source,
+        if relation == "incoming_rows":
+            con.unregister("incoming_rows")
+    log.info("loaded %s rows of %s%s (release %s, %s) into %s", f"{count:,}", entry.source,
              f" {dataset}" if dataset else "", release or "undated", entry.path, table)
-    return LoadResult(entry.source, entry.path, entry.sha256, release, len(frame))
+    return LoadResult(entry.source, entry.path, entry.sha256, release, count)

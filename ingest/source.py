@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from ingest import parsed
 from ingest.errors import DataError
 from ingest.landing import LANDED, QUARANTINED, Landing, ManifestEntry, sha256_of
 
@@ -71,7 +72,9 @@ def fetch(source: Source, candidate: Candidate) -> bytes:
 
 
 def land_new(source: Source, landing: Landing, refetch_landed: bool = False) -> list[ManifestEntry]:
-    """Fetch what is new, validate it by parsing, land it. Returns the newly landed entries.
+    """Fetch what is new, validate it by parsing, land it with its parsed form
+    (``ingest.parsed``: the raw load reads that, never parses again). Returns the newly landed
+    entries.
 
     A live URL already landed is not fetched again (the publisher renames the file for every
     release), unless ``refetch_landed`` (``ingest.catalog``: a publisher that re-issues
@@ -102,17 +105,20 @@ def land_new(source: Source, landing: Landing, refetch_landed: bool = False) -> 
                          f" (that file is rejected: {rejected})" if rejected else "")
             continue
         try:
-            parsed = source.parse(content, file_name(cand.url), cand.dataset)
+            result = source.parse(content, file_name(cand.url), cand.dataset)
         except DataError as err:
             entry, _ = landing.land(source.name, cand.url, content, None, error=str(err),
                                     dataset=cand.dataset, version=cand.version)
             log.error("quarantined %s: %s", entry.path, err)
             errors.append(err)
             continue
-        entry, is_new = landing.land(source.name, cand.url, content, parsed.release_date,
-                                     dataset=parsed.dataset or cand.dataset,
+        entry, is_new = landing.land(source.name, cand.url, content, result.release_date,
+                                     dataset=result.dataset or cand.dataset,
                                      version=cand.version)
         if is_new:
+            # Parse once: the load reads these rows instead of parsing the bytes again.
+            parsed.write(landing, entry, result.rows, result.release_date,
+                         result.dataset or cand.dataset)
             new.append(entry)
     if errors:
         raise errors[0]
