@@ -1,4 +1,7 @@
-"""Write, audit, publish: build a copy of the warehouse, check it, swap it in atomically, report."""
+"""Write, audit, publish: build a copy of the warehouse, check it, swap it in atomically, report.
+
+A run with nothing new since the last publish builds nothing: check_for_changes skips the build
+steps and the report says "nothing new since <publish>, warehouse unchanged"."""
 from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
@@ -23,6 +26,17 @@ def _run_id() -> str:
     doc_md=__doc__,
 )
 def warehouse_transform():
+    # Skips every later task at once (the report too: this step writes it when nothing is new).
+    @task.short_circuit
+    @fail_fast
+    def check_for_changes() -> bool:
+        """Anything new since the last publish (a landed file not in the warehouse, a rejected
+        file still in it, other code)? If not, it writes the report ("nothing new since
+        <publish>, warehouse unchanged") and every later task is skipped. Trigger with the
+        conf {"rebuild": true} to build, audit and publish anyway."""
+        conf = get_current_context()["dag_run"].conf or {}
+        return steps.check_for_changes(_run_id(), rebuild=bool(conf.get("rebuild")))
+
     @task
     @fail_fast
     def prepare_build() -> str:
@@ -66,7 +80,7 @@ def warehouse_transform():
         is red and names the checks that blocked publish; the task then fails too)."""
         return steps.report(_run_id())
 
-    (prepare_build() >> load_raw() >> audit_raw() >> dbt_build() >> audit_marts() >> publish()
+    (check_for_changes() >> prepare_build() >> load_raw() >> audit_raw() >> dbt_build() >> audit_marts() >> publish()
      >> report())
 
 

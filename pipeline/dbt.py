@@ -5,6 +5,7 @@ import collections
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +16,30 @@ log = logging.getLogger(__name__)
 
 PROJECT_DIR = REPO_ROOT / "dbt_project"
 TAIL_LINES = 25
+BUILD_LINK = ".dbt-build"
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+PARTIAL_PARSE_CACHE = ".dbt-partial-parse.msgpack"
+"""In the runs folder: dbt's parse of the last build, copied into each run's target folder so
+that dbt parses only what changed (dbt checks the files, versions and profile itself and parses
+everything again when they differ)."""
 
 
 class DbtBuildFailed(Exception):
     pass
+
+
+def stable_path(build_db: Path) -> Path:
+    """``build_db`` under a path that is the same for every run: ``<runs>/.dbt-build`` is a
+    symlink to this run's folder. dbt's partial parsing starts over whenever the profile's
+    database path changes; through this link it does not, and the build reuses the parse of
+    the previous run (about 2 s). The folder is linked, not the file, so DuckDB's WAL stays in
+    the run's own folder. One transform runs at a time (the DAG's max_active_runs=1)."""
+    link = build_db.parent.parent / BUILD_LINK
+    staged = link.with_name(f"{BUILD_LINK}.{os.getpid()}.tmp")
+    staged.unlink(missing_ok=True)
+    staged.symlink_to(build_db.parent.resolve(), target_is_directory=True)
+    os.replace(staged, link)
+    return link / build_db.name
 
 
 def dbt_env(build_db: Path) -> dict[str, str]:
@@ -47,14 +68,23 @@ def build(build_db: Path, run_dir: Path, args: list[str] | None = None) -> dict:
            "--profiles-dir", str(PROJECT_DIR), "--target-path", str(target / "target"),
            "--log-path", str(target / "logs"), *(args or [])]
     log.info("running %s", " ".join(cmd))
-    proc = subprocess.Popen(cmd, cwd=PROJECT_DIR, env=dbt_env(build_db), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    parse_cache = run_dir.parent / PARTIAL_PARSE_CACHE
+    saved = target / "target" / PARTIAL_PARSE_FILE
+    if parse_cache.exists():
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(parse_cache, saved)
+    proc = subprocess.Popen(cmd, cwd=PROJECT_DIR, env=dbt_env(stable_path(build_db)),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     for line in proc.stdout:
         log.info("dbt | %s", line.rstrip())
         tail.append(line.rstrip())
     code = proc.wait()
+    if saved.exists():
+        staged = parse_cache.with_name(f"{parse_cache.name}.{os.getpid()}.part")
+        shutil.copyfile(saved, staged)
+        os.replace(staged, parse_cache)
     results = _run_results(target / "target" / "run_results.json")
     if code != 0:
         manifest = _run_results(target / "target" / "manifest.json").get("nodes", {})

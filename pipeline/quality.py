@@ -39,7 +39,7 @@ create schema if not exists quality;
 create table if not exists quality.runs (
     run_id varchar primary key,
     recorded_at timestamptz not null,
-    state varchar not null,            -- published, failed
+    state varchar not null,            -- published, failed, unchanged (nothing new: not built)
     failed_step varchar,
     failure_message varchar,
     measured_db varchar,               -- the database the measures below were taken from
@@ -108,6 +108,8 @@ create table if not exists quality.revisions (
     previous_release varchar,
     current_release varchar
 );
+-- Added with no-op runs: what an "unchanged" run found (nothing new since which publish).
+alter table quality.runs add column if not exists note varchar;
 -- Added with the revisions marts (a store written before gets the columns, NULL in old rows).
 alter table quality.revisions add column if not exists cell_label varchar;   -- for people
 alter table quality.revisions add column if not exists is_correction boolean; -- same release re-issued
@@ -144,7 +146,7 @@ def cadences() -> dict[str, Cadence]:
 # --- recording a run ----------------------------------------------------------------------------
 
 def record_run(run_id: str, state: str, measured_db: Path | None = None,
-               measured_label: str | None = None) -> None:
+               measured_label: str | None = None, note: str | None = None) -> None:
     """Gather run ``run_id`` into the quality store (replacing what it held for that run).
     ``measured_db`` is the database whose data the measures describe: the build database of a
     run that got that far, else the published warehouse; ``measured_label`` names it in the
@@ -156,7 +158,7 @@ def record_run(run_id: str, state: str, measured_db: Path | None = None,
     rows = {
         "runs": [(run_id, datetime.now(timezone.utc), state, failure.get("step"),
                   failure.get("message"), measured_label or (str(measured) if measured else None),
-                  None)],
+                  None, note)],
         "checks": [], "results": [],
     }
     for stage in ("raw", "marts"):

@@ -108,12 +108,16 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) 
 # --- sections ----------------------------------------------------------------------------------
 
 def _run_section(q, run_id: str) -> str:
-    run = _rows(q, "select state, failed_step, failure_message, recorded_at, measured_db "
+    run = _rows(q, "select state, failed_step, failure_message, recorded_at, measured_db, note "
                    "from quality.runs where run_id = ?", [run_id])
     if not run:
         return f'<div class="banner failed">No recorded run {_e(run_id)}.</div>'
-    state, step, message, recorded_at, measured = run[0]
-    if state == "published":
+    state, step, message, recorded_at, measured, note = run[0]
+    if state == "unchanged":
+        banner = (f'<div class="banner ok">Unchanged: run {_e(run_id)} found {_e(note)}. '
+                  'Nothing was rebuilt; the checks below are those of the last publish, the '
+                  'freshness of each source is as of this run.</div>')
+    elif state == "published":
         banner = (f'<div class="banner ok">Published: run {_e(run_id)} passed every blocking '
                   f'check and replaced the published warehouse.</div>')
     else:
@@ -152,6 +156,16 @@ def _sources_section(q, run_id: str, wh) -> str:
                                                                 10: lambda v: "bad" if v and str(v).startswith("PARTIAL") else None})
             + "<h3>Completeness</h3>"
             + _table(["source", "subject", "present", "expected", "note"], complete, {2, 3}))
+
+
+def _checked_run(q, run_id: str) -> str:
+    """The run whose checks describe the published data: this one, or for a run that found
+    nothing new (and checked nothing), the last published run."""
+    found = _rows(q, """select r.run_id from quality.runs r
+                        where (select state from quality.runs where run_id = ?) = 'unchanged'
+                          and r.state = 'published' order by r.recorded_at desc limit 1""",
+                  [run_id])
+    return found[0][0] if found else run_id
 
 
 def _checks_section(q, run_id: str) -> str:
@@ -307,14 +321,15 @@ def render(run_id: str, data_docs: Path | None = None) -> str:
         wh = duckdb.connect(str(published), read_only=True) if published.exists() else None
         try:
             state = _rows(q, "select state from quality.runs where run_id = ?", [run_id])
-            title = "FAILED" if state and state[0][0] != "published" else "Published"
+            title = {"published": "Published", "unchanged": "Unchanged"}.get(
+                state[0][0] if state else None, "FAILED")
             body = [
-                f"<h1>Migration warehouse: data quality report</h1>",
+                "<h1>Migration warehouse: data quality report</h1>",
                 f'<p class="muted">Run {_e(run_id)} &middot; {title} &middot; generated '
                 f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC &middot; published warehouse "
                 f"<code>{_e(published)}</code></p>",
                 _h2("Run"), _run_section(q, run_id),
-                _sources_section(q, run_id, wh), _checks_section(q, run_id),
+                _sources_section(q, run_id, wh), _checks_section(q, _checked_run(q, run_id)),
                 _flags_section(q, run_id), _revisions_section(q, run_id),
                 _reconciliation_section(wh), _charts_section(wh), _history_section(q),
             ]

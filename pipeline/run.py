@@ -3,7 +3,9 @@
 This is what ``make run`` calls. It runs the real DAGs with ``dag.test()``: first the source
 DAGs (those of ingest/catalog.py: find, fetch, validate and land new files), then the transform
 DAG (``warehouse_transform``: build, load, audit, dbt build, audit, publish). No scheduler or
-webserver is started. At the end it prints where the published warehouse is and a summary, or,
+webserver is started. When nothing is new since the last publish (no new landed file, no
+rejection, the same code), the transform builds nothing and the run ends with "nothing new since
+<publish>, warehouse unchanged" (exit 0); ``--rebuild`` builds anyway. At the end it prints where the published warehouse is and a summary, or,
 when a step failed, which check failed on which file, and exits non-zero. A landed file that
 fails an audit or a dbt test is rejected: it stays in landing/, and the next run publishes
 without it.
@@ -74,17 +76,73 @@ def configure_environment() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), path) if p)
 
 
+MIGRATED_STAMP = ".wh-db-migrated"
+"""In AIRFLOW_HOME: the Airflow version and schema revision of the last ``db migrate``."""
+
+
+def _sqlite_metadata_db(home: Path) -> Path | None:
+    """The embedded SQLite metadata database, or None when Airflow is configured with another
+    database (then ``db migrate`` always runs: it is the only check that knows that database)."""
+    conn = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    if conn is None:
+        cfg = home / "airflow.cfg"
+        if not cfg.exists():
+            return None
+        conn = next((line.split("=", 1)[1].strip() for line in cfg.read_text().splitlines()
+                     if line.strip().startswith("sql_alchemy_conn") and "=" in line), None)
+    if not conn or not conn.startswith("sqlite:///"):
+        return None
+    return Path(conn.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def _schema_revision(db: Path) -> str | None:
+    import sqlite3
+
+    if not db.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            row = con.execute("select version_num from alembic_version").fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
+def metadata_db_is_current(home: Path) -> bool:
+    """True when the embedded SQLite database was migrated by this Airflow version and still
+    has the revision it was migrated to: ``db migrate`` (about 3 s) would do nothing."""
+    from importlib.metadata import version
+
+    stamp, db = home / MIGRATED_STAMP, _sqlite_metadata_db(home)
+    if db is None or not stamp.exists():
+        return False
+    return stamp.read_text().split() == [version("apache-airflow-core"),
+                                         _schema_revision(db) or "none"]
+
+
 def migrate_metadata_db() -> None:
+    from importlib.metadata import version
+
     home = Path(os.environ["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
+    if metadata_db_is_current(home):
+        print(f"Airflow metadata database is current ({home}); not migrating", flush=True)
+        return
     airflow = Path(sys.executable).with_name("airflow")
     with (home / "db-migrate.log").open("w") as out:
         done = subprocess.run([str(airflow), "db", "migrate"], stdout=out, stderr=subprocess.STDOUT)
     if done.returncode:
         raise SystemExit(f"airflow db migrate failed; see {home / 'db-migrate.log'}")
+    db = _sqlite_metadata_db(home)
+    revision = _schema_revision(db) if db is not None else None
+    stamp = home / MIGRATED_STAMP
+    if revision:
+        stamp.write_text(f"{version('apache-airflow-core')} {revision}\n")
+    else:
+        stamp.unlink(missing_ok=True)
 
 
-def run_dags(dag_ids: tuple[str, ...]) -> tuple[bool, str]:
+def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> tuple[bool, str]:
     """Run each DAG with dag.test(), in order. Returns (success, message)."""
     from airflow.dag_processing.dagbag import DagBag
 
@@ -98,7 +156,8 @@ def run_dags(dag_ids: tuple[str, ...]) -> tuple[bool, str]:
         dag = bag.get_dag(dag_id)
         print(f"\n=== {dag_id}: running with dag.test() ===", flush=True)
         started = time.monotonic()
-        dag_run = dag.test()
+        dag_run = dag.test(run_conf={"rebuild": True} if rebuild and dag_id == "warehouse_transform"
+                           else None)
         state = str(getattr(dag_run.state, "value", dag_run.state))
         print(f"=== {dag_id}: {state} in {time.monotonic() - started:.0f} s "
               f"(run {dag_run.run_id}) ===", flush=True)
@@ -290,9 +349,13 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dag", action="append", choices=DAG_IDS,
                    help="run only this DAG (repeatable; default: all, in order)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="build, audit and publish even when nothing is new since the last "
+                        "publish (by default such a run changes nothing and says so)")
     sub = p.add_subparsers(dest="command", metavar="{run,files,reject,readmit}")
     run = sub.add_parser("run", help="run the pipeline (the default)")
     run.add_argument("--dag", action="append", choices=DAG_IDS, help=argparse.SUPPRESS)
+    run.add_argument("--rebuild", action="store_true", help=argparse.SUPPRESS)
     listing = sub.add_parser("files", help="list landed files with their state")
     listing.add_argument("--source", choices=sorted(catalog.BY_NAME))
     listing.add_argument("--state", choices=["landed", "loaded", "published", "superseded",
@@ -318,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Sources: {'replayed from ' + str(s.snapshot_dir) if s.snapshot_dir else 'live'}; "
           f"landing {s.landing_dir}; warehouse {s.warehouse}", flush=True)
     migrate_metadata_db()
-    ok, message = run_dags(tuple(args.dag) if args.dag else DAG_IDS)
+    ok, message = run_dags(tuple(args.dag) if args.dag else DAG_IDS, rebuild=args.rebuild)
     report = latest_report()
     if not ok:
         print(f"\nPIPELINE FAILED: {message}\nThe published warehouse was not changed: "
@@ -328,11 +391,32 @@ def main(argv: list[str] | None = None) -> int:
     if not s.warehouse.exists():
         print(f"\nNo published warehouse at {s.warehouse}", file=sys.stderr)
         return 1
+    dag_ids = tuple(args.dag) if args.dag else DAG_IDS
+    unchanged = unchanged_note() if "warehouse_transform" in dag_ids else None
+    if unchanged:
+        print(f"\n{unchanged[0].upper()}{unchanged[1:]}: {s.warehouse}"
+              + (f"\nQuality report: {report}" if report else ""), flush=True)
+        return 0
     print(f"\nPublished warehouse: {s.warehouse}\n  (open it read-only: "
           f"duckdb -readonly {s.warehouse})\n\n{summary(s.warehouse)}", flush=True)
     if report:
         print(f"\nQuality report: {report}", flush=True)
     return 0
+
+
+def unchanged_note() -> str | None:
+    """When the latest recorded run found nothing new: what it found ("nothing new since ...")."""
+    from pipeline import quality
+
+    path = quality.store_path()
+    if not path.exists():
+        return None
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        found = con.execute("""select state, note from quality.runs
+                               order by recorded_at desc limit 1""").fetchone()
+    return found[1] if found and found[0] == "unchanged" else None
 
 
 def latest_report() -> str | None:

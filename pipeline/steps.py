@@ -1,7 +1,7 @@
 """The steps of one transform run, each a plain function of the run id.
 
-The transform DAG wires them in order: prepare -> load -> audit_raw -> dbt_build -> audit_marts
--> publish. Each step records a failure in ``<runs>/<run_id>/failure.json`` before raising, so
+The transform DAG wires them in order: check_for_changes (nothing new: stop here) -> prepare ->
+load -> audit_raw -> dbt_build -> audit_marts -> publish -> report. Each step records a failure in ``<runs>/<run_id>/failure.json`` before raising, so
 whoever ran the pipeline can be told which check failed, on which file, with which rows.
 """
 from __future__ import annotations
@@ -20,10 +20,13 @@ from ingest.errors import DataError
 from ingest.landing import LOADED, PUBLISHED, Landing
 from ingest.load import load_all, unload_rejected
 from ingest.source import land_new
-from pipeline import dbt, files, quality, warehouse
+from pipeline import changes, dbt, files, quality, warehouse
 from pipeline import report as quality_report
 
 log = logging.getLogger(__name__)
+
+UNCHANGED = "unchanged"
+"""Run state when nothing was new: nothing built, nothing published."""
 
 
 def records_failure(step):
@@ -89,6 +92,26 @@ def land(run_id: str, dag_id: str) -> list[dict]:
     if errors:
         raise errors[0]
     return [asdict(e) for e in entries]
+
+
+@records_failure
+def check_for_changes(run_id: str, rebuild: bool = False) -> bool:
+    """First transform step: whether anything would change the published warehouse (a landed
+    file not in it, a rejected file still in it, other code). When nothing would, the run is
+    recorded as ``unchanged``, its report written ("nothing new since <publish>") and the rest of
+    the transform skipped (False)."""
+    found = changes.pending()
+    if rebuild:
+        found.reasons.append("a rebuild was asked for")
+    if found.reasons:
+        log.info("building: %s", "; ".join(found.reasons))
+        return True
+    note = f"nothing new since {found.since()}, warehouse unchanged"
+    log.info("%s: %s", run_id, note)
+    quality.record_run(run_id, UNCHANGED, note=note)
+    # Written here: the rest of the run, the report task included, is skipped at once.
+    quality_report.write(run_id)
+    return False
 
 
 @records_failure

@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from ingest.config import settings
+from pipeline.changes import code_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,10 @@ def publish(run_id: str, before_checkpoint=None) -> Path:
         con.execute("create schema if not exists meta")
         con.execute("""create table if not exists meta.publish_log (
                            run_id varchar not null, published_at timestamptz not null)""")
-        con.execute("insert into meta.publish_log values (?, ?)",
-                    [run_id, datetime.now(timezone.utc)])
+        # The code that built it: a later run with nothing new and the same code is a no-op.
+        con.execute("alter table meta.publish_log add column if not exists code_fingerprint varchar")
+        con.execute("insert into meta.publish_log (run_id, published_at, code_fingerprint) "
+                    "values (?, ?, ?)", [run_id, datetime.now(timezone.utc), code_fingerprint()])
         if before_checkpoint is not None:
             before_checkpoint(con)
         con.execute("checkpoint")

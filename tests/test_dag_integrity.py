@@ -49,16 +49,18 @@ def test_transform_is_the_single_writer_and_does_not_retry(dagbag):
     assert dag.max_active_runs == 1
     assert all(task.retries == 0 for task in dag.tasks)
     # A straight line: nothing publishes unless every audit before it passed.
-    order, task = [], dag.get_task("prepare_build")
+    order, task = [], dag.get_task("check_for_changes")
     while task is not None:
         order.append(task.task_id)
         assert len(task.downstream_list) <= 1
         task = next(iter(task.downstream_list), None)
-    assert order == ["prepare_build", "load_raw", "audit_raw", "dbt_build", "audit_marts",
+    assert order == ["check_for_changes", "prepare_build", "load_raw", "audit_raw", "dbt_build", "audit_marts",
                      "publish", "report"]
     assert len(dag.tasks) == len(order)
     # The report is written whatever happened before it; every other task needs its upstream.
     assert dag.get_task("report").trigger_rule == "all_done"
+    # Nothing new: the check writes the report itself and skips every later task at once.
+    assert dag.get_task("check_for_changes").ignore_downstream_trigger_rules is True
     assert all(t.trigger_rule == "all_success" for t in dag.tasks if t.task_id != "report")
 
 

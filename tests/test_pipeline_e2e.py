@@ -59,11 +59,11 @@ def install(tmp_path_factory, snapshot_dir):
             "landing": root / "landing"}
 
 
-def run_pipeline(install, snapshot: Path | None = None) -> subprocess.CompletedProcess:
+def run_pipeline(install, snapshot: Path | None = None, *args: str) -> subprocess.CompletedProcess:
     env = dict(install["env"])
     if snapshot is not None:
         env["WH_SNAPSHOT_DIR"] = str(snapshot)
-    return subprocess.run([sys.executable, "-m", "pipeline.run"], cwd=REPO_ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "pipeline.run", *args], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
 
 
@@ -133,14 +133,28 @@ def test_second_run_changes_nothing(install):
     before = sha(install["warehouse"])
     done = run_pipeline(install)
     assert done.returncode == 0, done.stderr[-3000:]
+    # Nothing new: nothing built, the published file not even rewritten.
+    assert sha(install["warehouse"]) == before
     got = facts(install["warehouse"])
-    assert got["fingerprint"] == install["first"]["fingerprint"]
-    assert got["raw_rows"] == 173_460
-    assert got["publishes"] == 2
+    assert got["publishes"] == 1 and got["raw_rows"] == 173_460
     # the workbook, 7 Eurostat files, published figures, the Cohesion sample, two registries
     assert len(manifest(install)) == 1 + 7 + 1 + 1 + 2
-    assert "nothing new" in done.stdout + done.stderr
-    assert sha(install["warehouse"]) != before  # a new file was swapped in, same marts
+    [publish_run] = [line.split("publish of run ")[1].split()[0]
+                     for line in done.stdout.splitlines() if "Nothing new since" in line]
+    assert "warehouse unchanged" in done.stdout
+    for skipped in ("load_raw", "dbt_build", "publish"):
+        assert f"task_id={skipped}" not in done.stdout + done.stderr
+    report = Path(done.stdout.split("Quality report: ", 1)[1].split()[0])
+    page = report.read_text()
+    assert "Unchanged: run" in page and f"publish of run {publish_run}" in page
+    assert report.parent.name in (report.parent.parent / "latest.html").read_text()
+    # Asked to, it builds, audits and publishes again: the same marts in a new file.
+    done = run_pipeline(install, None, "--rebuild")
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = facts(install["warehouse"])
+    assert got["fingerprint"] == install["first"]["fingerprint"]
+    assert got["publishes"] == 2
+    assert sha(install["warehouse"]) != before
 
 
 def test_run_succeeds_while_a_reader_holds_the_published_file(install):
@@ -158,7 +172,7 @@ def test_run_succeeds_while_a_reader_holds_the_published_file(install):
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert reader.stdout.readline().strip() == "2"
-        done = run_pipeline(install)
+        done = run_pipeline(install, None, "--rebuild")
         assert done.returncode == 0, done.stderr[-3000:]
         out, _ = reader.communicate("go\n", timeout=60)
     finally:
