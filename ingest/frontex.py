@@ -27,23 +27,20 @@ from __future__ import annotations
 
 import csv
 import functools
-import io
 import logging
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urljoin
 
-import openpyxl
 import pandas as pd
-from openpyxl.utils import get_column_letter
-from openpyxl.utils.datetime import from_excel
 
 from ingest import http
 from ingest.config import SEEDS_DIR, settings
 from ingest.errors import DataError, DownloadError
 from ingest.source import Candidate, Parsed
+from ingest.xlsx import Workbook, column_letter, open_workbook
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +62,9 @@ MONTH_NUMBERS = [
     (re.compile(r"^\d{1,2}[-/.](\d{1,2})[-/.](\d{4})$"), 2, 1),
 ]
 # A month header stored as a bare Excel serial (no date format): 2000-01-01 to 2099-12-31 only,
-# so that no other number passes for a month.
+# so that no other number passes for a month. Serials past 60 count days from 1899-12-30.
 EXCEL_SERIALS = (36526, 73050)
+EXCEL_EPOCH = date(1899, 12, 30)
 # The date after a release-note phrase ("as of"): 2019-04-05; 05.04.2019, 05/04/2019 (day first);
 # 03JUN25, 5 April 2019, 5 Apr 2019; April 5, 2019. Tuples: pattern, order of its groups.
 NOTE_DATES = [
@@ -127,14 +125,10 @@ def _describe_non_xlsx(content: bytes) -> str:
     return f"not an xlsx workbook (starts with {content[:8]!r})"
 
 
-def _open(content: bytes, file_name: str) -> openpyxl.Workbook:
+def _open(content: bytes, file_name: str) -> Workbook:
     if not content.startswith(b"PK\x03\x04"):
         raise DataError(file_name, "xlsx format", _describe_non_xlsx(content))
-    try:
-        return openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except Exception as err:  # zip, XML and openpyxl errors all mean the same thing here
-        raise DataError(file_name, "xlsx format",
-                        f"truncated or corrupt workbook ({type(err).__name__}: {err})") from err
+    return open_workbook(content, file_name)  # DataError "truncated or corrupt workbook (...)"
 
 
 def _key(text: str) -> str:
@@ -356,13 +350,13 @@ def parse_release_date(notes: list[tuple] | None, data: list[tuple], file_name: 
 
 def _month(header: object, lay: Layout) -> date | None:
     """The month of a month header: text (JAN2009, Jan 2009, JAN-09, January 2009, 2009-01,
-    01/2009) or an Excel date (openpyxl returns a datetime for a date-formatted cell, and a bare
-    number for a date serial without a date format)."""
+    01/2009) or an Excel date (the reader returns a datetime for a date-formatted cell, as
+    openpyxl did, and a bare number for a date serial without a date format)."""
     if isinstance(header, datetime | date):
         return date(header.year, header.month, 1)
     if isinstance(header, int | float) and not isinstance(header, bool):
         if float(header).is_integer() and EXCEL_SERIALS[0] <= header <= EXCEL_SERIALS[1]:
-            day = from_excel(int(header))
+            day = EXCEL_EPOCH + timedelta(days=int(header))
             return date(day.year, day.month, 1)
         return None
     if not isinstance(header, str):
@@ -393,7 +387,7 @@ def _find_header(rows: list[tuple], file_name: str, lay: Layout) -> int:
         for j, cell in enumerate(row or ()):
             if isinstance(cell, str) and _key(cell) in route_names:
                 raise DataError(file_name, "header row",
-                                f"{cell.strip()!r} found in cell {get_column_letter(j + 1)}"
+                                f"{cell.strip()!r} found in cell {column_letter(j + 1)}"
                                 f"{i + 1}, but the header must start in column A: the header "
                                 "moved", row=i + 1)
     first = next(((i, r) for i, r in enumerate(rows[:HEADER_SEARCH_ROWS])
@@ -417,14 +411,14 @@ def _columns(header: tuple, where: str, row: int,
     for j, cell in enumerate(header):
         if j == 0 or cell is None or (isinstance(cell, str) and not cell.strip()):
             continue
-        letter = get_column_letter(j + 1)
+        letter = column_letter(j + 1)
         role = lay.headers.get(_key(cell)) if isinstance(cell, str) else None
         if role == "ignore":
             continue
         if role is not None:
             if role in keys:
                 raise DataError(where, "header row",
-                                f"columns {get_column_letter(keys[role] + 1)} and {letter} "
+                                f"columns {column_letter(keys[role] + 1)} and {letter} "
                                 f"({cell.strip()!r}) both read as {role}", row=row)
             keys[role] = j
             continue
@@ -478,9 +472,8 @@ def parse_workbook(content: bytes, file_name: str) -> Parsed:
                             f"no '{DATA_SHEET}' sheet (sheets: {wb.sheetnames}; other names of it "
                             f"are the kind 'sheet' rows of {LAYOUT_SEED.name})")
         notes_sheet = _sheet(wb.sheetnames, "notes", lay)
-        notes = (list(wb[notes_sheet].iter_rows(values_only=True)) if notes_sheet is not None
-                 else None)
-        rows = list(wb[data_sheet].iter_rows(values_only=True))
+        notes = wb.rows(notes_sheet) if notes_sheet is not None else None
+        rows = wb.rows(data_sheet)
     finally:
         wb.close()
     release = parse_release_date(notes, rows, file_name, data_sheet)
@@ -520,13 +513,13 @@ def parse_workbook(content: bytes, file_name: str) -> Parsed:
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise DataError(where, "count is a number",
-                                f"cell {get_column_letter(j + 1)}{sheet_row} ({published} / "
+                                f"cell {column_letter(j + 1)}{sheet_row} ({published} / "
                                 f"{border} / {nat}, {month:%b %Y}) holds {v!r}, not a count",
                                 row=sheet_row)
             if isinstance(v, float):
                 if not v.is_integer():
                     raise DataError(where, "count is a whole number",
-                                    f"cell {get_column_letter(j + 1)}{sheet_row} holds {v!r}",
+                                    f"cell {column_letter(j + 1)}{sheet_row} holds {v!r}",
                                     row=sheet_row)
                 v = int(v)
             out["route"].append(route)

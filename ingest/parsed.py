@@ -47,18 +47,22 @@ def path_for(landing: Landing, entry: ManifestEntry) -> Path:
 
 def write(landing: Landing, entry: ManifestEntry, rows, release_date: date | None,
           dataset: str | None) -> Path:
-    """Keep ``rows`` (a DataFrame) parsed from ``entry`` as Parquet, atomically."""
+    """Keep ``rows`` parsed from ``entry`` as Parquet, atomically. ``rows`` is a DataFrame, or
+    an object that writes itself (``write_parquet(path, kv_metadata)``, ``len()``): rows a
+    parser produced in DuckDB, never held in Python."""
     target = path_for(landing, entry)
     target.parent.mkdir(parents=True, exist_ok=True)
     staged = target.with_name(f".{target.name}.{os.getpid()}.part")
     meta = {"sha256": entry.sha256, "parser": fingerprint(), "landing_file": entry.path,
             "release_date": release_date.isoformat() if release_date else "",
             "dataset": dataset or ""}
-    kv = ", ".join(f"{k}: '{v.replace(chr(39), chr(39) * 2)}'" for k, v in meta.items())
-    with duckdb.connect() as con:
-        con.register("parsed_rows", rows)
-        con.execute(f"copy parsed_rows to '{_sql_path(staged)}' "
-                    f"(format parquet, compression zstd, kv_metadata {{{kv}}})")
+    if hasattr(rows, "write_parquet"):
+        rows.write_parquet(staged, meta)
+    else:
+        with duckdb.connect() as con:
+            con.register("parsed_rows", rows)
+            con.execute(f"copy parsed_rows to '{_sql_path(staged)}' "
+                        f"(format parquet, compression zstd, kv_metadata {{{kv_sql(meta)}}})")
     os.replace(staged, target)
     log.info("kept the parsed form of %s (%s rows): %s", entry.path, f"{len(rows):,}",
              target.relative_to(landing.root))
@@ -85,6 +89,11 @@ def lookup(landing: Landing, entry: ManifestEntry) -> tuple[Path, dict[str, str]
         log.info("parsed form of %s is from another parser version: parsing again", entry.path)
         return None
     return target, meta
+
+
+def kv_sql(meta: dict[str, str]) -> str:
+    """``meta`` as the body of a COPY ... (KV_METADATA {...}) option."""
+    return ", ".join(f"{k}: '{v.replace(chr(39), chr(39) * 2)}'" for k, v in meta.items())
 
 
 def _sql_path(path: Path) -> str:

@@ -1,0 +1,362 @@
+"""Reading xlsx workbooks: python-calamine's speed, openpyxl's values.
+
+The parsers were written against ``openpyxl.load_workbook(read_only=True, data_only=True)`` and
+``iter_rows(values_only=True)``. calamine reads the same workbooks several times faster (see
+docs/decisions.md), but returns some values differently. ``open_workbook(...).rows(sheet)`` (or
+``iter_rows``) returns what openpyxl returned, row for row:
+
+- rows start at A1 and have openpyxl's shape: with a ``<dimension>``, every row as wide as it
+  and no row past it; without one (openpyxl's write-only mode writes none), each row as wide as
+  its last cell, ``()`` for a row element without cells and ``[]`` for a row missing from the
+  XML. Sheet row ``n`` is ``rows[n - 1]``, also when a sheet starts with blank rows;
+- an empty cell, which calamine gives as ``""``, is ``None``;
+- numbers: calamine gives every number as a float, openpyxl an int for ``41`` and a float for
+  ``2.5``: an integral float is an int again;
+- a date cell at midnight, which calamine gives as a ``date``, is a ``datetime``.
+
+Some differences cannot be undone from calamine's output, because it has lost them: a cell
+holding an empty string and an empty cell both come out as ``""``; error cells (``#N/A``) come
+out as ``""``; ``_x000D_`` escapes are decoded (openpyxl keeps them); text without
+``xml:space="preserve"`` is stripped; ``5.0`` or ``1E+3`` is a float for openpyxl; cells typed
+``t="d"`` (ISO dates) come out as ``date``; text in a number cell (openpyxl fails on it). A scan
+of the sheet's XML and of the shared strings (4 MB at a time) finds any of these, and such a sheet
+is read with openpyxl instead, so callers see openpyxl's values whatever the file.
+``Workbook.read_with_openpyxl`` says which sheets were, and why.
+
+Not covered, because finding them would take the cell styles: a date cell whose time of day is
+not a whole second may differ by 1 ms (both round to the millisecond, from the same float); a
+date-formatted cell holding a negative serial or one past year 9999 comes out as time 00:00 or a
+float (openpyxl: a datetime before 1900, or '#VALUE!').
+
+Errors: what calamine, the zip or the XML reject, when opening or reading, is a ``DataError``
+(rule ``xlsx format``, "truncated or corrupt workbook (...)"); so is what openpyxl fails on when
+a sheet is read with it. Memory: calamine holds a sheet's cells in memory while it is read
+(``iter_rows`` hands them over a row at a time), where openpyxl's read-only mode streamed them.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import posixpath
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import IO
+from xml.etree import ElementTree
+
+from python_calamine import CalamineWorkbook, SheetTypeEnum
+
+from ingest.errors import DataError
+
+log = logging.getLogger(__name__)
+
+Row = tuple
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_CHUNK = 1 << 22  # the XML is scanned 4 MB at a time: a big sheet is never held as text
+
+# <dimension ref="A1:GQ886"/> (or "A1"): openpyxl's height and width of the sheet.
+_DIMENSION = re.compile(rb'<dimension ref="(?:[A-Z]{1,3}\d+:)?([A-Z]{1,3})(\d+)"')
+_ROW_NUMBER = re.compile(rb'<row r="([^"]*)"')
+_ROW = re.compile(rb'<row r="([^"]*)"[^>]*?(/?)>')
+_ROW_WITHOUT_NUMBER = re.compile(rb'<row(?! r=")[ >/]')
+_CELL_REF = re.compile(rb'<c r="([A-Z]{1,3})\d+"')
+# Error cells (#N/A, #REF!) and ISO-date cells.
+_ERROR_OR_ISO_DATE = re.compile(rb't="[ed]"')
+# Cell values other than an optional sign and at most 15 digits or a decimal with a non-zero
+# fraction (so: 5.0, exponents, spaces, 16 digits and more, text): the only ones whose number type
+# or value calamine's float can change (checked one by one in _number_differs).
+_NUMBER_CANDIDATE = re.compile(
+    rb"<v>(?![-+]?+\d{0,15}+</v>|[-+]?+\d++\.\d*?[1-9]\d*+</v>)([^<]*)</v>")
+_NUMBER = re.compile(rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+# Text calamine reads differently from openpyxl: an empty string (<si/>, <is></is>, <t/>,
+# whitespace only), a <t> without xml:space="preserve" that starts or ends with whitespace
+# (calamine strips it, also written as &#32;), a <t> with other attributes, an _xHHHH_ escape
+# (calamine decodes it; openpyxl keeps it, but drops 'x005F_'). One pattern per start tag, so
+# that each is searched for by its literal prefix.
+_ODD_TEXT = (
+    re.compile(rb'<t(?:/>|>\s*</t>|>(?:[ \t\r\n]|&#)|>[^<]*+(?<=[ \t\r\n;])</t>'
+               rb'| xml:space="preserve"(?:/>|>\s*</t>)|\s(?!xml:space="preserve"[\s/>]))'),
+    re.compile(rb"<is(?:\s*/>|>\s*</is>)"),
+    re.compile(rb"<si(?:\s*/>|>\s*</si>|>\s*<(?:rPh|phoneticPr))"),
+    re.compile(rb"x[0-9A-Fa-f]{4}_"),
+)
+
+
+def column_letter(index: int) -> str:
+    """Spreadsheet column name of a 1-based column index: 1 -> A, 27 -> AA."""
+    letters = ""
+    while index > 0:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def _column_index(letters: bytes) -> int:
+    index = 0
+    for ch in letters:
+        index = index * 26 + ch - 64
+    return index
+
+
+def _corrupt(file_name: str, err: Exception) -> DataError:
+    return DataError(file_name, "xlsx format",
+                     f"truncated or corrupt workbook ({type(err).__name__}: {err})")
+
+
+def _pieces(stream: IO[bytes], cut: bytes) -> Iterator[bytes]:
+    """The stream in pieces of about _CHUNK bytes, each ending just before an occurrence of
+    ``cut`` (a row or shared-string start tag), so that no element is split between two."""
+    carry = b""
+    while block := stream.read(_CHUNK):
+        data = carry + block
+        at = data.rfind(cut)
+        if at <= 0:
+            carry = data
+            continue
+        carry = data[at:]
+        yield data[:at]
+    if carry:
+        yield carry
+
+
+def _odd_text(xml: bytes) -> bool:
+    return any(pattern.search(xml) for pattern in _ODD_TEXT)
+
+
+def _number_differs(text: bytes, formula_text: bool) -> bool:
+    """Would openpyxl's value of this <v> text differ from calamine's float made int when
+    integral? openpyxl: int when the text has no '.', 'e' or 'E', else float. Text that is no
+    number is the value of a t="str" formula cell, the same in both; in a sheet without such
+    cells it is a number cell openpyxl fails on (calamine gives the text)."""
+    stripped = text.strip()
+    if not _NUMBER.fullmatch(stripped):
+        return not formula_text
+    if stripped != text:
+        return True  # calamine gives such a number as the text itself
+    value = float(stripped)
+    if any(c in stripped for c in b".eE"):
+        return value.is_integer()
+    return int(stripped) != int(value)  # past 2**53: openpyxl keeps every digit
+
+
+@dataclass
+class _Shape:
+    """openpyxl's rows of a sheet: ``height`` rows; with a ``<dimension>`` each ``width`` wide,
+    without one (``widths`` not None) as wide as ``widths[sheet row]`` (the column of the row's
+    last cell, 0 for a row element without cells; ``[]`` for a row not in the XML)."""
+
+    height: int = 0
+    width: int = 0
+    widths: dict[int, int] | None = None
+
+
+def _sheet_shape(stream: IO[bytes], shared_strings_differ: bool) -> _Shape | str:
+    """openpyxl's shape of the sheet, or why calamine cannot give openpyxl's values for it."""
+    shape, dimension, last = _Shape(), None, 0
+    for n, piece in enumerate(_pieces(stream, b"<row ")):
+        if n == 0:
+            data_at = piece.find(b"<sheetData")
+            if data_at < 0:
+                return "no <sheetData> element (namespace prefix?)"
+            dimension = _DIMENSION.search(piece, 0, data_at)
+            if dimension is None and piece.find(b"<dimension", 0, data_at) >= 0:
+                return "a <dimension> not written as A1:B2"
+            if dimension is None:
+                shape.widths = {}
+            else:
+                shape.width = _column_index(dimension.group(1))
+        if _ROW_WITHOUT_NUMBER.search(piece):
+            return "rows without a row number"
+        if shape.widths is None:  # only the row numbers matter
+            numbers = _ROW_NUMBER.findall(piece)
+            if not all(r.isdigit() for r in numbers):
+                return "rows out of order or numbered oddly"
+            numbers = [int(r) for r in numbers]
+            if any(a >= b for a, b in zip([last] + numbers, numbers)):
+                return "rows out of order or numbered oddly"
+            last = numbers[-1] if numbers else last
+        else:  # and the width of each
+            for row in _ROW.finditer(piece):
+                if not row.group(1).isdigit() or int(row.group(1)) <= last:
+                    return "rows out of order or numbered oddly"
+                last = int(row.group(1))
+                shape.widths[last] = 0 if row.group(2) else _last_cell(
+                    piece, row.end(), piece.find(b"</row>", row.end()))
+                if shape.widths[last] < 0:
+                    return "cells without a reference"
+        if _ERROR_OR_ISO_DATE.search(piece):
+            return "error cells (#N/A ...) or ISO-date cells"
+        formula_text = b't="str"' in piece
+        if any(_number_differs(m.group(1), formula_text)
+               for m in _NUMBER_CANDIDATE.finditer(piece)):
+            return "numbers written as 5.0, 1E+3, with spaces, past 2**53 or not numbers"
+        if (formula_text or b"inlineStr" in piece) and _odd_text(piece):
+            return "cell text that calamine reads differently (empty, escaped, unstripped)"
+    if shared_strings_differ:
+        return "shared strings that calamine reads differently (empty, escaped, unstripped)"
+    shape.height = last if dimension is None else min(last, int(dimension.group(2)))
+    return shape
+
+
+def _last_cell(xml: bytes, start: int, end: int) -> int:
+    """Column of the last cell element between start and end (one row's cells); 0 if there is
+    none; -1 if it has no reference (openpyxl then counts cells) or the row does not end."""
+    if end < 0:
+        return -1
+    at = xml.rfind(b"<c", start, end)
+    while at >= 0 and xml[at + 2] not in b" >/":  # <color>, <charset> of rich text
+        at = xml.rfind(b"<c", start, at)
+    if at < 0:
+        return 0
+    ref = _CELL_REF.match(xml, at)
+    return _column_index(ref.group(1)) if ref else -1
+
+
+def _normalised(row: list) -> list:
+    """calamine's cells as openpyxl's: "" -> None, integral float -> int, date -> datetime."""
+    return [(int(v) if v.is_integer() else v) if v.__class__ is float else
+            None if v == "" else
+            datetime(v.year, v.month, v.day) if v.__class__ is date else v
+            for v in row]
+
+
+def _calamine_rows(sheet, shape: _Shape) -> Iterator[Row]:
+    """The sheet's rows from calamine in openpyxl's shape. calamine's iter_rows starts at row 1
+    but at the column of the first non-empty cell (``sheet.start``)."""
+    start = sheet.start
+    lead = [None] * (start[1] if start else 0)
+    source = sheet.iter_rows() if start else iter(())
+    for number in range(1, shape.height + 1):
+        raw = next(source, None)
+        if shape.widths is None:
+            width = shape.width
+        elif number not in shape.widths:
+            yield []
+            continue
+        else:
+            width = shape.widths[number]
+            if width == 0:
+                yield ()
+                continue
+        cells = lead + _normalised(raw) if raw is not None else []
+        if len(cells) < width:
+            cells.extend([None] * (width - len(cells)))
+        yield tuple(cells[:width])
+
+
+class Workbook:
+    """An open workbook: ``sheetnames`` in workbook order; ``rows(name)`` (a list) and
+    ``iter_rows(name)`` (one row at a time) as openpyxl's ``iter_rows(values_only=True)`` gave
+    them. Errors reading it are ``DataError`` (rule ``xlsx format``), like opening it."""
+
+    def __init__(self, content: bytes, file_name: str):
+        self.file_name = file_name
+        self._content = content
+        self.read_with_openpyxl: dict[str, str] = {}
+        """sheet -> why it was read with openpyxl rather than calamine."""
+        self._openpyxl = None
+        try:
+            self._book = CalamineWorkbook.from_filelike(io.BytesIO(content))
+            self._zip = zipfile.ZipFile(io.BytesIO(content))
+            self._types = {m.name: m.typ for m in self._book.sheets_metadata}
+            self.sheetnames: list[str] = list(self._book.sheet_names)
+        except Exception as err:  # zip, XML and calamine errors all mean the same thing here
+            self.close()
+            raise _corrupt(file_name, err) from err
+        try:
+            self._parts, shared_strings = self._locate_parts()
+            self._shared_strings_differ = False
+            if shared_strings is not None:
+                with self._zip.open(shared_strings) as stream:
+                    self._shared_strings_differ = any(
+                        _odd_text(piece) for piece in _pieces(stream, b"<si"))
+        except Exception as err:  # an unusual package: every sheet is read with openpyxl
+            log.info("%s: sheet parts not found (%s: %s)", file_name, type(err).__name__, err)
+            self._parts, self._shared_strings_differ = {}, True
+
+    def _locate_parts(self) -> tuple[dict[str, str], str | None]:
+        """Sheet name -> its XML part, and the shared strings part, from the package's
+        relationships."""
+        def rels(part: str) -> dict[str, tuple[str, str]]:
+            folder, name = posixpath.split(part)
+            root = ElementTree.fromstring(self._zip.read(posixpath.join(folder, "_rels",
+                                                                        name + ".rels")))
+            out = {}
+            for r in root.iter(f"{_PKG_REL}Relationship"):
+                target = r.get("Target", "")
+                out[r.get("Id")] = (r.get("Type", ""), posixpath.normpath(
+                    target[1:] if target.startswith("/") else posixpath.join(folder, target)))
+            return out
+
+        book = next(target for kind, target in rels("").values()
+                    if kind.endswith("/officeDocument"))
+        book_rels = rels(book)
+        root = ElementTree.fromstring(self._zip.read(book))
+        parts = {s.get("name"): book_rels.get(s.get(f"{_REL}id"), ("", ""))[1]
+                 for s in root.iter(f"{_MAIN}sheet")}
+        shared = next((target for kind, target in book_rels.values()
+                       if kind.endswith("/sharedStrings") and target in self._zip.NameToInfo),
+                      None)
+        return parts, shared
+
+    def rows(self, name: str) -> list[Row]:
+        return list(self.iter_rows(name))
+
+    def iter_rows(self, name: str) -> Iterator[Row]:
+        try:
+            shape = self._shape(name)
+            if not isinstance(shape, str):
+                return self._guarded(_calamine_rows(self._book.get_sheet_by_name(name), shape))
+        except Exception as err:  # zip, XML and calamine errors all mean the same thing here
+            raise _corrupt(self.file_name, err) from err
+        self.read_with_openpyxl[name] = shape
+        log.info("%s [%s]: read with openpyxl: %s", self.file_name, name, shape)
+        return self._guarded(self._openpyxl_rows(name))
+
+    def _shape(self, name: str) -> _Shape | str:
+        if self._types.get(name) != SheetTypeEnum.WorkSheet:
+            return f"sheet type {self._types.get(name)}"
+        part = self._parts.get(name)
+        if not part or part not in self._zip.NameToInfo:
+            return "sheet XML not found from the workbook's relationships"
+        with self._zip.open(part) as stream:
+            return _sheet_shape(stream, self._shared_strings_differ)
+
+    def _openpyxl_rows(self, name: str) -> Iterator[Row]:
+        import openpyxl  # only for sheets calamine cannot read faithfully
+
+        if self._openpyxl is None:
+            self._openpyxl = openpyxl.load_workbook(io.BytesIO(self._content),
+                                                    read_only=True, data_only=True)
+        yield from self._openpyxl[name].iter_rows(values_only=True)
+
+    def _guarded(self, rows: Iterator[Row]) -> Iterator[Row]:
+        try:
+            yield from rows
+        except Exception as err:  # zip, XML, calamine and openpyxl errors alike
+            raise _corrupt(self.file_name, err) from err
+
+    def close(self) -> None:
+        for handle in ("_book", "_zip", "_openpyxl"):
+            if getattr(self, handle, None) is not None:
+                try:
+                    getattr(self, handle).close()
+                except Exception:  # closing twice, or after a failed open
+                    pass
+                setattr(self, handle, None)
+
+    def __enter__(self) -> Workbook:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_workbook(content: bytes, file_name: str) -> Workbook:
+    """Open an xlsx workbook from its bytes. Anything calamine, the zip or the XML reject is a
+    ``DataError`` (rule ``xlsx format``: truncated or corrupt workbook) naming ``file_name``."""
+    return Workbook(content, file_name)
