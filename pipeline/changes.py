@@ -19,8 +19,9 @@ from ingest import catalog
 from ingest.config import REPO_ROOT, settings
 from ingest.landing import Landing
 
-# What builds the warehouse: a change in any of these files is a reason to rebuild.
-CODE = ("dbt_project", "expectations", "ingest", "pipeline")
+# What builds the warehouse: a change in any of these files (or in the pinned versions of dbt,
+# DuckDB and GX) is a reason to rebuild.
+CODE = ("dbt_project", "expectations", "ingest", "pipeline", "requirements.txt")
 SKIPPED_DIRS = {"target", "logs", "dbt_packages", "__pycache__", ".user.yml"}
 SKIPPED_FILES = {"report.py", "charts.py", "run.py"}
 """Code that reads the warehouse but does not build it (pipeline.report, charts, run)."""
@@ -30,7 +31,8 @@ SKIPPED_FILES = {"report.py", "charts.py", "run.py"}
 def code_fingerprint() -> str:
     digest = hashlib.sha256()
     for top in CODE:
-        for path in sorted((REPO_ROOT / top).rglob("*")):
+        root = REPO_ROOT / top
+        for path in sorted(root.rglob("*")) if root.is_dir() else [root]:
             rel = path.relative_to(REPO_ROOT)
             if (not path.is_file() or SKIPPED_DIRS.intersection(rel.parts)
                     or path.name in SKIPPED_FILES or path.suffix == ".pyc"):
