@@ -12,7 +12,8 @@ help:
 	@echo "            WH_SNAPSHOT_DIR=../shared/data make run   replays recorded files offline"
 	@echo "make test   run the test suite"
 	@echo "make report rebuild the data-quality report of the latest run from the stored results"
-	@echo "make bench  measure the audit path (time and peak memory) on a synthetic load"
+	@echo "make bench  speed goals side by side at 1x, 10x, 100x the recorded data (table and"
+	@echo "            bench/results/latest.json); ARGS=\"--scales 1\" for a quick run, ARGS=--help"
 	@echo "make clean  remove the virtual environment and Airflow's local home"
 
 $(STAMP): requirements.txt
@@ -33,7 +34,7 @@ report: $(STAMP)
 	$(BIN)/python -m pipeline.report $(ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.audit_bench $(ARGS)
+	$(BIN)/python -m bench.speed $(ARGS)
 
 clean:
 	rm -rf $(VENV) .airflow
