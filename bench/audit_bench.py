@@ -37,7 +37,8 @@ def make_db(path: Path, rows: int) -> None:
     with duckdb.connect(str(path)) as con:
         ensure_raw_schema(con)
         con.execute(f"""
-            insert into raw.frontex_detections
+            insert into raw.frontex_detections (route, border_type, nationality, month,
+                detections, source_row, landing_file, sha256, release_date, loaded_at)
             select r.route, b.border_type, 'Nationality ' || n.i, date '2009-01-01' + to_months(m.i),
                    (hash(r.route, b.border_type, n.i, m.i) % 500)::bigint, (n.i + 2)::integer,
                    'frontex/bench.xlsx', 'benchsha', date '2025-06-03', now()

@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 SAMPLE_ROWS = 5
 MAX_CATEGORIES = 10_000
+"""A text column with at most this many distinct values (or at most one per CATEGORY_RATIO rows)
+is validated as a Categorical."""
+CATEGORY_RATIO = 20
+CHUNK_ROWS = 3_000_000
+"""Checks of bigger files validate them in parts of about this many rows (expectations.frontex):
+a 3 million row frame and GX's work on it stay within a few hundred MiB."""
 
 
 @dataclass(frozen=True)
@@ -166,20 +172,24 @@ def run_checks(db_path: Path, checks: list[Check], results_dir: Path, stage: str
 
 
 def read_frame(con: duckdb.DuckDBPyConnection, sql: str, compact_strings: bool = True):
-    """The frame a check validates. Text columns with few distinct values (routes, border types,
-    nationalities) are cast to DuckDB ENUMs, which arrive in pandas as Categoricals: a tenth of
+    """The frame a check validates. Text columns with few distinct values for their rows (routes,
+    border types, nationalities; at most MAX_CATEGORIES, or one per CATEGORY_RATIO rows) are cast
+    to DuckDB ENUMs, which arrive in pandas as Categoricals: a tenth of
     the memory of Python strings and ten times faster to fetch (see ``make bench``)."""
     relation = con.sql(sql)
     if not compact_strings:
         return relation.df()
     columns = []
+    texts = [n for n, t in zip(relation.columns, relation.dtypes) if str(t) == "VARCHAR"]
+    rows = con.execute(f"select count(*) from ({sql})").fetchone()[0] if texts else 0
+    limit = max(MAX_CATEGORIES, rows // CATEGORY_RATIO)
     for name, dtype in zip(relation.columns, relation.dtypes):
         quoted = '"' + name.replace('"', '""') + '"'
         if str(dtype) == "VARCHAR":
             values = [r[0] for r in con.execute(
                 f"select distinct {quoted} from ({sql}) where {quoted} is not null "
-                f"limit {MAX_CATEGORIES + 1}").fetchall()]
-            if 0 < len(values) <= MAX_CATEGORIES:
+                f"limit {limit + 1}").fetchall()]
+            if 0 < len(values) <= limit:
                 labels = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
                 columns.append(f"{quoted}::enum({labels}) as {quoted}")
                 continue

@@ -8,13 +8,14 @@ release.
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from datetime import date
 
 import duckdb
 
-from expectations.audit import Check
+from expectations.audit import CHUNK_ROWS, Check
 from ingest.config import REPO_ROOT
 
 # Frontex's series starts in January 2009; an earlier month means a misread header.
@@ -82,39 +83,58 @@ def _files(db: Path, run_id: str | None) -> list[tuple]:
                               where table_schema = 'raw'
                                 and table_name = 'frontex_detections'""").fetchone()[0]:
             return []
-        return [(sha, release, landing_file, _min_rows(con, sha, release))
+        return [(sha, release, landing_file, _min_rows(con, sha, release),
+                 con.execute("select count(*) from raw.frontex_detections where sha256 = ?",
+                             [sha]).fetchone()[0])
                 for sha, release, landing_file in _audited_files(con, run_id)]
 
 
-def _params(release_date: str, min_rows: int) -> dict:
-    return {"min_rows": min_rows, "known_routes": known_routes(),
+def _params(release_date: str) -> dict:
+    return {"known_routes": known_routes(),
             "first_month_index": month_index(FIRST_MONTH),
             "release_month_index": month_index(date.fromisoformat(release_date))}
 
 
+def _parts(rows: int) -> list[tuple[str, str, str]]:
+    """(SQL condition, subject suffix, name suffix) of each part a file of ``rows`` rows is
+    validated in: one part up to CHUNK_ROWS rows; beyond, parts split by route, border type and
+    nationality, so that the rows of one grain (and any duplicate of it) fall into one part."""
+    parts = max(1, math.ceil(rows / CHUNK_ROWS))
+    if parts == 1:
+        return [("", "", "")]
+    return [(f" and hash(route, border_type, nationality) % {parts} = {part}",
+             f", part {part + 1} of {parts} by route, border type and nationality",
+             f".part{part + 1}of{parts}") for part in range(parts)]
+
+
 def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:
     """Checks on the raw load of each file under audit (suffixed by its release when a run
-    loaded several, so each has its own result)."""
+    loaded several, so each has its own result). A file of more than ``CHUNK_ROWS`` rows is
+    validated in parts, split by route, border type and nationality (so that a duplicated grain
+    falls into one part), each part a validation of its own: memory stays bounded whatever the
+    size of the file."""
     audited = _files(db, run_id)
     checks = []
-    for sha, release_date, landing_file, min_rows in audited:
+    for sha, release_date, landing_file, min_rows, rows in audited:
         subject = f"raw.frontex_detections release {release_date} ({landing_file})"
         suffix = f"@{release_date}_{sha[:8]}" if len(audited) > 1 else ""
-        checks += [
-            Check("frontex_raw_rows",
-                  f"""select route, border_type, nationality, month::timestamp as month,
-                             {MONTH_INDEX} as month_index, detections, source_row
-                      from raw.frontex_detections where sha256 = '{sha}'""",
-                  subject, _params(release_date, min_rows),
-                  ("route", "border_type", "nationality", "month", "source_row"),
-                  files=(landing_file,), name_suffix=suffix),
-            Check("frontex_raw_release",
-                  f"""select release_date, count(distinct month) as months_present,
-                             date_diff('month', min(month), max(month)) + 1 as months_spanned,
-                             count(distinct route) as routes
-                      from raw.frontex_detections where sha256 = '{sha}' group by release_date""",
-                  subject, {}, ("release_date",), files=(landing_file,), name_suffix=suffix),
-        ]
+        for where, part_subject, part_suffix in _parts(rows):
+            checks.append(Check(
+                "frontex_raw_rows",
+                f"""select route, border_type, nationality, month::timestamp as month,
+                           {MONTH_INDEX} as month_index, detections, source_row
+                    from raw.frontex_detections where sha256 = '{sha}'{where}""",
+                subject + part_subject, _params(release_date),
+                ("route", "border_type", "nationality", "month", "source_row"),
+                files=(landing_file,), name_suffix=suffix + part_suffix))
+        checks.append(Check(
+            "frontex_raw_release",
+            f"""select release_date, count(*) as rows, count(distinct month) as months_present,
+                       date_diff('month', min(month), max(month)) + 1 as months_spanned,
+                       count(distinct route) as routes
+                from raw.frontex_detections where sha256 = '{sha}' group by release_date""",
+            subject, {"min_rows": min_rows}, ("release_date",), files=(landing_file,),
+            name_suffix=suffix))
     return checks
 
 
@@ -126,19 +146,20 @@ def mart_checks(db: Path, run_id: str | None = None) -> list[Check]:
     if not audited:
         return []
     checks = []
-    for sha, release_date, landing_file, min_rows in audited:
+    for sha, release_date, landing_file, _, rows in audited:
         suffix = f"@{release_date}_{sha[:8]}" if len(audited) > 1 else ""
-        checks.append(Check(
-            "fct_border_crossings_rows",
-            f"""select month::timestamp as month, {MONTH_INDEX} as month_index, route,
-                       border_type, nationality,
-                       release_date::timestamp as release_date, detections, route_key,
-                       nationality_country_key, source_row
-                from marts.fct_border_crossings where sha256 = '{sha}'""",
-            f"marts.fct_border_crossings release {release_date} ({landing_file})",
-            _params(release_date, min_rows),
-            ("month", "route", "border_type", "nationality", "source_row"),
-            files=(landing_file,), name_suffix=suffix))
+        for where, part_subject, part_suffix in _parts(rows):
+            checks.append(Check(
+                "fct_border_crossings_rows",
+                f"""select month::timestamp as month, {MONTH_INDEX} as month_index, route,
+                           border_type, nationality,
+                           release_date::timestamp as release_date, detections, route_key,
+                           nationality_country_key, source_row
+                    from marts.fct_border_crossings where sha256 = '{sha}'{where}""",
+                f"marts.fct_border_crossings release {release_date} ({landing_file})"
+                + part_subject, _params(release_date),
+                ("month", "route", "border_type", "nationality", "source_row"),
+                files=(landing_file,), name_suffix=suffix + part_suffix))
     return checks + [
         Check("fct_border_crossings_totals",
               """with raw as (

@@ -252,3 +252,33 @@ def test_loaded_registry_with_in_force_before_signed_fails(db, tmp_path):
                        event_date_last = date '2009-01-01'
                 where iso2 = 'GE' and status = 'in_force'""")
     _fails(_raw, db, tmp_path, "in force not before signed", "iso2=GE")
+
+
+@pytest.fixture
+def small_parts(monkeypatch):
+    """Parts of 50,000 rows: the recorded release (173,460 rows) is validated in four."""
+    from expectations import frontex
+
+    monkeypatch.setattr(frontex, "CHUNK_ROWS", 50_000)
+
+
+def test_a_big_file_is_validated_in_parts_that_cover_every_row(db, tmp_path, small_parts):
+    raw, marts = _raw(db, tmp_path), _marts(db, tmp_path)
+    assert raw["success"] and marts["success"]
+    for stage, suite in ((raw, "frontex_raw_rows"), (marts, "fct_border_crossings_rows")):
+        parts = [c for c in stage["checks"] if c["suite"].startswith(suite)]
+        assert [c["suite"] for c in parts] == [f"{suite}.part{i}of4" for i in (1, 2, 3, 4)]
+        assert all(0 < c["rows"] <= 50_000 for c in parts)
+        assert sum(c["rows"] for c in parts) == 173_460  # every row, once
+        assert all("part" in c["subject"] for c in parts)
+
+
+def test_in_parts_a_duplicated_grain_is_still_found(db, tmp_path, small_parts):
+    _sql(db, """insert into raw.frontex_detections select * from raw.frontex_detections
+                where route = 'Black Sea Route' and month = '2020-01-01' limit 1""")
+    message = _fails(_raw, db, tmp_path, "no duplicate grain", "Black Sea Route")
+    assert "part" in message
+
+
+def test_in_parts_a_collapsed_release_still_fails(db, tmp_path, small_parts):
+    test_row_count_collapse_against_previous_release_fails(db, tmp_path)
