@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 
+import pandas as pd
 import pytest
 
 from ingest import eurostat_codes
@@ -252,6 +253,7 @@ def test_split_answer_repeats_its_header_and_is_read_once():
     body = gzip.compress(part.format(year=2022, value=5).encode()) + gzip.compress(
         part.format(year=2023, value=7).encode())
     rows = EurostatSource().parse(body, "migr_eiord", "migr_eiord").rows
+    rows = rows if isinstance(rows, pd.DataFrame) else rows.df()  # read by DuckDB
     assert rows["time_period"].tolist() == ["2022", "2023"]
     assert rows["obs_value"].tolist() == [5, 7]
 
