@@ -29,11 +29,13 @@ import csv
 import functools
 import logging
 import re
+from array import array
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urljoin
 
+import numpy as np
 import pandas as pd
 
 from ingest import http
@@ -452,6 +454,27 @@ def _columns(header: tuple, where: str, row: int,
     return keys["border_type"], keys["nationality"], months
 
 
+def _frame(keys: list[tuple[str, str, str, str]], key_rows: array, months: list[date],
+           key_of: array, month_of: array, counts: array) -> pd.DataFrame:
+    """The observations as a frame of ROW_COLUMNS: text keys as Categoricals (a few hundred
+    labels for millions of rows), months, counts and sheet rows as numpy arrays."""
+    index = np.frombuffer(key_of, dtype=np.int32) if len(key_of) else np.zeros(0, np.int32)
+    columns: dict[str, object] = {}
+    for pos, name in enumerate(ROW_COLUMNS[:4]):
+        labels = [k[pos] for k in keys]
+        categories = sorted(set(labels))
+        code = {label: c for c, label in enumerate(categories)}
+        codes = np.array([code[label] for label in labels], dtype=np.int32)
+        columns[name] = pd.Categorical.from_codes(codes[index], categories=categories)
+    month_index = np.frombuffer(month_of, dtype=np.int16) if len(month_of) else np.zeros(0, np.int16)
+    columns["month"] = np.array(months, dtype="datetime64[s]")[month_index]
+    columns["detections"] = (np.frombuffer(counts, dtype=np.int64) if len(counts)
+                             else np.zeros(0, np.int64))
+    rows = np.frombuffer(key_rows, dtype=np.int32) if len(key_rows) else np.zeros(0, np.int32)
+    columns["source_row"] = rows[index]
+    return pd.DataFrame(columns, columns=ROW_COLUMNS)
+
+
 def parse_workbook(content: bytes, file_name: str) -> Parsed:
     """Parse a Frontex workbook, in the current or an older layout: release date from the notes,
     rows from the data sheet unpivoted to (route, route_as_published, border_type, nationality,
@@ -483,7 +506,11 @@ def parse_workbook(content: bytes, file_name: str) -> Parsed:
     width = max(border_col, nat_col)
     routes: dict[str, str] = {}
 
-    out: dict[str, list] = {c: [] for c in ROW_COLUMNS}
+    # Compact while unpivoting (a 17-million-row workbook must fit in memory): the keys once per
+    # sheet row, and per observation an index into them, the month's column and the count.
+    keys: list[tuple[str, str, str, str]] = []
+    key_rows = array("i")
+    key_of, month_of, counts = array("i"), array("h"), array("q")
     for i in range(h + 1, len(rows)):
         row = rows[i]
         if not row or all(c is None or (isinstance(c, str) and not c.strip()) for c in row):
@@ -508,7 +535,10 @@ def parse_workbook(content: bytes, file_name: str) -> Parsed:
         route = routes.get(published)
         if route is None:
             route = routes[published] = canonical_route(published, release, where, sheet_row)
-        for j, month, v in values:
+        key = len(keys)
+        keys.append((route, published, border, nat))
+        key_rows.append(sheet_row)
+        for n, (j, month, v) in enumerate(values):
             if v is None:
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -522,17 +552,10 @@ def parse_workbook(content: bytes, file_name: str) -> Parsed:
                                     f"cell {column_letter(j + 1)}{sheet_row} holds {v!r}",
                                     row=sheet_row)
                 v = int(v)
-            out["route"].append(route)
-            out["route_as_published"].append(published)
-            out["border_type"].append(border)
-            out["nationality"].append(nat)
-            out["month"].append(month)
-            out["detections"].append(v)
-            out["source_row"].append(sheet_row)
-    frame = pd.DataFrame(out, columns=ROW_COLUMNS)
-    frame["month"] = pd.to_datetime(frame["month"]).astype("datetime64[s]")
-    frame["detections"] = frame["detections"].astype("int64")
-    frame["source_row"] = frame["source_row"].astype("int32")
+            key_of.append(key)
+            month_of.append(n)
+            counts.append(v)
+    frame = _frame(keys, key_rows, [m for _, m in month_cols], key_of, month_of, counts)
     log.info("%s: release %s, %d rows, %d months, %s detections", file_name, release,
              len(frame), len(month_cols), f"{int(frame['detections'].sum()):,}")
     return Parsed(release_date=release, rows=frame)
