@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -30,8 +31,23 @@ MAX_CATEGORIES = 10_000
 is validated as a Categorical."""
 CATEGORY_RATIO = 20
 CHUNK_ROWS = 3_000_000
-"""Checks of bigger files validate them in parts of about this many rows (expectations.frontex):
-a 3 million row frame and GX's work on it stay within a few hundred MiB."""
+"""Checks of bigger files validate them in parts of about this many rows (``parts``): a 3
+million row frame and GX's work on it stay within a few hundred MiB."""
+
+
+def parts(rows: int, key: str, described: str, chunk_rows: int | None = None
+          ) -> list[tuple[str, str, str]]:
+    """(SQL condition, subject suffix, name suffix) of each part a check of ``rows`` rows is
+    validated in: one part up to ``chunk_rows`` (default CHUNK_ROWS); beyond, parts split by
+    ``hash(key) % parts``, ``key`` being the columns of the suite's grain, so that the rows of
+    one grain (and any duplicate of it) fall into one part and every row rule holds for the
+    whole when it holds for each part."""
+    count = max(1, math.ceil(rows / (chunk_rows or CHUNK_ROWS)))
+    if count == 1:
+        return [("", "", "")]
+    return [(f" and hash({key}) % {count} = {part}",
+             f", part {part + 1} of {count} by {described}",
+             f".part{part + 1}of{count}") for part in range(count)]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 
+from expectations import audit
 from expectations.audit import Check
 from ingest import eurostat_codes
 from ingest.config import SEEDS_DIR
@@ -64,19 +65,31 @@ def _code_parameters() -> dict:
             "known_conf_status": sorted(eurostat_codes.known_conf_status())}
 
 
+def _rows(db: Path, files: list[str]) -> int:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(f"""select count(*) from raw.eurostat_observations
+                               where sha256 in ({_sql_list(files)})""").fetchone()[0]
+
+
 def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:
     """Checks on the raw Eurostat loads under audit (none when nothing is loaded)."""
     files, published = _scope(db)
     checks = []
     params = _code_parameters()
     if files:
-        checks.append(Check(
-            "eurostat_raw_observations",
-            f"""select dataset, freq, time_period, geo, citizen, dimensions, obs_value, obs_flag,
-                       conf_status, landing_file, source_row
-                from raw.eurostat_observations where sha256 in ({_sql_list(files)})""",
-            f"raw.eurostat_observations, latest load of each dataset ({len(files)} files)",
-            params, ("landing_file", "source_row", "dataset", "time_period", "geo", "citizen")))
+        # Over CHUNK_ROWS rows, validated in parts split by the suite's grain (memory bounded).
+        for where, part_subject, part_suffix in audit.parts(
+                _rows(db, files), "landing_file, dataset, freq, time_period, geo, citizen, dimensions",
+                "the observation's key"):
+            checks.append(Check(
+                "eurostat_raw_observations",
+                f"""select dataset, freq, time_period, geo, citizen, dimensions, obs_value,
+                           obs_flag, conf_status, landing_file, source_row
+                    from raw.eurostat_observations where sha256 in ({_sql_list(files)}){where}""",
+                f"raw.eurostat_observations, latest load of each dataset ({len(files)} files)"
+                + part_subject, params,
+                ("landing_file", "source_row", "dataset", "time_period", "geo", "citizen"),
+                name_suffix=part_suffix))
     if files:
         checks.append(Check(
             "eurostat_raw_loads",

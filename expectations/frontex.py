@@ -8,13 +8,13 @@ release.
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 
 from datetime import date
 
 import duckdb
 
+from expectations import audit
 from expectations.audit import CHUNK_ROWS, Check
 from ingest.config import REPO_ROOT
 
@@ -96,15 +96,8 @@ def _params(release_date: str) -> dict:
 
 
 def _parts(rows: int) -> list[tuple[str, str, str]]:
-    """(SQL condition, subject suffix, name suffix) of each part a file of ``rows`` rows is
-    validated in: one part up to CHUNK_ROWS rows; beyond, parts split by route, border type and
-    nationality, so that the rows of one grain (and any duplicate of it) fall into one part."""
-    parts = max(1, math.ceil(rows / CHUNK_ROWS))
-    if parts == 1:
-        return [("", "", "")]
-    return [(f" and hash(route, border_type, nationality) % {parts} = {part}",
-             f", part {part + 1} of {parts} by route, border type and nationality",
-             f".part{part + 1}of{parts}") for part in range(parts)]
+    return audit.parts(rows, "route, border_type, nationality", "route, border type and nationality",
+                       CHUNK_ROWS)
 
 
 def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:

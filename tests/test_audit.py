@@ -282,3 +282,21 @@ def test_in_parts_a_duplicated_grain_is_still_found(db, tmp_path, small_parts):
 
 def test_in_parts_a_collapsed_release_still_fails(db, tmp_path, small_parts):
     test_row_count_collapse_against_previous_release_fails(db, tmp_path)
+
+
+def test_eurostat_observations_in_parts_cover_every_row_and_find_a_duplicate(db, tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.setattr(audit, "CHUNK_ROWS", 20_000)
+    raw = _raw(db, tmp_path / "clean")
+    parts = [c for c in raw["checks"] if c["suite"].startswith("eurostat_raw_observations")]
+    with duckdb.connect(str(db), read_only=True) as con:
+        total = con.execute("""select count(*) from raw.eurostat_observations
+                               where sha256 in (select sha256 from raw.load_log
+                                                where raw_table = 'raw.eurostat_observations')
+                            """).fetchone()[0]
+    assert len(parts) == -(-total // 20_000) > 1
+    assert sum(c["rows"] for c in parts) == total
+    _sql(db, """insert into raw.eurostat_observations
+                select * from raw.eurostat_observations where dataset = 'migr_eiord' limit 1""")
+    _fails(_raw, db, tmp_path / "duplicate", "[eurostat_raw_observations] no duplicate observation",
+           "by the observation's key: 2 of ")
