@@ -10,6 +10,7 @@ by DuckDB into a few rows that GX then checks. See docs/decisions.md for the mea
 from __future__ import annotations
 
 import json
+import gc
 import logging
 import math
 import os
@@ -123,7 +124,6 @@ def run_checks(db_path: Path, checks: list[Check], results_dir: Path, stage: str
     raise ``AuditFailed`` naming every failed expectation."""
     gx, ctx = _context(docs_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    datasource = ctx.data_sources.add_pandas(f"{stage}_frames")
     summary: dict[str, Any] = {"stage": stage, "db": str(db_path), "checks": []}
     failures: list[str] = []
     failed_checks: list[Check] = []
@@ -135,6 +135,9 @@ def run_checks(db_path: Path, checks: list[Check], results_dir: Path, stage: str
             frame = read_frame(con, check.sql, compact_strings)
             suite_json = {**load_suite_json(check.suite), "name": check.name}
             suite = ctx.suites.add(gx.ExpectationSuite(**suite_json))
+            # A datasource per check: its execution engine caches the metrics it computed (whole
+            # columns, masks) and its batches, and is dropped with it after the check.
+            datasource = ctx.data_sources.add_pandas(f"{stage}_frames_{check.name}")
             asset = datasource.add_dataframe_asset(check.name)
             batch = asset.add_batch_definition_whole_dataframe("frame")
             definition = ctx.validation_definitions.add(
@@ -174,6 +177,11 @@ def run_checks(db_path: Path, checks: list[Check], results_dir: Path, stage: str
                 failures.append(describe_failure(check, r, len(frame)))
             if failed:
                 failed_checks.append(check)
+            # Let this check's frame, batch and metric cache go before the next one, so a file
+            # validated in parts holds one part at a time.
+            ctx.data_sources.delete(datasource.name)
+            del frame, result, batch, asset, definition, datasource
+            gc.collect()
     if docs_dir is not None and docs_dir.is_dir():
         removed = data_docs.make_offline(docs_dir)
         log.info("Data Docs of the %s audit: %s (external assets not shipped, removed: %s)",

@@ -106,7 +106,7 @@ def load_source(con: duckdb.DuckDBPyConnection, landing: Landing, spec: SourceSp
     for entry in landing.loadable(spec.name):
         if entry.sha256 in loaded:
             continue
-        path, release, dataset = parsed_form(landing, entry, spec)
+        path, release, dataset = parsed_form(landing, entry, spec, con)
         if enrich is None:
             results.append(_insert(con, spec.raw_table, entry, release, path, run_id, dataset))
         else:
@@ -119,11 +119,12 @@ def load_source(con: duckdb.DuckDBPyConnection, landing: Landing, spec: SourceSp
     return results
 
 
-def parsed_form(landing: Landing, entry: ManifestEntry,
-                spec: SourceSpec) -> tuple[Path, date | None, str | None]:
+def parsed_form(landing: Landing, entry: ManifestEntry, spec: SourceSpec,
+                con: duckdb.DuckDBPyConnection | None = None
+                ) -> tuple[Path, date | None, str | None]:
     """The Parquet of ``entry``'s parsed rows with its release date and dataset: the one kept
     at landing when it is current, else parsed now from the landed bytes (and kept)."""
-    found = parsed.lookup(landing, entry)
+    found = parsed.lookup(landing, entry, con)
     if found is not None:
         path, meta = found
         release = date.fromisoformat(meta["release_date"]) if meta.get("release_date") else None

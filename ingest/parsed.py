@@ -69,16 +69,22 @@ def write(landing: Landing, entry: ManifestEntry, rows, release_date: date | Non
     return target
 
 
-def lookup(landing: Landing, entry: ManifestEntry) -> tuple[Path, dict[str, str]] | None:
+def lookup(landing: Landing, entry: ManifestEntry,
+           con: duckdb.DuckDBPyConnection | None = None) -> tuple[Path, dict[str, str]] | None:
     """The parsed file of ``entry`` and its metadata, when it exists and was parsed from these
-    bytes by the parsers of this code; else None."""
+    bytes by the parsers of this code; else None. ``con``: a connection to read it with (the
+    load's), else an in-memory one."""
     target = path_for(landing, entry)
     if not target.exists():
         return None
     try:
-        with duckdb.connect() as con:
-            meta = {k.decode(): v.decode() for k, v in con.execute(
+        reader = con if con is not None else duckdb.connect()
+        try:
+            meta = {k.decode(): v.decode() for k, v in reader.execute(
                 "select key, value from parquet_kv_metadata(?)", [str(target)]).fetchall()}
+        finally:
+            if con is None:
+                reader.close()
     except duckdb.Error as err:
         log.warning("parsed form of %s unreadable (%s): parsing the landed file", entry.path, err)
         return None
