@@ -42,6 +42,8 @@ NAME = "cohesion"
 HOME_AFFAIRS_FUNDS = ("AMIF", "BMVI", "ISF")
 DEFAULT_PAGE_ROWS = 1000  # what Socrata answers without an explicit $limit
 DATASET_ID = re.compile(r"^([a-z0-9]{4}-[a-z0-9]{4})")
+SOCRATA_ID = re.compile(r"[a-z0-9]{4}-[a-z0-9]{4}")
+"""A dataset id as Socrata writes it (four-by-four), matched whole."""
 PAYMENTS_NAME = re.compile(r"2021.?2027.*payment|payment.*2021.?2027", re.IGNORECASE)
 NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
 
@@ -125,11 +127,17 @@ def payment_candidates() -> list[Candidate]:
     for result in answer.get("results", []) if isinstance(answer, dict) else []:
         resource = result.get("resource") or {}
         name, dataset_id = resource.get("name") or "", resource.get("id") or ""
-        if PAYMENTS_NAME.search(name) and DATASET_ID.match(dataset_id):
-            found.append(Candidate(NAME, dataset_url(dataset_id), dataset=dataset_id,
-                                   version=resource.get("data_updated_at")
-                                   or resource.get("updatedAt")))
-            log.info("payment dataset %s: %s", dataset_id, name)
+        if not PAYMENTS_NAME.search(name):
+            continue
+        if not isinstance(dataset_id, str) or not SOCRATA_ID.fullmatch(dataset_id):
+            # It would become part of a URL and of a landing path: only a Socrata id will do.
+            log.warning("Socrata's catalogue lists %r (%s) as a dataset id: not one, ignored",
+                        dataset_id, name)
+            continue
+        found.append(Candidate(NAME, dataset_url(dataset_id), dataset=dataset_id,
+                               version=resource.get("data_updated_at")
+                               or resource.get("updatedAt")))
+        log.info("payment dataset %s: %s", dataset_id, name)
     if not found:
         log.warning("Socrata's catalogue lists no 2021-2027 payment dataset on %s: absorption "
                     "is computed where other sources give payments", domain)

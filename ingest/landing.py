@@ -18,11 +18,14 @@ import hashlib
 import json
 import logging
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
+
+from ingest.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,21 @@ class ManifestEntry:
     @property
     def release(self) -> date | None:
         return date.fromisoformat(self.release_date) if self.release_date else None
+
+
+SAFE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+"""What a name from outside (a dataset id from a catalogue, a source) must be to become a folder
+of a landing path: letters, digits, '_', '.', '-', starting with a letter or digit, no '..'."""
+SAFE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
+
+
+def safe_part(kind: str, value: str, where: str) -> str:
+    """``value`` when it may be one part of a landing path; else a DataError naming it."""
+    if not SAFE_PART.fullmatch(value) or ".." in value:
+        raise DataError(where, "safe name",
+                        f"{kind} {value!r} cannot name a folder of landing/ (expected letters, "
+                        "digits, '_', '.' or '-', no '..'): not landed")
+    return value
 
 
 def sha256_of(content: bytes) -> str:
@@ -133,10 +151,16 @@ class Landing:
                          url, digest[:12], known.path)
                 return known, False
             fetched_at = datetime.now(timezone.utc)
-            suffix = PurePosixPath(urlparse(url).path).suffix or _sniff_suffix(content)
-            rel = Path(source, *([dataset] if dataset else []),
+            suffix = PurePosixPath(urlparse(url).path).suffix
+            if not SAFE_SUFFIX.fullmatch(suffix):
+                suffix = _sniff_suffix(content)
+            rel = Path(safe_part("source", source, url),
+                       *([safe_part("dataset", dataset, url)] if dataset else []),
                        f"{fetched_at:%Y%m%dT%H%M%S%fZ}_{digest[:12]}{suffix}")
             target = self.root / rel
+            if not target.resolve().is_relative_to(self.root.resolve()):
+                raise DataError(url, "inside landing",
+                                f"{rel} resolves outside {self.root}: not landed")
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + ".part")
             with tmp.open("wb") as fh:

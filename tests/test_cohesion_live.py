@@ -190,3 +190,21 @@ def test_completeness_of_live_and_replayed_snapshots():
     assert not partial and "default page" in note
     assert not cohesion.completeness("file:///data/cohesion/hgyj-gyin_sample.csv", 12)[0]
     assert cohesion.completeness("file:///data/cohesion/hgyj-gyin.csv", 1234)[0]
+
+
+def test_a_catalogue_id_that_is_not_a_socrata_id_is_never_fetched_nor_landed(live, recorded,
+                                                                              tmp_path):
+    header, rows = recorded
+    serve(live, "hgyj-gyin", header, rows[:2])
+    serve(live, "9qee-iv7c", ["ms", "cci", "fund", "total"], [["EE", "x", "AMIF", "1"]])
+    serve_catalog(live, [
+        {"resource": {"id": "abcd-efgh/../../../../elsewhere",
+                      "name": "2021-2027 EU payments by programme"}},
+        {"resource": {"id": ["abcd-efgh"], "name": "2021-2027 EU payments (an odd answer)"}},
+    ])
+    entries = run()
+    assert {e.dataset for e in entries} == {"hgyj-gyin", "9qee-iv7c"}
+    assert not any("elsewhere" in r.path or "abcd-efgh" in r.path for r in live.requests)
+    landing = settings().landing_dir
+    assert not (landing.parent / "elsewhere").exists()
+    assert all(p.resolve().is_relative_to(landing.resolve()) for p in landing.rglob("*"))

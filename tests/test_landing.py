@@ -75,3 +75,24 @@ def test_newest_release_wins(wh_env, snapshot_copy):
 def test_empty_snapshot_folder_is_a_clear_error(wh_env, snapshot_copy):
     with pytest.raises(DataError, match="no Frontex workbook"):
         land_new(FrontexSource(), Landing(settings().landing_dir))
+
+
+@pytest.mark.parametrize("dataset", ["../../../../elsewhere", "abcd-efgh/../../x", "..", "a/b",
+                                     " ", "x\x00y", "-rf", "a" * 101])
+def test_a_name_from_outside_never_leaves_landing(wh_env, tmp_path, dataset):
+    landing = Landing(settings().landing_dir)
+    with pytest.raises(DataError) as caught:
+        landing.land("cohesion", "https://example.org/resource/x.csv", b"a,b\n1,2\n", None,
+                     dataset=dataset)
+    assert caught.value.rule == "safe name" and repr(dataset) in str(caught.value)
+    # Nothing written anywhere: not in landing/, not beside it, no manifest line.
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != ".manifest.lock"]
+    assert written == [] and landing.entries() == []
+
+
+def test_a_url_suffix_that_is_not_a_plain_extension_is_not_used(wh_env):
+    landing = Landing(settings().landing_dir)
+    entry, _ = landing.land("cohesion", "https://example.org/resource/x.c$v%2f..", b"a,b\n1,2\n",
+                            None, dataset="abcd-efgh")
+    assert entry.path.startswith("cohesion/abcd-efgh/") and entry.path.endswith(".csv")
+    assert landing.file(entry).resolve().is_relative_to(settings().landing_dir.resolve())
