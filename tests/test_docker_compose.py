@@ -11,6 +11,8 @@ import copy
 import functools
 import json
 import os
+import re
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -178,3 +180,52 @@ def test_airflow_services_wait_for_their_dependencies(compose):
         wanted = {k: v for k, v in expected.items() if k != name}
         got = {k: depends_on.get(k, {}).get("condition") for k in wanted}
         assert got == wanted, name
+
+
+SECRETS = ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY",
+           "AIRFLOW_ADMIN_USER", "AIRFLOW_ADMIN_PASSWORD")
+
+
+def test_no_secret_and_no_account_has_a_default(compose):
+    """Every secret and the admin account are required variables (``${NAME:?...}``): compose
+    refuses to start without them, so no deployment runs on a known key or airflow/airflow."""
+    seen = set()
+    for name, svc in airflow_services(compose).items():
+        env = environment(svc)
+        for key in SECRETS:
+            if key not in env:
+                continue
+            seen.add(key)
+            value = env[key]
+            assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]*docs/deploy\.md\}", value), (name, key, value)
+    assert seen == set(SECRETS)
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert "change-me" not in text and ":-airflow}" not in text
+
+
+def test_published_ports_bind_to_this_host_by_default(compose):
+    published = {name: svc.get("ports", []) for name, svc in compose["services"].items()}
+    assert published["airflow-apiserver"], "the UI must be reachable from this host"
+    for name, ports in published.items():
+        for port in ports:
+            host = re.match(r"^(\$\{AIRFLOW_API_BIND:-([0-9.]+)\}|[0-9.]+):\d+:\d+$", str(port))
+            assert host, (name, port)
+            assert (host.group(2) or host.group(1)) == "127.0.0.1", (name, port)
+    assert not published.get("postgres") and not published.get("redis")
+
+
+def test_the_documented_secret_recipe_makes_keys_airflow_accepts(tmp_path):
+    """The snippet of docs/deploy.md, run as written: a Fernet key Fernet accepts, 64-character
+    signing secrets, no two alike, and a .env only its owner reads."""
+    from cryptography.fernet import Fernet
+
+    doc = (REPO_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    snippet = doc[doc.index("py() {"):doc.index("chmod 600 .env") + len("chmod 600 .env")]
+    subprocess.run(["bash", "-c", snippet], cwd=tmp_path, check=True, timeout=60)
+    env = dict(line.split("=", 1) for line in (tmp_path / ".env").read_text().splitlines())
+    Fernet(env["AIRFLOW_FERNET_KEY"].encode())  # raises on a malformed key
+    assert len(env["AIRFLOW_JWT_SECRET"]) == len(env["AIRFLOW_API_SECRET_KEY"]) == 64
+    assert len({env[k] for k in ("AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET",
+                                 "AIRFLOW_API_SECRET_KEY", "AIRFLOW_ADMIN_PASSWORD")}) == 4
+    assert env["AIRFLOW_ADMIN_USER"] != "airflow" and len(env["AIRFLOW_ADMIN_PASSWORD"]) >= 24
+    assert (tmp_path / ".env").stat().st_mode & 0o077 == 0
