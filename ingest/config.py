@@ -61,6 +61,9 @@ class Settings:
     endpoint: unset in live mode, they are not loaded (with a warning)."""
     http_timeout_s: float
     """``WH_HTTP_TIMEOUT_S``: connect and read timeout of one request."""
+    download_deadline_s: float
+    """``WH_DOWNLOAD_DEADLINE_S``: the whole of one download, however slowly the bytes arrive
+    (the timeout above is per read)."""
     http_retries: int
     """``WH_HTTP_RETRIES``: retries on connection errors, 429 and 5xx, with backoff."""
     max_download_bytes: int
@@ -98,6 +101,7 @@ def settings() -> Settings:
         curated_dir=_optional_path("WH_CURATED_DIR") or (
             Path(snapshot).expanduser().resolve() if snapshot else None),
         http_timeout_s=float(os.environ.get("WH_HTTP_TIMEOUT_S", "60")),
+        download_deadline_s=float(os.environ.get("WH_DOWNLOAD_DEADLINE_S", "900")),
         http_retries=int(os.environ.get("WH_HTTP_RETRIES", "4")),
         max_download_bytes=int(float(os.environ.get("WH_MAX_DOWNLOAD_MB", "50")) * 1024 * 1024),
     )

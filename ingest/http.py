@@ -10,6 +10,7 @@ import os
 import time
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -91,8 +92,30 @@ class _BodyInterrupted(Exception):
     pass
 
 
+def _chunks(resp: requests.Response):
+    """The body as it arrives: each piece one read from the socket (``read1``), so the caller
+    can check its deadline between reads even when a server trickles a few bytes at a time
+    (``iter_content`` blocks until a whole chunk has come). Network failures in the middle of
+    the body surface as ``_BodyInterrupted`` from the requests exception iter_content raises."""
+    raw = resp.raw
+    while True:
+        try:
+            chunk = raw.read1(CHUNK_BYTES, decode_content=True)
+        except urllib3.exceptions.ReadTimeoutError as err:
+            raise _BodyInterrupted() from requests.exceptions.ConnectionError(err)
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError) as err:
+            raise _BodyInterrupted() from requests.exceptions.ChunkedEncodingError(err)
+        except (OSError, urllib3.exceptions.HTTPError) as err:
+            raise _BodyInterrupted() from requests.exceptions.ConnectionError(err)
+        if not chunk:
+            return
+        yield chunk
+
+
 def _stream(url: str, cap: int, timeout: float,
             headers: dict[str, str] | None = None) -> tuple[bytes, str]:
+    deadline = settings().download_deadline_s
+    started = time.monotonic()
     with session() as sess:
         with sess.get(url, timeout=timeout, stream=True, headers=headers) as resp:
             resp.raise_for_status()
@@ -103,16 +126,18 @@ def _stream(url: str, cap: int, timeout: float,
                     "(raise WH_MAX_DOWNLOAD_MB if the publisher's files really grew)")
             parts: list[bytes] = []
             received = 0
-            try:
-                for chunk in resp.iter_content(CHUNK_BYTES):
-                    received += len(chunk)
-                    if received > cap:
-                        raise DownloadError(
-                            url, "size cap", f"more than {cap:,} bytes received, download "
-                            "aborted (raise WH_MAX_DOWNLOAD_MB if the publisher's files really grew)")
-                    parts.append(chunk)
-            except (requests.exceptions.ChunkedEncodingError,
-                    requests.exceptions.ConnectionError) as err:
-                raise _BodyInterrupted() from err
+            for chunk in _chunks(resp):
+                if time.monotonic() - started > deadline:
+                    raise DownloadError(
+                        url, "download deadline",
+                        f"not complete after {deadline:g} s ({received:,} bytes received, "
+                        f"{received / max(time.monotonic() - started, 1e-9):,.0f} bytes/s): the "
+                        "server sends too slowly; download aborted (WH_DOWNLOAD_DEADLINE_S)")
+                received += len(chunk)
+                if received > cap:
+                    raise DownloadError(
+                        url, "size cap", f"more than {cap:,} bytes received, download "
+                        "aborted (raise WH_MAX_DOWNLOAD_MB if the publisher's files really grew)")
+                parts.append(chunk)
             log.info("downloaded %s (%s bytes)", url, f"{received:,}")
             return b"".join(parts), resp.headers.get("Content-Type", "")

@@ -44,6 +44,9 @@ class Reply:
     pause_after: int | None = None
     """Send this many body bytes, then sleep ``pause_s`` before the rest (a stalled body)."""
     pause_s: float = 0.0
+    trickle: tuple[int, float] | None = None
+    """Send the body this many bytes at a time with this many seconds between (a server that
+    trickles: each read gets a few bytes before the per-read timeout)."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,17 @@ class ReplayServer:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                if reply.trickle is not None:
+                    size, pause = reply.trickle
+                    try:
+                        for i in range(0, len(body), size):
+                            self._write(body[i:i + size], reply.chunked)
+                            self.wfile.flush()
+                            time.sleep(pause)
+                    except OSError:  # the client gave up: what a trickle is for
+                        self.close_connection = True
+                        return
+                    body = b""
                 if reply.pause_after is not None:
                     self._write(body[:reply.pause_after], reply.chunked)
                     self.wfile.flush()

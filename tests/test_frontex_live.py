@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import stat
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -391,3 +392,23 @@ def test_chunked_download_under_the_cap_lands(live, workbook):
     [entry] = run()
     assert entry.bytes == len(workbook)
     assert entry.sha256 == hashlib.sha256(workbook).hexdigest()
+
+
+def test_a_trickling_server_is_cut_off_at_the_download_deadline(live, workbook, monkeypatch):
+    """Each read gets a few bytes well within the per-read timeout, so only a deadline on the
+    whole download stops it: a clear error, nothing landed, bounded time; then a good answer
+    lands."""
+    monkeypatch.setenv("WH_HTTP_TIMEOUT_S", "5")
+    monkeypatch.setenv("WH_DOWNLOAD_DEADLINE_S", "1.5")
+    live.route(NEWEST, xlsx(workbook, trickle=(512, 0.05)), xlsx(workbook))
+    started = time.monotonic()
+    with pytest.raises(DownloadError) as caught:
+        run()
+    elapsed = time.monotonic() - started
+    assert caught.value.rule == "download deadline"
+    assert "not complete after 1.5 s" in str(caught.value) and NEWEST_NAME in str(caught.value)
+    assert elapsed < 5  # the per-read timeout never fired: the deadline did
+    assert live.count(NEWEST) == 1  # a trickle is not retried
+    assert_nothing_landed()
+    [entry] = run()
+    assert entry.status == "landed"
