@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -158,13 +159,27 @@ def fetch_pages(url: str) -> bytes:
     """Every page of a Socrata query, explicitly: ``$limit`` rows from ``$offset`` 0, 1 x
     limit, ... until a page is short or empty. Pages are joined as received (each with its
     header line); a page whose header differs from the first is an error."""
-    limit = settings().socrata_page_rows
+    s = settings()
+    limit, ceiling = s.socrata_page_rows, s.socrata_max_pages
     pages: list[bytes] = []
     header: list[str] | None = None
     offset, total = 0, 0
+    started = time.monotonic()
     while True:
+        if len(pages) >= ceiling:
+            raise DownloadError(url, "page ceiling",
+                                f"more than {ceiling:,} pages of {limit:,} rows ({total:,} rows so "
+                                "far): download aborted (WH_SOCRATA_MAX_PAGES)")
+        if time.monotonic() - started > s.download_deadline_s:
+            raise DownloadError(url, "download deadline",
+                                f"not complete after {s.download_deadline_s:g} s ({len(pages)} "
+                                f"pages, {total:,} rows): download aborted (WH_DOWNLOAD_DEADLINE_S)")
         query = page_url(url, limit, offset)
         body, _ = http.get_bytes(query)
+        if pages and body and (body if body.endswith(b"\n") else body + b"\n") == pages[-1]:
+            raise DownloadError(query, "paging honoured",
+                                f"the page at offset {offset:,} is the page at offset "
+                                f"{offset - limit:,} again: the server ignores $offset")
         text = decode(body, query) if body.strip() else ""
         rows = list(csv.reader(io.StringIO(text, newline="")))
         if not rows:  # an empty body: no header, no rows

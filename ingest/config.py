@@ -48,6 +48,9 @@ class Settings:
     """``WH_SOCRATA_CATALOG_URL``: Socrata's catalogue API, to find the payment datasets."""
     socrata_page_rows: int
     """``WH_SOCRATA_PAGE_ROWS``: rows per page of a Socrata query (explicit ``$limit``)."""
+    socrata_max_pages: int
+    """``WH_SOCRATA_MAX_PAGES``: a paged download asking for more pages than this fails (a
+    server that ignores ``$offset`` would be paged forever)."""
     fts_url: str
     """``WH_FTS_URL``: the yearly Financial Transparency System workbook, ``{year}`` filled in."""
     fts_first_year: int
@@ -94,6 +97,7 @@ def settings() -> Settings:
         cohesion_url=os.environ.get("WH_COHESION_URL", COHESION_URL).rstrip("/"),
         socrata_catalog_url=os.environ.get("WH_SOCRATA_CATALOG_URL", SOCRATA_CATALOG_URL),
         socrata_page_rows=int(os.environ.get("WH_SOCRATA_PAGE_ROWS", "5000")),
+        socrata_max_pages=int(os.environ.get("WH_SOCRATA_MAX_PAGES", "1000")),
         fts_url=os.environ.get("WH_FTS_URL", FTS_URL),
         fts_first_year=int(os.environ.get("WH_FTS_FIRST_YEAR", "2021")),
         fts_max_download_bytes=int(float(os.environ.get("WH_FTS_MAX_DOWNLOAD_MB", "500"))

@@ -208,3 +208,32 @@ def test_a_catalogue_id_that_is_not_a_socrata_id_is_never_fetched_nor_landed(liv
     landing = settings().landing_dir
     assert not (landing.parent / "elsewhere").exists()
     assert all(p.resolve().is_relative_to(landing.resolve()) for p in landing.rglob("*"))
+
+
+def test_a_server_that_ignores_offset_is_stopped_at_the_second_page(live, recorded):
+    header, rows = recorded
+    url = relative(dataset_url("hgyj-gyin"))
+    live.route("/api/views/hgyj-gyin.json",
+               Reply(body=json.dumps({"id": "hgyj-gyin", "rowsUpdatedAt": UPDATED}).encode()))
+    for offset in range(0, 30 * PAGE, PAGE):  # every offset answers the first page again
+        live.route(relative(page_url(url, PAGE, offset)), Reply(body=body(header, rows[:PAGE])))
+    serve(live, "9qee-iv7c", ["ms", "cci", "fund", "total"], [["EE", "x", "AMIF", "1"]])
+    serve_catalog(live)
+    with pytest.raises(DownloadError) as caught:
+        run()
+    assert caught.value.rule == "paging honoured"
+    assert "ignores $offset" in str(caught.value) and f"offset {PAGE:,}" in str(caught.value)
+    assert len([r for r in live.requests if r.path == "/resource/hgyj-gyin.csv"]) == 2
+    assert not any(e.dataset == "hgyj-gyin" for e in Landing(settings().landing_dir).entries())
+
+
+def test_a_download_of_more_pages_than_the_ceiling_fails(live, recorded, monkeypatch):
+    header, rows = recorded
+    monkeypatch.setenv("WH_SOCRATA_MAX_PAGES", "2")
+    serve(live, "hgyj-gyin", header, rows[:8])  # three pages of 3, 3 and 2
+    serve(live, "9qee-iv7c", ["ms", "cci", "fund", "total"], [["EE", "x", "AMIF", "1"]])
+    serve_catalog(live)
+    with pytest.raises(DownloadError) as caught:
+        run()
+    assert caught.value.rule == "page ceiling" and "more than 2 pages" in str(caught.value)
+    assert len([r for r in live.requests if r.path == "/resource/hgyj-gyin.csv"]) == 2
