@@ -27,6 +27,11 @@ def decode(content: bytes, file_name: str) -> str:
                             "at once)")
         raise DataError(file_name, "csv format",
                         f"an XML document, not a CSV file (starts {content[:80]!r})")
+    utf16 = _utf16(content)
+    if utf16 is not None:
+        raise DataError(file_name, "text encoding",
+                        f"UTF-16 text ({utf16}); expected UTF-8 (or Windows-1252, as older "
+                        "Data Browser exports): save or export the file as UTF-8 CSV")
     if b"\x00" in content[:4096]:
         raise DataError(file_name, "csv format", "binary content, not a CSV file")
     try:
@@ -34,3 +39,19 @@ def decode(content: bytes, file_name: str) -> str:
     except UnicodeDecodeError:
         log.info("%s is not UTF-8; read as Windows-1252 (older Data Browser export)", file_name)
         return content.decode("cp1252")
+
+
+def _utf16(content: bytes) -> str | None:
+    """How ``content`` shows it is UTF-16 (a byte-order mark, or ASCII text with a NUL beside
+    every character), else None."""
+    if content.startswith((b"\xff\xfe", b"\xfe\xff")):
+        order = "little" if content.startswith(b"\xff\xfe") else "big"
+        return f"byte-order mark of {order}-endian UTF-16"
+    head = content[:4096]
+    if len(head) >= 8:
+        even, odd = head[0::2], head[1::2]
+        if odd.count(0) > 0.9 * len(odd) and even.count(0) < 0.1 * len(even):
+            return "little-endian, without a byte-order mark"
+        if even.count(0) > 0.9 * len(even) and odd.count(0) < 0.1 * len(odd):
+            return "big-endian, without a byte-order mark"
+    return None

@@ -39,6 +39,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -169,11 +170,26 @@ def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> tuple[bool, str
                 if dag_id == "warehouse_transform":
                     message += f"Build database and audit results kept in {failure.parent}"
                 elif record["error_type"] in NETWORK_ERRORS and settings().snapshot_dir is None:
-                    message += ("No network? Replay the recorded files instead: "
-                                "WH_SNAPSHOT_DIR=../shared/data make run")
+                    message += network_hint(record["error_type"], record["message"])
                 return False, message
             return False, f"{dag_id} failed (state {state}); see the task log above"
     return True, ""
+
+
+REPLAY = "replay the recorded files instead: WH_SNAPSHOT_DIR=../shared/data make run"
+
+
+def network_hint(error_type: str, message: str) -> str:
+    """What to do about a network failure, by what it was: the server answered with an error
+    status, or nothing answered at all."""
+    status = re.match(r"\s*(\d{3}) ", message or "") if error_type == "HTTPError" else None
+    if status and status.group(1).startswith("5"):
+        return (f"The publisher's server failed (HTTP {status.group(1)}, still after the "
+                f"retries): try again later, or {REPLAY}")
+    if status:
+        return (f"The publisher refused the request (HTTP {status.group(1)}): has the address "
+                f"changed? (the WH_*_URL settings in the README); or {REPLAY}")
+    return f"No answer from the server (no network, or a firewall?): {REPLAY}"
 
 
 def summary(warehouse: Path) -> str:

@@ -336,7 +336,8 @@ def test_other_recorded_formats(snapshot_dir):
 
 def test_utf16_file(codes_file):
     err = assert_falls_back(codes_file.decode("ascii").encode("utf-16"))
-    assert err.rule == "csv format" and "binary content" in str(err)
+    assert err.rule == "text encoding" and "UTF-16 text (byte-order mark of little-endian" in str(err)
+    assert "expected UTF-8" in str(err)
 
 
 def test_cp1252_file(recorded_rows):

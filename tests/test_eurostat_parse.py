@@ -284,3 +284,17 @@ def test_published_figures_without_a_source_are_rejected(snapshot_dir):
     csv.writer(out, lineterminator="\n").writerows(rows)
     with pytest.raises(DataError, match=r"row 6: \[source cited\]"):
         parse_published(out.getvalue().encode(), "returns_published.csv")
+
+
+@pytest.mark.parametrize("encoding, says", [
+    ("utf-16", "byte-order mark of little-endian UTF-16"),
+    ("utf-16-be", "big-endian, without a byte-order mark"),
+    ("utf-16-le", "little-endian, without a byte-order mark"),
+])
+def test_utf16_is_named_as_such_with_what_is_expected(encoding, says):
+    text = ("DATAFLOW,LAST UPDATE,freq,citizen,geo,TIME_PERIOD,OBS_VALUE,OBS_FLAG\n"
+            "ESTAT:MIGR_EIORD(1.0),18/03/25 11:00:00,A,TOTAL,DE,2022,5,\n")
+    with pytest.raises(DataError) as caught:
+        EurostatSource().parse(text.encode(encoding), "migr_eiord.csv", "migr_eiord")
+    assert caught.value.rule == "text encoding" and caught.value.file == "migr_eiord.csv"
+    assert says in str(caught.value) and "expected UTF-8" in str(caught.value)
