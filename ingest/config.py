@@ -70,7 +70,12 @@ class Settings:
     http_retries: int
     """``WH_HTTP_RETRIES``: retries on connection errors, 429 and 5xx, with backoff."""
     max_download_bytes: int
-    """``WH_MAX_DOWNLOAD_MB``: a download larger than this is refused."""
+    """``WH_MAX_DOWNLOAD_MB``: a download (or a replayed file) larger than this is refused."""
+    max_xlsx_unpacked_bytes: int
+    """``WH_MAX_XLSX_UNPACKED_MB``: a workbook whose parts unpack to more is refused before it
+    is parsed (a small file can unpack to gigabytes)."""
+    fts_max_xlsx_unpacked_bytes: int
+    """``WH_FTS_MAX_XLSX_UNPACKED_MB``: the same for FTS workbooks (big, and streamed)."""
 
 
 def _path(name: str, default: Path) -> Path:
@@ -108,6 +113,10 @@ def settings() -> Settings:
         download_deadline_s=float(os.environ.get("WH_DOWNLOAD_DEADLINE_S", "900")),
         http_retries=int(os.environ.get("WH_HTTP_RETRIES", "4")),
         max_download_bytes=int(float(os.environ.get("WH_MAX_DOWNLOAD_MB", "50")) * 1024 * 1024),
+        max_xlsx_unpacked_bytes=int(
+            float(os.environ.get("WH_MAX_XLSX_UNPACKED_MB", "512")) * 1024 * 1024),
+        fts_max_xlsx_unpacked_bytes=int(
+            float(os.environ.get("WH_FTS_MAX_XLSX_UNPACKED_MB", "4096")) * 1024 * 1024),
     )
 
 

@@ -31,6 +31,7 @@ from ingest import http
 from ingest.config import SEEDS_DIR, settings
 from ingest.errors import DataError
 from ingest.source import Candidate, Parsed
+from ingest.xlsx import check_unpacked_size
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,11 @@ class FtsSource:
         return [Candidate(NAME, s.fts_url.format(year=year), dataset=str(year))
                 for year in range(s.fts_first_year, last + 1)]
 
+    @property
+    def max_download_bytes(self) -> int:
+        """FTS workbooks are bigger than other files (``WH_FTS_MAX_DOWNLOAD_MB``)."""
+        return settings().fts_max_download_bytes
+
     def fetch(self, candidate: Candidate) -> bytes:
         content, _ = http.get_bytes(candidate.url, max_bytes=settings().fts_max_download_bytes,
                                     headers=REQUEST_HEADERS)
@@ -168,6 +174,8 @@ def parse_workbook(content: bytes, file_name: str) -> tuple[pd.DataFrame, int]:
         kind = "an HTML page" if b"<html" in head or head.startswith(b"<!doctype") else \
             f"not an xlsx workbook (starts {content[:8]!r})"
         raise DataError(file_name, "xlsx format", kind)
+    check_unpacked_size(content, file_name, settings().fts_max_xlsx_unpacked_bytes,
+                        "WH_FTS_MAX_XLSX_UNPACKED_MB")
     try:
         wb = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except Exception as err:  # zip, XML and openpyxl errors all mean the same thing here

@@ -9,7 +9,8 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from ingest import parsed
-from ingest.errors import DataError
+from ingest.config import settings
+from ingest.errors import DataError, DownloadError
 from ingest.landing import LANDED, QUARANTINED, Landing, ManifestEntry, sha256_of
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,14 @@ def fetch(source: Source, candidate: Candidate) -> bytes:
     file (``file://``) is read from disk here, the same way for every source; a live one is
     fetched by the source itself (its HTTP API, paging and caps)."""
     if candidate.is_local:
-        return Path(candidate.url.removeprefix("file://")).read_bytes()
+        path = Path(candidate.url.removeprefix("file://"))
+        cap = getattr(source, "max_download_bytes", None) or settings().max_download_bytes
+        size = path.stat().st_size
+        if size > cap:
+            raise DownloadError(path.name, "size cap",
+                                f"{size:,} bytes, the cap is {cap:,} (WH_MAX_DOWNLOAD_MB, as for "
+                                "downloads): not read")
+        return path.read_bytes()
     return source.fetch(candidate)
 
 

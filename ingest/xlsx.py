@@ -48,6 +48,7 @@ from xml.etree import ElementTree
 
 from python_calamine import CalamineWorkbook, SheetTypeEnum
 
+from ingest.config import settings
 from ingest.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -358,5 +359,25 @@ class Workbook:
 
 def open_workbook(content: bytes, file_name: str) -> Workbook:
     """Open an xlsx workbook from its bytes. Anything calamine, the zip or the XML reject is a
-    ``DataError`` (rule ``xlsx format``: truncated or corrupt workbook) naming ``file_name``."""
+    ``DataError`` (rule ``xlsx format``: truncated or corrupt workbook) naming ``file_name``; a
+    workbook that unpacks to more than ``WH_MAX_XLSX_UNPACKED_MB`` is refused before it is read."""
+    check_unpacked_size(content, file_name, settings().max_xlsx_unpacked_bytes,
+                        "WH_MAX_XLSX_UNPACKED_MB")
     return Workbook(content, file_name)
+
+
+def check_unpacked_size(content: bytes, file_name: str, cap: int, setting: str) -> None:
+    """Refuse a workbook whose parts unpack to more than ``cap`` bytes, from the sizes its zip
+    directory declares, before anything is decompressed (reading a part stops at its declared
+    size and checks its CRC, so a part cannot unpack to more than it declares)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            parts = [(info.file_size, info.filename) for info in archive.infolist()]
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise _corrupt(file_name, err) from err
+    total = sum(size for size, _ in parts)
+    if total > cap:
+        size, name = max(parts)
+        raise DataError(file_name, "xlsx unpacked size",
+                        f"its parts unpack to {total:,} bytes ({name}: {size:,}) from "
+                        f"{len(content):,}; the cap is {cap:,} ({setting}): not parsed")

@@ -96,3 +96,48 @@ def test_a_url_suffix_that_is_not_a_plain_extension_is_not_used(wh_env):
                             None, dataset="abcd-efgh")
     assert entry.path.startswith("cohesion/abcd-efgh/") and entry.path.endswith(".csv")
     assert landing.file(entry).resolve().is_relative_to(settings().landing_dir.resolve())
+
+
+def test_a_workbook_unpacking_beyond_the_cap_is_refused_before_it_is_parsed(
+        wh_env, snapshot_copy, recorded_workbook, monkeypatch):
+    import io
+    import zipfile
+
+    # A small file whose sheet unpacks to 64 MiB of XML (a zip bomb in xlsx clothing).
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(recorded_workbook)) as good, \
+            zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in good.infolist():
+            data = good.read(info.filename)
+            if info.filename.endswith("sheet1.xml"):
+                data = data.replace(b"<sheetData>", b"<sheetData>" + b" " * (64 << 20), 1)
+            out.writestr(info.filename, data)
+    content = bomb.getvalue()
+    assert len(content) < 3 << 20
+    (snapshot_copy / "frontex" / "ibc.xlsx").write_bytes(content)
+    monkeypatch.setenv("WH_MAX_XLSX_UNPACKED_MB", "32")
+    landing = Landing(settings().landing_dir)
+    with pytest.raises(DataError) as caught:
+        land_new(FrontexSource(), landing)
+    err = caught.value
+    assert err.rule == "xlsx unpacked size" and err.file == "ibc.xlsx"
+    assert "sheet1.xml" in str(err) and "WH_MAX_XLSX_UNPACKED_MB" in str(err)
+    [entry] = landing.entries()  # kept for diagnosis, quarantined, never loaded
+    assert entry.status == QUARANTINED and "unpack" in entry.error
+    # The good workbook, under the default cap, lands.
+    monkeypatch.delenv("WH_MAX_XLSX_UNPACKED_MB")
+    (snapshot_copy / "frontex" / "ibc.xlsx").write_bytes(recorded_workbook)
+    [good] = land_new(FrontexSource(), landing)
+    assert good.status == LANDED and good.release_date == "2025-06-03"
+
+
+def test_a_replayed_file_over_the_size_cap_is_not_read(wh_env, snapshot_copy, recorded_workbook,
+                                                       monkeypatch):
+    (snapshot_copy / "frontex" / "ibc.xlsx").write_bytes(recorded_workbook)
+    monkeypatch.setenv("WH_MAX_DOWNLOAD_MB", str(len(recorded_workbook) / 2 / 1024 / 1024))
+    landing = Landing(settings().landing_dir)
+    with pytest.raises(DataError) as caught:
+        land_new(FrontexSource(), landing)
+    assert caught.value.rule == "size cap" and caught.value.file == "ibc.xlsx"
+    assert f"{len(recorded_workbook):,} bytes" in str(caught.value)
+    assert landing.entries() == []
