@@ -423,6 +423,11 @@ def _atomically(change) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with (path.parent / f".{path.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # A staged copy exists only while its writer holds this lock: any found now was left by
+        # a process killed before its rename.
+        for stale in path.parent.glob(f"{path.stem}_*_staged.duckdb*"):
+            log.info("removed %s, staged by a process that did not finish", stale)
+            stale.unlink()
         staged = path.with_name(f"{path.stem}_{os.getpid()}_staged.duckdb")
         if path.exists():
             shutil.copyfile(path, staged)

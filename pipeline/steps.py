@@ -100,6 +100,7 @@ def check_for_changes(run_id: str, rebuild: bool = False) -> bool:
     file not in it, a rejected file still in it, other code). When nothing would, the run is
     recorded as ``unchanged``, its report written ("nothing new since <publish>") and the rest of
     the transform skipped (False)."""
+    warehouse.housekeeping(run_id)
     found = changes.pending()
     if rebuild:
         found.reasons.append("a rebuild was asked for")

@@ -25,6 +25,8 @@ from pipeline.changes import code_fingerprint
 log = logging.getLogger(__name__)
 
 FAILURE_FILE = "failure.json"
+STALE_LANDING_S = 86400
+"""A file staged in landing/ this long ago belongs to a process that did not finish."""
 
 
 def safe_run_id(airflow_run_id: str) -> str:
@@ -41,6 +43,50 @@ def build_db(run_id: str) -> Path:
     # dbt-duckdb writes that catalog into view definitions, so a differently named build file
     # would publish views that point at a catalog BI readers do not have.
     return run_dir(run_id) / settings().warehouse.name
+
+
+def housekeeping(current_run_id: str) -> dict[str, int]:
+    """Start of every transform run: remove what earlier runs left behind.
+
+    - Build databases of failed runs (kept in ``runs/<run_id>/`` for diagnosis) beyond the
+      newest ``WH_KEEP_FAILED_BUILDS`` (default 3) that are also older than
+      ``WH_KEEP_FAILED_BUILDS_DAYS`` (default 7): the database and its WAL go, the run's
+      failure.json, audit results and dbt artefacts (small) stay.
+    - Files a killed process staged and never renamed: the publish copy beside the published
+      file, dbt's link being switched; in landing/ (landed files, parsed forms) those a day old.
+    Only one transform runs at a time (max_active_runs=1), so nothing here is in use."""
+    s = settings()
+    keep = int(os.environ.get("WH_KEEP_FAILED_BUILDS", "3"))
+    keep_days = float(os.environ.get("WH_KEEP_FAILED_BUILDS_DAYS", "7"))
+    builds = sorted((p for p in s.runs_dir.glob(f"*/{s.warehouse.name}")
+                     if p.parent.name != current_run_id), key=lambda p: p.stat().st_mtime,
+                    reverse=True) if s.runs_dir.is_dir() else []
+    now = datetime.now(timezone.utc).timestamp()
+    removed = {"builds": 0, "staged": 0, "bytes": 0}
+    for i, db in enumerate(builds):
+        if i < keep or now - db.stat().st_mtime < keep_days * 86400:
+            continue
+        for path in (db, _wal(db)):
+            if path.exists():
+                removed["bytes"] += path.stat().st_size
+                path.unlink()
+        removed["builds"] += 1
+        log.info("removed the build database of failed run %s (older than the newest %d and "
+                 "than %g days; its failure.json and audit results stay)", db.parent.name, keep,
+                 keep_days)
+    # The transform's own staging (it is the only writer of these): whatever is there is stale.
+    staged = [*s.warehouse.parent.glob(f".{s.warehouse.name}.*.tmp"),
+              *(s.runs_dir.glob(".dbt-build.*.tmp") if s.runs_dir.is_dir() else [])]
+    # Landing's (source DAGs may be landing right now): only what is a day old.
+    if s.landing_dir.is_dir():
+        staged += [p for p in s.landing_dir.rglob("*.part")
+                   if now - p.lstat().st_mtime > STALE_LANDING_S]
+    for path in staged:
+        removed["bytes"] += path.lstat().st_size
+        path.unlink()
+        removed["staged"] += 1
+        log.info("removed %s, staged by a run that did not finish", path)
+    return removed
 
 
 def prepare_build(run_id: str) -> Path:
