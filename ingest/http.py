@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
@@ -23,8 +25,49 @@ USER_AGENT = "migration-warehouse/0.1 (+https://github.com/; open data pipeline)
 CHUNK_BYTES = 1 << 16
 
 
+_last = threading.local()
+
+
+def allowed_hosts() -> frozenset[str]:
+    """The hosts a request or a redirect may go to: those of the sources' configured URLs
+    (``WH_*_URL``), plus ``WH_ALLOWED_HOSTS`` (comma-separated: a publisher's CDN)."""
+    s = settings()
+    urls = (s.frontex_page_url, s.eurostat_api_url, s.cohesion_url, s.socrata_catalog_url,
+            s.fts_url)
+    extra = os.environ.get("WH_ALLOWED_HOSTS", "")
+    return frozenset({h for u in urls if (h := urlsplit(u).hostname)}
+                     | {h.strip().lower() for h in extra.split(",") if h.strip()})
+
+
+def check_host(url: str, via: str | None = None) -> None:
+    host = urlsplit(url).hostname
+    allowed = allowed_hosts()
+    if host not in allowed:
+        raise DownloadError(via or url, "allowed host",
+                            f"{'redirected to' if via else 'request to'} {url}: {host} is not one "
+                            f"of the publishers' hosts ({', '.join(sorted(allowed))}; add a host "
+                            "with WH_ALLOWED_HOSTS)")
+
+
+def _check_redirect(resp: requests.Response, *args, **kwargs) -> requests.Response:
+    """Response hook, called for every hop: a redirect to another host is refused before it is
+    followed."""
+    if resp.is_redirect:
+        check_host(urljoin(resp.url, resp.headers.get("Location", "")), via=resp.url)
+    return resp
+
+
+def take_final_url() -> str | None:
+    """The URL the bytes of the last download on this thread came from, after redirects (and
+    forget it)."""
+    url = getattr(_last, "final_url", None)
+    _last.final_url = None
+    return url
+
+
 def session() -> requests.Session:
-    """A requests session with this project's retry policy."""
+    """A requests session with this project's retry policy; every request and every redirect
+    hop must go to an allowed host."""
     s = settings()
     retry = Retry(
         total=s.http_retries,
@@ -39,6 +82,7 @@ def session() -> requests.Session:
     )
     sess = requests.Session()
     sess.headers["User-Agent"] = USER_AGENT
+    sess.hooks["response"].append(_check_redirect)
     adapter = HTTPAdapter(max_retries=retry)
     sess.mount("http://", adapter)
     sess.mount("https://", adapter)
@@ -47,6 +91,7 @@ def session() -> requests.Session:
 
 def get_text(url: str, params: dict | None = None) -> str:
     """GET a page as text; raises ``requests.HTTPError`` on a final error status."""
+    check_host(url)
     with session() as sess:
         resp = sess.get(url, params=params, timeout=settings().http_timeout_s)
         resp.raise_for_status()
@@ -56,6 +101,7 @@ def get_text(url: str, params: dict | None = None) -> str:
 def get_json(url: str, params: dict | None = None):
     """GET a JSON document; raises ``requests.HTTPError`` on a final error status and
     ``DownloadError`` when the body is not JSON (an HTML error page served with status 200)."""
+    check_host(url)
     with session() as sess:
         resp = sess.get(url, params=params, timeout=settings().http_timeout_s)
         resp.raise_for_status()
@@ -114,6 +160,7 @@ def _chunks(resp: requests.Response):
 
 def _stream(url: str, cap: int, timeout: float,
             headers: dict[str, str] | None = None) -> tuple[bytes, str]:
+    check_host(url)
     deadline = settings().download_deadline_s
     started = time.monotonic()
     with session() as sess:
@@ -139,5 +186,7 @@ def _stream(url: str, cap: int, timeout: float,
                         url, "size cap", f"more than {cap:,} bytes received, download "
                         "aborted (raise WH_MAX_DOWNLOAD_MB if the publisher's files really grew)")
                 parts.append(chunk)
-            log.info("downloaded %s (%s bytes)", url, f"{received:,}")
+            _last.final_url = resp.url
+            log.info("downloaded %s (%s bytes)%s", url, f"{received:,}",
+                     f" from {resp.url}" if resp.url != url else "")
             return b"".join(parts), resp.headers.get("Content-Type", "")

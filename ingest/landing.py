@@ -71,6 +71,9 @@ class ManifestEntry:
     """For sources with several datasets (Eurostat): the dataset the file holds."""
     version: str | None = None
     """The publisher's version marker (Eurostat ``last update of data``), when it has one."""
+    final_url: str | None = None
+    """Where the bytes came from after redirects (the last request of a download in several),
+    when that is not ``url``."""
 
     @property
     def release(self) -> date | None:
@@ -139,7 +142,8 @@ class Landing:
 
     def land(self, source: str, url: str, content: bytes, release_date: date | None,
              error: str | None = None, dataset: str | None = None,
-             version: str | None = None) -> tuple[ManifestEntry, bool]:
+             version: str | None = None,
+             final_url: str | None = None) -> tuple[ManifestEntry, bool]:
         """Write ``content`` as an immutable file and append its manifest entry.
 
         Returns the entry and whether it is new (False: these bytes were landed before)."""
@@ -173,7 +177,8 @@ class Landing:
                 source=source, url=url, fetched_at=fetched_at.isoformat(), sha256=digest,
                 bytes=len(content), release_date=release_date.isoformat() if release_date else None,
                 path=rel.as_posix(), status=QUARANTINED if error else LANDED, error=error,
-                dataset=dataset, version=version)
+                dataset=dataset, version=version,
+                final_url=final_url if final_url and final_url != url else None)
             with self.manifest.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(asdict(entry), ensure_ascii=False) + "\n")
                 fh.flush()

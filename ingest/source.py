@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from ingest import parsed
+from ingest import http, parsed
 from ingest.config import settings
 from ingest.errors import DataError, DownloadError
 from ingest.landing import LANDED, QUARANTINED, Landing, ManifestEntry, sha256_of
@@ -101,7 +101,9 @@ def land_new(source: Source, landing: Landing, refetch_landed: bool = False) -> 
             log.info("%s: already landed as %s%s, not fetched again", cand.url, known.path,
                      f" (version {cand.version})" if cand.version else "")
             continue
+        http.take_final_url()
         content = fetch(source, cand)
+        final_url = http.take_final_url()
         if (known := landing.find_sha(sha256_of(content))) is not None:
             if known.status == QUARANTINED:
                 # Still the same bad bytes: fail again rather than pass quietly on a rerun.
@@ -116,13 +118,14 @@ def land_new(source: Source, landing: Landing, refetch_landed: bool = False) -> 
             result = source.parse(content, file_name(cand.url), cand.dataset)
         except DataError as err:
             entry, _ = landing.land(source.name, cand.url, content, None, error=str(err),
-                                    dataset=cand.dataset, version=cand.version)
+                                    dataset=cand.dataset, version=cand.version,
+                                    final_url=final_url)
             log.error("quarantined %s: %s", entry.path, err)
             errors.append(err)
             continue
         entry, is_new = landing.land(source.name, cand.url, content, result.release_date,
                                      dataset=result.dataset or cand.dataset,
-                                     version=cand.version)
+                                     version=cand.version, final_url=final_url)
         if is_new:
             # Parse once: the load reads these rows instead of parsing the bytes again.
             parsed.write(landing, entry, result.rows, result.release_date,

@@ -412,3 +412,31 @@ def test_a_trickling_server_is_cut_off_at_the_download_deadline(live, workbook, 
     assert_nothing_landed()
     [entry] = run()
     assert entry.status == "landed"
+
+
+def test_a_redirect_to_another_host_is_refused_before_it_is_followed(live, workbook,
+                                                                     monkeypatch):
+    # localhost is this very server, under a host name no source is configured with.
+    elsewhere = live.url("/moved/ibc.xlsx").replace("127.0.0.1", "localhost")
+    live.route(NEWEST, Reply(status=302, headers={"Location": elsewhere}))
+    live.route("/moved/ibc.xlsx", xlsx(workbook))
+    with pytest.raises(DownloadError) as caught:
+        run()
+    assert caught.value.rule == "allowed host"
+    assert "redirected to " + elsewhere in str(caught.value) and "WH_ALLOWED_HOSTS" in str(
+        caught.value)
+    assert live.count("/moved/ibc.xlsx") == 0  # never asked for
+    assert_nothing_landed()
+    # Allowed by configuration, the same redirect lands, and the manifest says where from.
+    monkeypatch.setenv("WH_ALLOWED_HOSTS", "localhost")
+    live.route(NEWEST, Reply(status=302, headers={"Location": elsewhere}))
+    [entry] = run()
+    assert entry.url == live.url(NEWEST) and entry.final_url == elsewhere
+    [line] = manifest_lines()
+    assert line["final_url"] == elsewhere
+
+
+def test_a_download_without_redirect_records_no_other_final_url(live, workbook):
+    live.route(NEWEST, xlsx(workbook))
+    [entry] = run()
+    assert entry.final_url is None and manifest_lines()[0]["final_url"] is None
