@@ -54,6 +54,9 @@ class SourceSpec:
     """``module:function(entry, parsed)`` adding columns the file alone does not give."""
     added_columns: tuple[str, ...] = ()
     """Columns added to an existing raw table since it was first published (migrations)."""
+    url_settings: tuple[str, ...] = ()
+    """Settings (``ingest.config``) holding its live URLs: their hosts are the only ones its
+    requests and redirects may go to (``ingest.http.for_source``)."""
     refetch_landed: bool = False
     """Fetch a live URL again though it was landed: the publisher re-issues corrected files
     under the same name (the bytes are compared; the same bytes land nothing)."""
@@ -90,7 +93,8 @@ SOURCES: tuple[SourceSpec, ...] = (
         release_key=lambda e: (e.release_date,),
         release_key_doc="the release date stated in the workbook (FRAN data as of ...)",
         load_mode=EVERY_RELEASE, dag_id="frontex_ingest", schedule="@monthly",
-        asset="frontex_landed", refetch_landed=True),
+        asset="frontex_landed", refetch_landed=True,
+        url_settings=("frontex_page_url",)),
     SourceSpec(
         name="eurostat", factory="ingest.eurostat:EurostatSource",
         raw_table="raw.eurostat_observations",
@@ -112,7 +116,7 @@ SOURCES: tuple[SourceSpec, ...] = (
         release_key=lambda e: (e.dataset, e.version or e.url),
         release_key_doc="dataset and the table of contents' update date (a replayed file: its name)",
         load_mode=NEWEST_VINTAGE, dag_id="eurostat_ingest", schedule="@monthly",
-        asset="eurostat_landed"),
+        asset="eurostat_landed", url_settings=("eurostat_api_url",)),
     SourceSpec(
         name="eurostat_published", factory="ingest.eurostat:EurostatPublishedSource",
         raw_table="raw.eurostat_published_figures",
@@ -147,7 +151,7 @@ SOURCES: tuple[SourceSpec, ...] = (
         release_key=lambda e: (e.dataset, e.release_date or e.url),
         release_key_doc="dataset and snapshot date (the platform's last update of the rows)",
         load_mode=EVERY_RELEASE, dag_id="cohesion_ingest", schedule="@weekly",
-        asset="cohesion_landed"),
+        asset="cohesion_landed", url_settings=("cohesion_url", "socrata_catalog_url")),
     SourceSpec(
         name="fts", factory="ingest.fts:FtsSource",
         raw_table="raw.fts_commitments",
@@ -173,7 +177,7 @@ SOURCES: tuple[SourceSpec, ...] = (
         release_key=lambda e: (e.dataset,),
         release_key_doc="the year of the workbook",
         load_mode=NEWEST_VINTAGE, dag_id="fts_ingest", schedule="@yearly",
-        asset="fts_landed"),
+        asset="fts_landed", url_settings=("fts_url",)),
     SourceSpec(
         name="funding_registry", factory="ingest.registries:FundingRegistrySource",
         raw_table="raw.funding_commitments",

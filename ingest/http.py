@@ -5,6 +5,8 @@ Retries cover what is worth retrying (connection errors, read timeouts, 429 hono
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import threading
@@ -28,15 +30,42 @@ CHUNK_BYTES = 1 << 16
 _last = threading.local()
 
 
+_source: contextvars.ContextVar[tuple[str, tuple[str, ...]] | None] = contextvars.ContextVar(
+    "source", default=None)
+
+
+@contextlib.contextmanager
+def for_source(name: str, url_settings: tuple[str, ...]):
+    """Requests made inside go only to the hosts of this source: those of its configured URLs
+    (``url_settings``: Settings attributes, from ingest/catalog.py) and of
+    ``WH_ALLOWED_HOSTS_<SOURCE>``, besides ``WH_ALLOWED_HOSTS``."""
+    token = _source.set((name, url_settings))
+    try:
+        yield
+    finally:
+        _source.reset(token)
+
+
+def _hosts(value: str) -> set[str]:
+    return {h.strip().lower() for h in value.split(",") if h.strip()}
+
+
 def allowed_hosts() -> frozenset[str]:
-    """The hosts a request or a redirect may go to: those of the sources' configured URLs
-    (``WH_*_URL``), plus ``WH_ALLOWED_HOSTS`` (comma-separated: a publisher's CDN)."""
+    """The hosts a request or a redirect may go to: inside ``for_source``, that source's (see
+    there); elsewhere those of every configured URL (``WH_*_URL``); always plus
+    ``WH_ALLOWED_HOSTS`` (comma-separated: a publisher's CDN)."""
     s = settings()
-    urls = (s.frontex_page_url, s.eurostat_api_url, s.cohesion_url, s.socrata_catalog_url,
-            s.fts_url)
-    extra = os.environ.get("WH_ALLOWED_HOSTS", "")
-    return frozenset({h for u in urls if (h := urlsplit(u).hostname)}
-                     | {h.strip().lower() for h in extra.split(",") if h.strip()})
+    current = _source.get()
+    if current is None:
+        attributes: tuple[str, ...] = ("frontex_page_url", "eurostat_api_url", "cohesion_url",
+                                       "socrata_catalog_url", "fts_url")
+        extra = set()
+    else:
+        name, attributes = current
+        extra = _hosts(os.environ.get(f"WH_ALLOWED_HOSTS_{name.upper()}", ""))
+    urls = [getattr(s, a) for a in attributes]
+    return frozenset({h for u in urls if (h := urlsplit(u).hostname)} | extra
+                     | _hosts(os.environ.get("WH_ALLOWED_HOSTS", "")))
 
 
 def check_host(url: str, via: str | None = None) -> None:
@@ -45,8 +74,19 @@ def check_host(url: str, via: str | None = None) -> None:
     if host not in allowed:
         raise DownloadError(via or url, "allowed host",
                             f"{'redirected to' if via else 'request to'} {url}: {host} is not one "
-                            f"of the publishers' hosts ({', '.join(sorted(allowed))}; add a host "
-                            "with WH_ALLOWED_HOSTS)")
+                            f"of the {_whose()} hosts ({', '.join(sorted(allowed))}; add a host "
+                            f"with {_setting()})")
+
+
+def _whose() -> str:
+    current = _source.get()
+    return f"source {current[0]}'s" if current else "publishers'"
+
+
+def _setting() -> str:
+    current = _source.get()
+    return (f"WH_ALLOWED_HOSTS_{current[0].upper()} or WH_ALLOWED_HOSTS" if current
+            else "WH_ALLOWED_HOSTS")
 
 
 def _check_redirect(resp: requests.Response, *args, **kwargs) -> requests.Response:

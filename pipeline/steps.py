@@ -14,7 +14,7 @@ from dataclasses import asdict
 import duckdb
 
 from expectations import audit, suites_by_stage
-from ingest import catalog
+from ingest import catalog, http
 from ingest.config import settings
 from ingest.errors import DataError
 from ingest.landing import LOADED, PUBLISHED, Landing
@@ -86,7 +86,8 @@ def land(run_id: str, dag_id: str) -> list[dict]:
     entries, errors = [], []
     for spec in catalog.of_dag(dag_id):
         try:
-            entries += land_new(spec.source(), landing, spec.refetch_landed)
+            with http.for_source(spec.name, spec.url_settings):
+                entries += land_new(spec.source(), landing, spec.refetch_landed)
         except DataError as err:
             errors.append(err)
     if errors:

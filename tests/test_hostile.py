@@ -134,3 +134,24 @@ def test_after_the_hostile_answers_a_good_release_publishes(site):
         got = con.execute("""select release_date::varchar, count(*), sum(detections)
                              from marts.fct_border_crossings group by 1 order by 1""").fetchall()
     assert got == [("2020-04-05", 19, 4_293), ("2025-06-03", 173_460, 4_966_869)]
+
+
+def test_the_allowed_hosts_are_those_of_the_source(site, monkeypatch):
+    """localhost is a host of another source here (Cohesion's): Frontex may not be redirected
+    there, unless Frontex's own list says so."""
+    srv = site["server"]
+    monkeypatch.setenv("WH_COHESION_URL", srv.url("").replace("127.0.0.1", "localhost"))
+    elsewhere = srv.url("/cdn/ibc.xlsx").replace("127.0.0.1", "localhost")
+    srv.route(NEWEST, Reply(status=302, headers={"Location": elsewhere}))
+    with pytest.raises(DataError) as caught:
+        land_frontex()
+    assert caught.value.rule == "allowed host"
+    assert "source frontex's hosts (127.0.0.1" in str(caught.value)
+    assert "WH_ALLOWED_HOSTS_FRONTEX" in str(caught.value)
+    assert srv.count("/cdn/ibc.xlsx") == 0
+    monkeypatch.setenv("WH_ALLOWED_HOSTS_FRONTEX", "localhost")
+    srv.route(NEWEST, Reply(status=302, headers={"Location": elsewhere}))
+    srv.route("/cdn/ibc.xlsx", xlsx(site["workbook"]))
+    landed = land_frontex()  # nothing new when the good release was landed before
+    assert srv.count("/cdn/ibc.xlsx") == 1
+    assert all(e["final_url"] == elsewhere for e in landed)
