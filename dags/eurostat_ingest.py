@@ -7,6 +7,13 @@ no Asset event starts a transform for nothing. Trigger it by hand to check soone
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Airflow puts only the DAGs folder on sys.path: add the project root (no PYTHONPATH needed).
+if (_root := str(Path(__file__).resolve().parents[1])) not in sys.path:
+    sys.path.insert(0, _root)
+
 from dags._common import source_dag
 
 eurostat_ingest = source_dag("eurostat_ingest", task_id="land_datasets", tags=["eurostat"],

@@ -5,6 +5,13 @@ Reads the published warehouse read-only and never runs the pipeline (the transfo
 warehouse's single writer); it writes the report and its path in the quality store."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Airflow puts only the DAGs folder on sys.path: add the project root (no PYTHONPATH needed).
+if (_root := str(Path(__file__).resolve().parents[1])) not in sys.path:
+    sys.path.insert(0, _root)
+
 from datetime import timedelta
 
 from airflow.sdk import dag, task

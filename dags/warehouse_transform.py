@@ -4,6 +4,13 @@ A run with nothing new since the last publish builds nothing: check_for_changes 
 steps and the report says "nothing new since <publish>, warehouse unchanged"."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Airflow puts only the DAGs folder on sys.path: add the project root (no PYTHONPATH needed).
+if (_root := str(Path(__file__).resolve().parents[1])) not in sys.path:
+    sys.path.insert(0, _root)
+
 from airflow.sdk import dag, get_current_context, task
 
 from dags._common import ANY_SOURCE_LANDED, START_DATE, TRANSFORM_DEFAULT_ARGS, fail_fast
