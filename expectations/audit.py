@@ -38,14 +38,13 @@ CHUNK_ROWS = 3_000_000
 million row frame and GX's work on it stay within a few hundred MiB."""
 
 
-def parts(rows: int, key: str, described: str, chunk_rows: int | None = None
-          ) -> list[tuple[str, str, str]]:
+def parts(rows: int, key: str, described: str) -> list[tuple[str, str, str]]:
     """(SQL condition, subject suffix, name suffix) of each part a check of ``rows`` rows is
-    validated in: one part up to ``chunk_rows`` (default CHUNK_ROWS); beyond, parts split by
+    validated in: one part up to CHUNK_ROWS; beyond, parts split by
     ``hash(key) % parts``, ``key`` being the columns of the suite's grain, so that the rows of
     one grain (and any duplicate of it) fall into one part and every row rule holds for the
     whole when it holds for each part."""
-    count = max(1, math.ceil(rows / (chunk_rows or CHUNK_ROWS)))
+    count = max(1, math.ceil(rows / CHUNK_ROWS))
     if count == 1:
         return [("", "", "")]
     return [(f" and hash({key}) % {count} = {part}",

@@ -15,7 +15,7 @@ from datetime import date
 import duckdb
 
 from expectations import audit
-from expectations.audit import CHUNK_ROWS, Check
+from expectations.audit import Check
 from ingest.config import REPO_ROOT
 
 # Frontex's series starts in January 2009; an earlier month means a misread header.
@@ -96,8 +96,7 @@ def _params(release_date: str) -> dict:
 
 
 def _parts(rows: int) -> list[tuple[str, str, str]]:
-    return audit.parts(rows, "route, border_type, nationality", "route, border type and nationality",
-                       CHUNK_ROWS)
+    return audit.parts(rows, "route, border_type, nationality", "route, border type and nationality")
 
 
 def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:

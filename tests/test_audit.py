@@ -257,9 +257,7 @@ def test_loaded_registry_with_in_force_before_signed_fails(db, tmp_path):
 @pytest.fixture
 def small_parts(monkeypatch):
     """Parts of 50,000 rows: the recorded release (173,460 rows) is validated in four."""
-    from expectations import frontex
-
-    monkeypatch.setattr(frontex, "CHUNK_ROWS", 50_000)
+    monkeypatch.setattr(audit, "CHUNK_ROWS", 50_000)
 
 
 def test_a_big_file_is_validated_in_parts_that_cover_every_row(db, tmp_path, small_parts):

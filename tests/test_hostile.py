@@ -7,9 +7,7 @@ good release publishes with no hand work.
 from __future__ import annotations
 
 import hashlib
-import io
 import time
-import zipfile
 from datetime import date
 
 import duckdb
@@ -21,6 +19,7 @@ from ingest.errors import DataError
 from ingest.landing import Landing
 from pipeline import steps
 from tests import test_frontex_layouts as layouts
+from tests import workbooks
 from tests.conftest import OTHER_SOURCE_DAGS, point_installation_at
 from tests.replay_server import ReplayServer, Reply
 from tests.test_frontex_live import HTML_ERROR_PAGE, NEWEST, PAGE, PAGE_HTML, xlsx
@@ -30,19 +29,6 @@ RUNS = iter(range(1000))
 
 def sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def bomb(workbook: bytes, mib: int) -> bytes:
-    """``workbook`` with its data sheet padded to unpack to ``mib`` MiB more (compresses to KBs)."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(workbook)) as good, \
-            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as new:
-        for info in good.infolist():
-            data = good.read(info.filename)
-            if info.filename.endswith("sheet1.xml"):
-                data = data.replace(b"<sheetData>", b"<sheetData>" + b" " * (mib << 20), 1)
-            new.writestr(info.filename, data)
-    return out.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +78,7 @@ CASES = {
         "Location": "http://localhost:1/elsewhere/ibc.xlsx"})], "allowed host"),
     "too big": (lambda wb: [xlsx(wb + b"\0" * (9 << 20))], "size cap"),  # cap 8 MB
     "html instead of a workbook": (lambda wb: [Reply(body=HTML_ERROR_PAGE)], "xlsx format"),
-    "xlsx bomb": (lambda wb: [xlsx(bomb(wb, 200))], "xlsx unpacked size"),
+    "xlsx bomb": (lambda wb: [xlsx(workbooks.unpacking_to(wb, 200))], "xlsx unpacked size"),
     "truncated body": (lambda wb: [xlsx(wb, cut_after=len(wb) // 3)] * 2, None),
 }
 

@@ -100,19 +100,8 @@ def test_a_url_suffix_that_is_not_a_plain_extension_is_not_used(wh_env):
 
 def test_a_workbook_unpacking_beyond_the_cap_is_refused_before_it_is_parsed(
         wh_env, snapshot_copy, recorded_workbook, monkeypatch):
-    import io
-    import zipfile
-
     # A small file whose sheet unpacks to 64 MiB of XML (a zip bomb in xlsx clothing).
-    bomb = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(recorded_workbook)) as good, \
-            zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
-        for info in good.infolist():
-            data = good.read(info.filename)
-            if info.filename.endswith("sheet1.xml"):
-                data = data.replace(b"<sheetData>", b"<sheetData>" + b" " * (64 << 20), 1)
-            out.writestr(info.filename, data)
-    content = bomb.getvalue()
+    content = workbooks.unpacking_to(recorded_workbook, 64)
     assert len(content) < 3 << 20
     (snapshot_copy / "frontex" / "ibc.xlsx").write_bytes(content)
     monkeypatch.setenv("WH_MAX_XLSX_UNPACKED_MB", "32")

@@ -9,6 +9,7 @@ thing and write it back.
 from __future__ import annotations
 
 import io
+import zipfile
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -98,3 +99,17 @@ def recorded_rows(path: Path) -> tuple[list, list[list]]:
     rows = [list(r) for r in wb["Detections_of_IBC"].iter_rows(values_only=True)]
     wb.close()
     return rows[0], rows[1:]
+
+
+def unpacking_to(workbook: bytes, mib: int) -> bytes:
+    """``workbook`` with its data sheet padded to unpack to ``mib`` MiB more, compressing to a few
+    KB (a zip bomb in xlsx clothing)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(workbook)) as good, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as new:
+        for info in good.infolist():
+            data = good.read(info.filename)
+            if info.filename.endswith("sheet1.xml"):
+                data = data.replace(b"<sheetData>", b"<sheetData>" + b" " * (mib << 20), 1)
+            new.writestr(info.filename, data)
+    return out.getvalue()
