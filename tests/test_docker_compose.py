@@ -229,3 +229,11 @@ def test_the_documented_secret_recipe_makes_keys_airflow_accepts(tmp_path):
                                  "AIRFLOW_API_SECRET_KEY", "AIRFLOW_ADMIN_PASSWORD")}) == 4
     assert env["AIRFLOW_ADMIN_USER"] != "airflow" and len(env["AIRFLOW_ADMIN_PASSWORD"]) >= 24
     assert (tmp_path / ".env").stat().st_mode & 0o077 == 0
+
+
+def test_dags_are_unpaused_at_creation_in_every_airflow_service(compose):
+    """A deployment runs on schedule without anyone unpausing seven DAGs (docs/deploy.md);
+    tests/test_production_topology.py runs with this very value."""
+    for name, svc in airflow_services(compose).items():
+        value = environment(svc).get("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION")
+        assert str(value).lower() == "false", (name, value)

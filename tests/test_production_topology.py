@@ -1,9 +1,13 @@
 """The docker-compose.yml topology, run natively: Postgres metadata DB, CeleryExecutor over Redis,
 and api-server, scheduler, dag-processor, triggerer and a Celery worker as separate processes.
 
-The source DAG is triggered from the CLI; the transform DAG must then be started by the scheduler
-from the ``frontex_landed`` asset event, run its tasks on the Celery worker (which reports task
-state through the API server's Execution API), and publish the warehouse.
+The DAGs are not unpaused by hand: docker-compose.yml's own DAGS_ARE_PAUSED_AT_CREATION is used,
+and once the dag-processor has parsed dags/, every project DAG must be unpaused. The DAGs this
+test does not exercise are then paused deliberately (as docs/deploy.md says to), before the
+scheduler starts. The source DAG is triggered from the CLI and also gets its scheduled run; the
+transform DAG must then be started by the scheduler from the ``frontex_landed`` asset event, run
+its tasks on the Celery worker (which reports task state through the API server's Execution API),
+and publish the warehouse.
 
 Needs PostgreSQL and Redis on 127.0.0.1 (trust auth for user ``postgres``; override with
 WH_TOPOLOGY_PG_* / WH_TOPOLOGY_REDIS_*), and apache-airflow[celery,postgres] plus the FAB
@@ -17,7 +21,6 @@ import secrets
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,9 @@ from tests import topology as topo
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW = Path(sys.executable).with_name("airflow")  # not resolved: the venv's own entry point
 DAG_IDS = ("frontex_ingest", "warehouse_transform")
+PROJECT_DAG_IDS = topo.project_dag_ids()  # all seven, parsed and unpaused on deployment
+# What docker-compose.yml sets for every Airflow service, read from the file itself.
+COMPOSE_ENV = topo.compose_common_environment()
 MANUAL_RUN_ID = "topology_manual"
 EXPECTED = (173460, 4966869)  # count(*), sum(detections) of marts.fct_border_crossings
 
@@ -74,7 +80,8 @@ class Topology:
                 f"redis://{topo.REDIS_HOST}:{topo.REDIS_PORT}/{self.redis_db}",
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # unpaused explicitly below
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION":
+                COMPOSE_ENV["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"],
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL":
                 f"http://127.0.0.1:{self.api_port}/execution/",
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -126,22 +133,10 @@ class Topology:
                 raise AssertionError(f"{comp.name} exited with {rc}:\n{topo.tail(comp.log)}")
 
     def wait_for(self, what: str, predicate, timeout: float, interval: float = 2):
-        deadline = time.monotonic() + timeout
-        while True:
-            self.check_alive()
-            result = predicate()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-            time.sleep(interval)
+        return topo.wait_for(what, predicate, timeout, interval, self.components)
 
     def http_ok(self, url: str) -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
+        return topo.http_ok(url)
 
     def sql(self, statement: str, params: tuple = ()) -> list[tuple]:
         return topo.query(self.db, statement, params)
@@ -210,8 +205,9 @@ def test_asset_triggered_transform_publishes_on_celery(topology: Topology):
     try:
         t.airflow("db", "migrate", timeout=600)
 
+        # The scheduler starts only once the DAGs are parsed and scoped below: unpaused DAGs are
+        # scheduled at once, and this test runs only the two of DAG_IDS.
         t.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(t.api_port))
-        t.start("scheduler", "scheduler")
         t.start("dag-processor", "dag-processor")
         t.start("triggerer", "triggerer")
         t.wait_for("the API server", lambda: t.http_ok(
@@ -221,39 +217,59 @@ def test_asset_triggered_transform_publishes_on_celery(topology: Topology):
         # Like docker-compose.yml: the worker starts once the Execution API answers.
         t.start("celery-worker", "celery", "worker", "--concurrency", "2",
                 "--celery-hostname", f"{t.db}@%h")
-        t.wait_for("the scheduler health check", lambda: t.http_ok(
-            f"http://127.0.0.1:{t.health_port}/health"), STARTUP_TIMEOUT_S)
+
+        assert len(PROJECT_DAG_IDS) == 7 and set(DAG_IDS) <= set(PROJECT_DAG_IDS), PROJECT_DAG_IDS
 
         def parsed():
             errors = t.sql("select filename, stacktrace from import_error")
             assert not errors, f"DAG import errors: {errors}"
             rows = t.sql("select dag_id from dag where not is_stale and dag_id in %s "
-                         "and dag_id in (select dag_id from serialized_dag)", (DAG_IDS,))
-            return len(rows) == len(DAG_IDS)
+                         "and dag_id in (select dag_id from serialized_dag)", (PROJECT_DAG_IDS,))
+            return len(rows) == len(PROJECT_DAG_IDS)
 
-        t.wait_for("both DAGs to be parsed", parsed, PARSE_TIMEOUT_S)
+        t.wait_for(f"the {len(PROJECT_DAG_IDS)} DAGs to be parsed", parsed, PARSE_TIMEOUT_S)
+        # Nobody unpaused anything: the compose file's setting did.
+        paused = t.sql("select dag_id, is_paused from dag where dag_id in %s order by dag_id",
+                       (PROJECT_DAG_IDS,))
+        assert paused == [(d, False) for d in PROJECT_DAG_IDS], (
+            f"DAGs paused at creation with DAGS_ARE_PAUSED_AT_CREATION="
+            f"{t.env['AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION']}: {paused}")
 
-        t.airflow("dags", "unpause", "warehouse_transform")
+        # Out of this test's scope (their runs would only cost time): paused deliberately, the
+        # way docs/deploy.md documents it, before the scheduler can schedule them.
+        others = sorted(set(PROJECT_DAG_IDS) - set(DAG_IDS))
+        t.airflow("dags", "pause", "--treat-dag-id-as-regex", "--yes",
+                  "^(" + "|".join(map(re.escape, others)) + ")$")
+        assert t.sql("select dag_id from dag where is_paused order by dag_id") == [
+            (d,) for d in others]
+
         t.airflow("dags", "trigger", "frontex_ingest", "--run-id", MANUAL_RUN_ID)
-        t.airflow("dags", "unpause", "frontex_ingest")
-        assert t.sql("select dag_id from dag where is_paused and dag_id in %s", (DAG_IDS,)) == []
+        t.start("scheduler", "scheduler")
+        t.wait_for("the scheduler health check", lambda: t.http_ok(
+            f"http://127.0.0.1:{t.health_port}/health"), STARTUP_TIMEOUT_S)
 
         def settled():
             runs = t.sql("select dag_id, run_id, run_type, state from dag_run")
             failed = [r for r in runs if r[3] == "failed"]
             assert not failed, f"failed runs: {failed}"
             manual_ok = ("frontex_ingest", MANUAL_RUN_ID, "manual", "success") in runs
+            # Unpaused at creation: the scheduler schedules the source DAG by itself (catchup is
+            # off, so one run, of the latest interval; it lands the file or finds it landed).
+            scheduled_ok = any(r[0] == "frontex_ingest" and r[2] == "scheduled"
+                               and r[3] == "success" for r in runs)
             transform_ok = any(r[0] == "warehouse_transform" and r[2] == "asset_triggered"
                                and r[3] == "success" for r in runs)
             active = [r for r in runs if r[3] in ("queued", "running")]
             pending_events = t.sql("select count(*) from asset_dag_run_queue")[0][0]
             # Settled: nothing queued or running and no asset event still waiting for a run, so
             # no transform is writing when the published file is read below.
-            return manual_ok and transform_ok and not active and not pending_events and runs
+            return (manual_ok and scheduled_ok and transform_ok and not active
+                    and not pending_events and runs)
 
-        runs = t.wait_for("frontex_ingest and an asset-triggered warehouse_transform to succeed",
-                          settled, RUN_TIMEOUT_S, interval=3)
+        runs = t.wait_for("frontex_ingest (manual and scheduled) and an asset-triggered "
+                          "warehouse_transform to succeed", settled, RUN_TIMEOUT_S, interval=3)
         print(f"settled after {time.monotonic() - started:.0f} s: {sorted(runs)}")
+        assert {r[0] for r in runs} == set(DAG_IDS), f"a deliberately paused DAG ran: {runs}"
 
         # The transform consumed an event emitted by the Frontex landing task.
         consumed = t.sql("""

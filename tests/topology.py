@@ -184,3 +184,92 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# --- Shared by the deployment tests (production topology, local deployment) ---------------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+
+
+def project_dag_ids() -> tuple[str, ...]:
+    """The project's DAG ids: one DAG per file of dags/ named like it, helper modules (``_*.py``,
+    excluded by dags/.airflowignore) aside."""
+    return tuple(sorted(p.stem for p in (REPO_ROOT / "dags").glob("*.py")
+                        if not p.name.startswith("_")))
+
+
+def compose_common_environment() -> dict[str, str]:
+    """The environment every Airflow service of docker-compose.yml shares (``x-airflow-common``),
+    as written in the file (``${...}`` interpolations are not resolved)."""
+    import yaml
+
+    compose = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    env = compose["x-airflow-common"]["environment"]
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def wait_for(what: str, predicate, timeout: float, interval: float = 2,
+             components: list[Component] = ()):
+    """Poll ``predicate`` until it returns something truthy (returned); fail after ``timeout``
+    seconds, or at once when one of ``components`` has exited (with the tail of its log)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for comp in components:
+            if (rc := comp.exited()) is not None:
+                raise AssertionError(f"{comp.name} exited with {rc} while waiting for {what}:\n"
+                                     + tail(comp.log))
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_ok(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def sqlite_query(path: Path, sql: str, params: tuple = (), attempts: int = 10) -> list[tuple]:
+    """Read an Airflow SQLite metadata DB another process is writing: read-only, and retried
+    while a writer holds the lock."""
+    import sqlite3
+
+    for attempt in range(attempts):
+        try:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            try:
+                return con.execute(sql, params).fetchall()
+            finally:
+                con.close()
+        except sqlite3.OperationalError as err:
+            if attempt == attempts - 1 or "locked" not in str(err):
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+def group_processes(pgid: int) -> dict[int, str]:
+    """The live processes of process group ``pgid``: pid -> command line (Linux /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid or fields[0] == "Z":  # pgrp; zombies are already gone
+                continue
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except (OSError, IndexError, ValueError):
+            continue
+        found[int(entry.name)] = cmdline
+    return found
