@@ -146,7 +146,7 @@ def mart_checks(db: Path, run_id: str | None = None) -> list[Check]:
                 f"""select month::timestamp as month, {MONTH_INDEX} as month_index, route,
                            border_type, nationality,
                            release_date::timestamp as release_date, detections, route_key,
-                           nationality_country_key, source_row
+                           nationality_country_code, source_row
                     from marts.fct_border_crossings where sha256 = '{sha}'{where}""",
                 f"marts.fct_border_crossings release {release_date} ({landing_file})"
                 + part_subject, _params(release_date),

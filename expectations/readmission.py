@@ -59,8 +59,8 @@ def mart_checks(db: Path, run_id: str | None = None) -> list[Check]:
             return []
     return [Check(
         "fct_readmission_cooperation_rows",
-        """select country_iso2, year, readmission_instrument, art25a_status, return_rate,
+        """select country_code, year, readmission_instrument, art25a_status, return_rate,
                   orders_to_leave, returned
            from marts.fct_readmission_cooperation""",
         "marts.fct_readmission_cooperation", {"return_rate_max": RETURN_RATE_MAX},
-        ("country_iso2", "year", "orders_to_leave", "returned"))]
+        ("country_code", "year", "orders_to_leave", "returned"))]

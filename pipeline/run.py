@@ -239,14 +239,14 @@ def _readmission_summary(con) -> list[str]:
                           where table_schema = 'marts'
                             and table_name = 'rpt_third_country_profile'""").fetchone()[0]:
         return []
-    rows, countries = con.execute("""select count(*), count(distinct country_iso2)
+    rows, countries = con.execute("""select count(*), count(distinct country_code)
                                      from marts.fct_readmission_cooperation""").fetchone()
     if not rows:
         return ["Readmission cooperation: no data loaded"]
     lines = [f"Readmission cooperation: {rows:,} country-years, {countries} third countries; "
              "most detections:"]
     for rank, iso2, name, detections, year, instrument, art25a, rate, returns_year in con.execute("""
-            select detections_rank, country_iso2, country_name, detections, detections_year,
+            select detections_rank, country_code, country_name, detections, detections_year,
                    readmission_instrument, art25a_status, return_rate, returns_year
             from marts.rpt_third_country_profile order by detections_rank limit 5""").fetchall():
         rate_text = "n/a" if rate is None else f"{rate:.0%} ({returns_year})"

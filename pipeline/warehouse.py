@@ -3,7 +3,8 @@
 A run builds into ``<runs>/<run_id>/build.duckdb``, a byte copy of the published file (so history
 in ``raw`` carries over), and only after every audit passes replaces the published file with
 ``os.replace``. The published file is never opened for writing: BI readers can hold it open
-read-only all the while, and they see the new version on reconnect.
+read-only all the while; a new connection sees the new version once none to the old one is
+open in its process (docs/bi.md).
 """
 from __future__ import annotations
 
@@ -121,6 +122,7 @@ def publish(run_id: str, before_checkpoint=None) -> Path:
                     "values (?, ?, ?)", [run_id, datetime.now(timezone.utc), code_fingerprint()])
         if before_checkpoint is not None:
             before_checkpoint(con)
+        drop_build_internals(con)
         con.execute("checkpoint")
     if _wal(source).exists():
         raise RuntimeError(f"{source}: a WAL file remains after checkpoint; not publishing")
@@ -139,6 +141,18 @@ def publish(run_id: str, before_checkpoint=None) -> Path:
     _fsync_dir(published.parent)
     log.info("published %s (run %s)", published, run_id)
     return published
+
+
+BUILD_ONLY_SCHEMAS = ("audit_dbt",)
+"""Schemas a build writes for diagnosis only: dbt's stored test failures (``store_failures``),
+which ``pipeline.dbt`` samples when a build fails (a failed build is never published). They are
+dropped from a build database just before it is published, so BI readers never see them."""
+
+
+def drop_build_internals(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop ``BUILD_ONLY_SCHEMAS`` (and everything in them) from the build database."""
+    for schema in BUILD_ONLY_SCHEMAS:
+        con.execute(f"drop schema if exists {schema} cascade")
 
 
 def _wal(db: Path) -> Path:

@@ -35,9 +35,9 @@ def one(con, sql, *params):
 ])
 def test_special_nationality_labels_map_explicitly(con, label, key, category, eurostat):
     rows = one(con, """
-        select distinct f.nationality_country_key, c.category, c.eurostat_code, c.is_country
+        select distinct f.nationality_country_code, c.category, c.eurostat_code, c.is_country
         from marts.fct_border_crossings f
-        join marts.dim_country c on c.country_key = f.nationality_country_key
+        join marts.dim_country c on c.country_code = f.nationality_country_code
         where f.nationality = ?""", label)
     assert rows == [(key, category, eurostat, category in ("country", "partially_recognised"))]
 
@@ -51,8 +51,8 @@ def test_no_label_dropped_and_non_country_detections_kept(con):
 
 
 def test_eurostat_codes_beside_iso(con):
-    assert one(con, """select country_key, iso2, iso3, eurostat_code from marts.dim_country
-                       where country_key in ('GR', 'GB') order by 1""") == [
+    assert one(con, """select country_code, iso2, iso3, eurostat_code from marts.dim_country
+                       where country_code in ('GR', 'GB') order by 1""") == [
         ("GB", "GB", "GBR", "UK"), ("GR", "GR", "GRC", "EL")]
 
 

@@ -38,7 +38,7 @@ def test_cohesion_amounts_by_member_state_within_one_dimension_type(con, snapsho
         kind = "Intervention Field" if "Intervention Field" in kinds else sorted(kinds)[0]
         expected[(fund, ms)] = (round(sums[(fund, ms, cci, kind)], 2), kind)
     got = {(f, c): (round(a, 2), d) for f, c, a, d in rows(con, """
-        select fund_code, country_key, amount_eur, dimension_type
+        select fund_code, country_code, amount_eur, dimension_type
         from marts.fct_funding_disbursements where source = 'cohesion_open_data:hgyj-gyin'""")}
     assert got == expected
     assert got[("BMVI", "ES")] == (324_663_469.0, "Intervention Field")
@@ -90,7 +90,7 @@ def test_totals_and_parts_are_not_summed_twice(con):
 
 
 def test_absorption_and_stage_progression(con):
-    assert rows(con, """select programme_or_action_key, country_key, allocated_eur, paid_eur,
+    assert rows(con, """select programme_or_action_key, country_code, allocated_eur, paid_eur,
                                absorption_rate
                         from marts.rpt_funding_absorption""") == [
         ("morocco_budget_support", "MA", 152_000_000.0, 79_600_000.0, 0.5237)]
@@ -103,7 +103,7 @@ def test_absorption_and_stage_progression(con):
 
 
 def test_partner_countries_where_the_row_names_one(con):
-    got = dict(rows(con, """select country_label, country_key from marts.fct_funding_disbursements
+    got = dict(rows(con, """select country_label, country_code from marts.fct_funding_disbursements
                             where source = 'registry:funding_commitments'
                               and country_label in ('The Gambia', 'Türkiye; ICMPD',
                                                     'Lebanon (incl. Syrian refugees and host communities)',

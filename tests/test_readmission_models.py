@@ -21,7 +21,7 @@ def con(built_db):
 
 def fact(con, iso2, year):
     cur = con.execute("""select * from marts.fct_readmission_cooperation
-                         where country_iso2 = ? and year = ?""", [iso2, year])
+                         where country_code = ? and year = ?""", [iso2, year])
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, r)) for r in cur.fetchall()]
     assert len(rows) == 1, rows
@@ -64,24 +64,24 @@ def test_a_country_with_detections_and_no_instrument_shows_none(con):
 
 
 def test_every_third_country_and_year_with_data_has_one_row(con):
-    assert con.execute("""select count(*) from (select country_iso2, year
+    assert con.execute("""select count(*) from (select country_code, year
                           from marts.fct_readmission_cooperation group by all
                           having count(*) > 1)""").fetchone() == (0,)
     missing = con.execute("""
         select count(*) from (
-            select nationality_country_key, year(month) from marts.fct_border_crossings f
-            join marts.dim_country c on c.country_key = f.nationality_country_key
+            select nationality_country_code, year(month) from marts.fct_border_crossings f
+            join marts.dim_country c on c.country_code = f.nationality_country_code
             where c.is_country and not c.is_eu_member
             group by all
             except
-            select country_iso2, year from marts.fct_readmission_cooperation)""").fetchone()
+            select country_code, year from marts.fct_readmission_cooperation)""").fetchone()
     assert missing == (0,)
     assert con.execute("""select count(*) from marts.fct_readmission_cooperation
                           where readmission_instrument is null""").fetchone() == (0,)
 
 
 def test_profile_ranks_by_detections_with_return_rates(con):
-    top = con.execute("""select detections_rank, country_iso2, detections, detections_year,
+    top = con.execute("""select detections_rank, country_code, detections, detections_year,
                                 returns_year, return_rate, readmission_instrument
                          from marts.rpt_third_country_profile order by detections_rank
                          limit 3""").fetchall()
@@ -92,7 +92,7 @@ def test_profile_ranks_by_detections_with_return_rates(con):
         "select detections_rank from marts.rpt_third_country_profile").fetchall()]
     assert sorted(ranks) == list(range(1, len(ranks) + 1))
     events = con.execute("""select art25a_events from marts.rpt_third_country_profile
-                            where country_iso2 = 'GM'""").fetchone()[0]
+                            where country_code = 'GM'""").fetchone()[0]
     assert events.startswith("2021-07-15 art25a_proposed")
 
 

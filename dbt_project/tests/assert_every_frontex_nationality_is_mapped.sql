@@ -8,4 +8,4 @@ select distinct
 from {{ ref('stg_frontex__detections') }} as detections
 left join {{ ref('frontex_nationalities') }} as nationalities
     on nationalities.frontex_label = detections.nationality
-where nationalities.country_key is null
+where nationalities.country_code is null

@@ -22,6 +22,12 @@ routes as (
 
 ),
 
+countries as (
+
+    select * from {{ ref('country_codes') }}
+
+),
+
 final as (
 
     select
@@ -35,7 +41,10 @@ final as (
 
         -- keys
         routes.route_key,
-        nationalities.country_key as nationality_country_key,
+        nationalities.country_code as nationality_country_code,
+
+        -- labels
+        countries.country_name as nationality_country_name,
 
         -- measures
         detections.detections,
@@ -51,6 +60,7 @@ final as (
     from detections
     left join nationalities on nationalities.frontex_label = detections.nationality
     left join routes on routes.route = detections.route
+    left join countries on countries.country_code = nationalities.country_code
 
 )
 

@@ -31,12 +31,12 @@ by_route as (
     select
         release_facts.route,
         period.through_month,
-        sum(detections) filter (
+        (sum(detections) filter (
             where year(month) = year(period.through_month)
-              and month(month) <= month(period.through_month)) as ytd_detections,
-        sum(detections) filter (
+              and month(month) <= month(period.through_month)))::bigint as ytd_detections,
+        (sum(detections) filter (
             where year(month) = year(period.through_month) - 1
-              and month(month) <= month(period.through_month)) as prior_ytd_detections
+              and month(month) <= month(period.through_month)))::bigint as prior_ytd_detections
     from release_facts cross join period
     group by release_facts.route, period.through_month
 

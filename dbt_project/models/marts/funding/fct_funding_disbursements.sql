@@ -41,7 +41,7 @@ cohesion_planned as (
         categorisation.fund_code,
         categorisation.cci as programme_or_action_key,
         any_value(categorisation.programme_title) as programme_or_action_title,
-        any_value(countries.country_key) as country_key,
+        any_value(countries.country_code) as country_code,
         categorisation.ms as country_label,
         'planned' as stage,
         categorisation.snapshot_date as as_of_date,
@@ -71,7 +71,7 @@ cohesion_allocated as (
         plan.fund_code,
         plan.cci as programme_or_action_key,
         any_value(plan.programme_title) as programme_or_action_title,
-        any_value(countries.country_key) as country_key,
+        any_value(countries.country_code) as country_code,
         plan.ms as country_label,
         'allocated' as stage,
         plan.snapshot_date as as_of_date,
@@ -99,7 +99,7 @@ fts_committed as (
         commitments.fund_code,
         coalesce(commitments.budget_line_number, commitments.programme_name) as programme_or_action_key,
         any_value(coalesce(commitments.budget_line_name, commitments.programme_name)) as programme_or_action_title,
-        any_value(countries.country_key) as country_key,
+        any_value(countries.country_code) as country_code,
         coalesce(commitments.beneficiary_country, 'not stated') as country_label,
         'committed' as stage,
         make_date(commitments.fts_year, 12, 31) as as_of_date,
@@ -128,7 +128,7 @@ registry as (
         fund_code,
         action_key as programme_or_action_key,
         arg_min(action_title, source_row) as programme_or_action_title,
-        country_key,
+        country_code,
         arg_min(beneficiary_or_partner, source_row) as country_label,
         stage,
         as_of_date,
@@ -146,7 +146,7 @@ registry as (
         count(*) as source_rows
     from {{ ref('stg_registries__funding_commitments') }}
     where amount_eur is not null
-    group by fund_code, action_key, country_key, stage, as_of_date
+    group by fund_code, action_key, country_code, stage, as_of_date
 
 ),
 
@@ -168,20 +168,28 @@ stages as (
 
 ),
 
+funds as (
+
+    select * from {{ ref('dim_fund') }}
+
+),
+
 final as (
 
     select
         -- grain
         unioned.fund_code,
         unioned.programme_or_action_key,
-        unioned.country_key,
+        unioned.country_code,
         unioned.country_label,
         unioned.stage,
         unioned.as_of_date,
         unioned.source,
 
         -- labels
+        funds.fund_name,
         unioned.programme_or_action_title,
+        countries.country_name,
         stages.stage_order,
         stages.stage_group,
         unioned.as_of_precision,
@@ -205,6 +213,8 @@ final as (
 
     from unioned
     left join stages on stages.stage = unioned.stage
+    left join funds on funds.fund_code = unioned.fund_code
+    left join countries on countries.country_code = unioned.country_code
 
 )
 

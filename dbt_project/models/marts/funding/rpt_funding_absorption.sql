@@ -19,7 +19,8 @@ latest as (
         arg_max(amount_eur, as_of_date) as amount_eur,
         max(as_of_date) as as_of_date,
         any_value(programme_or_action_title) as programme_or_action_title,
-        any_value(country_key) as country_key,
+        any_value(country_code) as country_code,
+        any_value(country_name) as country_name,
         any_value(source) as source,
         bool_and(is_complete_snapshot) as is_complete_snapshot
     from disbursements
@@ -34,7 +35,8 @@ paired as (
         allocated.fund_code,
         allocated.programme_or_action_key,
         allocated.programme_or_action_title,
-        allocated.country_key,
+        allocated.country_code,
+        allocated.country_name,
         allocated.country_label,
         allocated.source,
         allocated.amount_eur as allocated_eur,

@@ -21,7 +21,8 @@ events as (
         arg_max(amount_eur, as_of_date) as amount_eur,
         max(as_of_date) as as_of_date,
         any_value(programme_or_action_title) as programme_or_action_title,
-        any_value(country_key) as country_key,
+        any_value(country_code) as country_code,
+        any_value(country_name) as country_name,
         any_value(source) as source,
         bool_or(is_component) as is_component
     from disbursements
@@ -49,7 +50,8 @@ final as (
         events.fund_code,
         events.programme_or_action_key,
         events.programme_or_action_title,
-        events.country_key,
+        events.country_code,
+        events.country_name,
         events.country_label,
         events.source,
         events.stage,

@@ -28,9 +28,9 @@ countries as (
 detections as (
 
     select
-        nationality_country_key as country_key,
+        nationality_country_code as country_code,
         year(month) as year,
-        sum(detections) as detections
+        sum(detections)::bigint as detections
     from {{ ref('fct_border_crossings') }}
     where release_date = (select max(release_date) from {{ ref('fct_border_crossings') }})
     group by all
@@ -41,11 +41,12 @@ eu_returns as (
 
     -- One EU total per citizenship, year and measure: the widest EU aggregate published.
     select
-        citizen_country_key as country_key,
+        citizen_country_code as country_code,
         cast(period as integer) as year,
         measure,
         arg_min(persons, case geo when 'EU27_2020' then 1 when 'EU28' then 2 else 3 end) as persons,
-        arg_min(geo, case geo when 'EU27_2020' then 1 when 'EU28' then 2 else 3 end) as returns_geo
+        arg_min(geo, case geo when 'EU27_2020' then 1 when 'EU28' then 2 else 3 end) as returns_geo,
+        arg_min(geo_label, case geo when 'EU27_2020' then 1 when 'EU28' then 2 else 3 end) as returns_geo_label
     from {{ ref('fct_returns') }}
     where period_grain = 'year'
       and geo in ('EU27_2020', 'EU28', 'EU27_2007')
@@ -58,11 +59,12 @@ eu_returns as (
 returns as (
 
     select
-        country_key,
+        country_code,
         year,
         max(persons) filter (where measure = 'ordered_to_leave') as orders_to_leave,
         max(persons) filter (where measure = 'returned') as returned,
-        max(returns_geo) as returns_geo
+        max(returns_geo) as returns_geo,
+        max(returns_geo_label) as returns_geo_label
     from eu_returns
     group by all
 
@@ -70,7 +72,7 @@ returns as (
 
 registry_years as (
 
-    select country_iso2 as country_key, year(event_date) as year
+    select country_iso2 as country_code, year(event_date) as year
     from events
     where scope = 'country'
     group by all
@@ -79,11 +81,11 @@ registry_years as (
 
 country_years as (
 
-    select country_key, year from detections
+    select country_code, year from detections
     union
-    select country_key, year from returns
+    select country_code, year from returns
     union
-    select country_key, year from registry_years
+    select country_code, year from registry_years
 
 ),
 
@@ -96,19 +98,19 @@ assessed_years as (
 yearly as (
 
     select
-        country_years.country_key,
+        country_years.country_code,
         country_years.year,
         make_date(country_years.year, 1, 1) as year_start,
         make_date(country_years.year, 12, 31) as year_end
     from country_years
-    inner join countries using (country_key)
+    inner join countries using (country_code)
 
 ),
 
 instrument as (
 
     select
-        yearly.country_key,
+        yearly.country_code,
         yearly.year,
         bool_or(intervals.instrument = 'agreement') as has_agreement,
         bool_or(intervals.instrument = 'arrangement') as has_arrangement,
@@ -118,7 +120,7 @@ instrument as (
         bool_or(intervals.has_caveat) as instrument_has_caveat
     from yearly
     left join intervals
-        on intervals.country_iso2 = yearly.country_key
+        on intervals.country_iso2 = yearly.country_code
         and intervals.valid_from <= yearly.year_end
         and (intervals.valid_to is null or intervals.valid_to >= yearly.year_start)
     group by all
@@ -128,7 +130,7 @@ instrument as (
 year_events as (
 
     select
-        yearly.country_key,
+        yearly.country_code,
         yearly.year,
         bool_or(events.effect = 'art25a_measure_lifted' and year(events.event_date) = yearly.year) as art25a_lifted_in_year,
         bool_or(events.effect = 'art25a_proposed' and events.event_date <= yearly.year_end) as art25a_proposed_by_year,
@@ -137,7 +139,7 @@ year_events as (
             filter (where year(events.event_date) = yearly.year) as events_in_year,
         bool_or(events.has_caveat) filter (where year(events.event_date) = yearly.year) as events_have_caveat
     from yearly
-    left join events on events.country_iso2 = yearly.country_key
+    left join events on events.country_iso2 = yearly.country_code
     group by all
 
 ),
@@ -146,7 +148,7 @@ final as (
 
     select
         -- grain
-        yearly.country_key as country_iso2,
+        yearly.country_code,
         yearly.year,
 
         -- labels
@@ -176,6 +178,7 @@ final as (
         returns.returned,
         round(returns.returned / nullif(returns.orders_to_leave, 0), 4) as return_rate,
         returns.returns_geo,
+        returns.returns_geo_label,
         detections.detections,
 
         -- the year's registry events, and whether anything used is unconfirmed
@@ -184,12 +187,12 @@ final as (
             or coalesce(year_events.events_have_caveat, false) as registry_has_caveat
 
     from yearly
-    inner join countries using (country_key)
-    left join instrument using (country_key, year)
-    left join year_events using (country_key, year)
+    inner join countries using (country_code)
+    left join instrument using (country_code, year)
+    left join year_events using (country_code, year)
     left join assessed_years using (year)
-    left join returns using (country_key, year)
-    left join detections using (country_key, year)
+    left join returns using (country_code, year)
+    left join detections using (country_code, year)
 
 )
 

@@ -30,7 +30,7 @@ detections_year as (
 
 latest_returns as (
 
-    select country_iso2, max(year) filter (where orders_to_leave is not null or returned is not null) as year
+    select country_code, max(year) filter (where orders_to_leave is not null or returned is not null) as year
     from cooperation group by 1
 
 ),
@@ -38,13 +38,13 @@ latest_returns as (
 by_country as (
 
     select
-        cooperation.country_iso2,
+        cooperation.country_code,
         any_value(cooperation.country_name) as country_name,
         max(cooperation.year) as latest_year_with_data,
 
         -- detections in the latest complete year and the year before
-        max(cooperation.detections) filter (where cooperation.year = detections_year.year) as detections,
-        max(cooperation.detections) filter (where cooperation.year = detections_year.year - 1) as detections_previous_year,
+        (max(cooperation.detections) filter (where cooperation.year = detections_year.year))::bigint as detections,
+        (max(cooperation.detections) filter (where cooperation.year = detections_year.year - 1))::bigint as detections_previous_year,
         any_value(detections_year.year) as detections_year,
 
         -- returns in the latest year with returns data and the year before
@@ -63,15 +63,15 @@ by_country as (
         bool_or(cooperation.registry_has_caveat) as registry_has_caveat
     from cooperation
     cross join detections_year
-    left join latest_returns using (country_iso2)
-    group by cooperation.country_iso2
+    left join latest_returns using (country_code)
+    group by cooperation.country_code
 
 ),
 
 art25a as (
 
     select
-        country_iso2,
+        country_iso2 as country_code,
         string_agg(strftime(event_date, '%Y-%m-%d') || ' ' || effect || ': ' || title, '; '
                    order by event_date) as art25a_events
     from events
@@ -83,13 +83,13 @@ art25a as (
 final as (
 
     select
-        row_number() over (order by coalesce(by_country.detections, 0) desc, by_country.country_iso2) as detections_rank,
+        row_number() over (order by coalesce(by_country.detections, 0) desc, by_country.country_code) as detections_rank,
         by_country.*,
         round(100.0 * (by_country.detections / nullif(by_country.detections_previous_year, 0) - 1), 1)
             as detections_change_pct,
         art25a.art25a_events
     from by_country
-    left join art25a using (country_iso2)
+    left join art25a using (country_code)
 
 )
 

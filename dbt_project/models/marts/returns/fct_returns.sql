@@ -2,10 +2,13 @@
     reporting country x citizenship x measure: the newest vintage of each observation, missing
     values as NULL (never 0) with their flags. Annual and quarterly periods side by side: filter
     on period_grain. Aggregates (EU27_2020, EU28, TOTAL ...) are rows of their own, marked in
-    dim_country: never add them to their parts. -#}
+    dim_country: never add them to their parts. Codes come with their labels (geo_label,
+    citizen_label) and keys into dim_country (geo_country_code, citizen_country_code);
+    geo_is_eu_member_in_period says whether the reporting country was an EU member at the end of
+    the period (the United Kingdom until 2019, Croatia from 2013). -#}
 with
 
-observations as (
+staged as (
 
     select * from {{ ref('stg_eurostat__orders_to_leave') }}
     union all by name
@@ -14,6 +17,20 @@ observations as (
     select * from {{ ref('stg_eurostat__returns_by_type') }}
     union all by name
     select * from {{ ref('stg_eurostat__returns_by_assistance') }}
+
+),
+
+observations as (
+
+    select
+        *,
+        cast(period_start + case period_grain
+            when 'year' then interval 1 year
+            when 'half_year' then interval 6 month
+            when 'quarter' then interval 3 month
+            else interval 1 month
+        end - interval 1 day as date) as period_end
+    from staged
 
 ),
 
@@ -40,9 +57,13 @@ final as (
         observations.citizen,
         measures.measure,
 
+        -- labels
+        geo_country.country_name as geo_label,
+        citizen_country.country_name as citizen_label,
+
         -- keys
-        geo_country.country_key as geo_country_key,
-        citizen_country.country_key as citizen_country_key,
+        geo_country.country_code as geo_country_code,
+        citizen_country.country_code as citizen_country_code,
 
         -- measures
         cast(observations.obs_value as bigint) as persons,
@@ -59,6 +80,10 @@ final as (
         observations.low_reliability,
         coalesce(geo_country.is_aggregate, false) as geo_is_aggregate,
         coalesce(citizen_country.is_aggregate, false) as citizen_is_aggregate,
+        coalesce(geo_country.eu_member_from <= observations.period_end
+                 and (geo_country.eu_member_until is null
+                      or geo_country.eu_member_until >= observations.period_end), false)
+            as geo_is_eu_member_in_period,
 
         -- lineage
         observations.dataset,

@@ -19,8 +19,10 @@ pivoted as (
         period_grain,
         geo,
         citizen,
-        any_value(geo_country_key) as geo_country_key,
-        any_value(citizen_country_key) as citizen_country_key,
+        any_value(geo_label) as geo_label,
+        any_value(citizen_label) as citizen_label,
+        any_value(geo_country_code) as geo_country_code,
+        any_value(citizen_country_code) as citizen_country_code,
         bool_or(geo_is_aggregate) as geo_is_aggregate,
         bool_or(citizen_is_aggregate) as citizen_is_aggregate,
         max(persons) filter (where measure = 'ordered_to_leave') as ordered_to_leave,
@@ -46,9 +48,13 @@ final as (
         geo,
         citizen,
 
+        -- labels
+        geo_label,
+        citizen_label,
+
         -- keys
-        geo_country_key,
-        citizen_country_key,
+        geo_country_code,
+        citizen_country_code,
 
         -- flows
         ordered_to_leave,

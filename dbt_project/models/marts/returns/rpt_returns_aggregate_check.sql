@@ -43,7 +43,7 @@ member_sums as (
         any_value(aggregate_rows.period_grain) as period_grain,
         any_value(aggregate_rows.persons) as aggregate_persons,
         count(member_rows.persons) as members_reported,
-        sum(member_rows.persons) as members_sum,
+        sum(member_rows.persons)::bigint as members_sum,
         list_sort(list(members.member) filter (where member_rows.persons is null)) as members_missing
     from aggregate_rows
     inner join members on members.aggregate = aggregate_rows.geo
@@ -73,7 +73,7 @@ final as (
         member_sums.members_reported,
         member_sums.members_missing,
         member_sums.aggregate_persons - member_sums.members_sum as difference,
-        2.5 * (member_sums.members_reported + 1) as tolerance,
+        (2.5 * (member_sums.members_reported + 1))::double as tolerance,
         case
             when member_sums.aggregate_persons is null then 'aggregate_missing'
             when member_sums.members_reported < expected.members_expected then 'members_incomplete'

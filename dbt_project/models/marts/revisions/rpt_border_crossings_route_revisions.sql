@@ -17,7 +17,7 @@ totals as (
         detections.route,
         detections.month,
         vintages.vintage_number,
-        sum(detections.detections) as detections
+        sum(detections.detections)::bigint as detections
     from {{ ref('stg_frontex__detections') }} as detections
     inner join vintages using (release_date, correction_number)
     group by all

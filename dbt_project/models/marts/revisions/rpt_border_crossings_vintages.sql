@@ -28,7 +28,7 @@ files as (
         any_value(sha256) as sha256,
         min(loaded_at) as loaded_at,
         count(*) as cells,
-        sum(detections) as detections,
+        sum(detections)::bigint as detections,
         max(month) as last_month
     from detections
     group by release_date, correction_number

@@ -64,7 +64,7 @@ renamed as (
 
         -- partner
         placed.beneficiary_or_partner,
-        coalesce(aliases.country_key, countries.country_key) as country_key,
+        coalesce(aliases.country_key, countries.country_code) as country_code,
 
         -- numerics
         placed.amount_eur,

@@ -1,0 +1,256 @@
+"""What a BI reader finds in the warehouse, read from DuckDB itself (not from dbt's YAML): every
+table and column of the marts and every reference table carries a description (a DuckDB
+comment, written by dbt's persist_docs); integer counts are BIGINT, never HUGEINT (a DuckDB
+sum() of BIGINT is HUGEINT, which pandas reads as float and polars as Decimal(38,0)); country
+keys follow one naming scheme; and a published file holds no dbt audit internals.
+
+The build is the session fixture ``built_db``: every recorded source landed, loaded and built by
+the real steps and ``dbt build``."""
+from __future__ import annotations
+
+import shutil
+
+import duckdb
+import pytest
+
+from pipeline import warehouse
+
+DOCUMENTED_SCHEMAS = ("marts", "reference")
+"""Schemas where every table and every column must carry a description."""
+
+PUBLISHED_SCHEMAS = ("marts", "reference", "quality", "snapshots", "staging", "intermediate")
+"""Schemas a BI reader can query in the published file (those present are checked)."""
+
+COUNTRY_DIMENSION = ("marts", "dim_country")
+KEY_SUFFIX = "country_code"
+"""dim_country's key, and the ending of every column that joins it: `country_code` itself, or
+role-prefixed (`nationality_country_code`, `geo_country_code`, `citizen_country_code`)."""
+
+EUROSTAT_CODE_COLUMNS = frozenset({"geo", "citizen", "aggregate", "returns_geo"})
+"""Columns that keep Eurostat's own code (EL, UK, EU27_2020) as published: they join
+dim_country on `eurostat_code`, not on the key, and sit beside a `*_country_code` key."""
+
+
+@pytest.fixture(scope="module")
+def con(built_db):
+    with duckdb.connect(str(built_db), read_only=True) as connection:
+        yield connection
+
+
+def _relations(con, schemas):
+    return con.execute(f"""
+        select schema_name, table_name, comment from duckdb_tables()
+        where schema_name in ({", ".join("?" for _ in schemas)})
+        union all
+        select schema_name, view_name, comment from duckdb_views()
+        where not internal and schema_name in ({", ".join("?" for _ in schemas)})
+        order by 1, 2""", [*schemas, *schemas]).fetchall()
+
+
+def test_every_marts_and_reference_table_has_a_description(con):
+    relations = _relations(con, DOCUMENTED_SCHEMAS)
+    assert {s for s, _, _ in relations} == set(DOCUMENTED_SCHEMAS)
+    undocumented = [f"{s}.{t}" for s, t, comment in relations if not (comment or "").strip()]
+    assert not undocumented, f"tables without a description (comment): {undocumented}"
+
+
+def test_every_marts_and_reference_column_has_a_description(con):
+    columns = con.execute("""
+        select schema_name || '.' || table_name || '.' || column_name, comment
+        from duckdb_columns() where schema_name in ('marts', 'reference')
+        order by schema_name, table_name, column_index""").fetchall()
+    assert len(columns) > 300
+    undocumented = [name for name, comment in columns if not (comment or "").strip()]
+    assert not undocumented, f"columns without a description (comment): {undocumented}"
+
+
+def test_every_published_relation_has_a_description(con):
+    """Staging and intermediate views too: DuckDB has no comments on schemas, so each view says
+    it is internal in its own comment; raw tables get their source's description."""
+    schemas = (*PUBLISHED_SCHEMAS, "raw")
+    undocumented = [f"{s}.{t}" for s, t, comment in _relations(con, schemas)
+                    if not (comment or "").strip()]
+    assert not undocumented, f"relations without a description (comment): {undocumented}"
+    internal = [f"{s}.{t}" for s, t, comment in _relations(con, ("staging", "intermediate", "raw"))
+                if not comment.startswith("Internal")]
+    assert not internal, f"internal relations whose description does not say so: {internal}"
+
+
+def test_no_hugeint_in_published_schemas(con):
+    hugeints = con.execute(f"""
+        select schema_name || '.' || table_name || '.' || column_name || ' ' || data_type
+        from duckdb_columns()
+        where schema_name in ({", ".join("?" for _ in PUBLISHED_SCHEMAS)})
+          and (data_type like '%HUGEINT%')
+        order by 1""", list(PUBLISHED_SCHEMAS)).fetchall()
+    assert not hugeints, ("HUGEINT columns (cast sums of counts to bigint): "
+                          f"{[h for h, in hugeints]}")
+
+
+def test_counts_are_bigint(con):
+    types = dict(con.execute("""
+        select table_name || '.' || column_name, data_type from duckdb_columns()
+        where schema_name = 'marts' and column_name in ('detections', 'detections_previous_year',
+              'members_sum', 'difference', 'persons', 'ytd_detections')""").fetchall())
+    for column in ("fct_readmission_cooperation.detections", "rpt_third_country_profile.detections",
+                   "rpt_third_country_profile.detections_previous_year",
+                   "rpt_border_crossings_vintages.detections", "rpt_returns_aggregate_check.members_sum",
+                   "rpt_returns_aggregate_check.difference", "fct_returns.persons",
+                   "fct_border_crossings.detections"):
+        assert types[column] == "BIGINT", column
+
+
+def _country_sets(con):
+    codes = {c for c, in con.execute(f"select {KEY_SUFFIX} from marts.dim_country").fetchall()}
+    eurostat = {c for c, in con.execute(
+        "select eurostat_code from marts.dim_country where eurostat_code is not null").fetchall()}
+    return codes, eurostat
+
+
+def test_dim_country_key_is_country_code(con):
+    key = con.execute("""select column_name from duckdb_columns()
+                         where schema_name = 'marts' and table_name = 'dim_country'
+                         order by column_index limit 1""").fetchone()[0]
+    assert key == KEY_SUFFIX
+    assert con.execute(f"""select count(*) = count(distinct {KEY_SUFFIX})
+                           from marts.dim_country""").fetchone()[0]
+
+
+def test_country_keys_follow_one_naming_scheme(con):
+    """Derived from the data: a text column of a mart whose every value is a dim_country key
+    joins dim_country, so its name must end with `country_code` (or be one of the Eurostat code
+    columns, whose values are then all Eurostat codes); and a column named `*country_code` must
+    hold only dim_country keys. No `*_country_key` or `*_iso2` column is left."""
+    codes, eurostat = _country_sets(con)
+    columns = con.execute("""
+        select table_name, column_name from duckdb_columns()
+        where schema_name = 'marts' and data_type = 'VARCHAR' and table_name != 'dim_country'
+        order by table_name, column_index""").fetchall()
+    offending, bad_values, checked = [], [], []
+    for table, column in columns:
+        values = {v for v, in con.execute(
+            f'select distinct "{column}" from marts."{table}" where "{column}" is not null '
+            "limit 2000").fetchall()}
+        joins_dim_country = bool(values) and values <= codes
+        name = f"marts.{table}.{column}"
+        if column.endswith(KEY_SUFFIX):
+            checked.append(name)
+            if not values <= codes:
+                bad_values.append(f"{name}: {sorted(values - codes)[:5]}")
+        elif joins_dim_country and not (column in EUROSTAT_CODE_COLUMNS and values <= eurostat):
+            offending.append(name)
+        if column.endswith(("country_key", "_iso2")) or column == "iso2":
+            offending.append(name)
+    assert not offending, (f"columns joining dim_country must be named *{KEY_SUFFIX}: "
+                           f"{sorted(set(offending))}")
+    assert not bad_values, f"*{KEY_SUFFIX} columns with values not in dim_country: {bad_values}"
+    # The scheme is in use where the facts meet dim_country.
+    for name in ("marts.fct_border_crossings.nationality_country_code",
+                 "marts.fct_returns.geo_country_code", "marts.fct_returns.citizen_country_code",
+                 "marts.fct_readmission_cooperation.country_code",
+                 "marts.fct_funding_disbursements.country_code"):
+        assert name in checked, name
+
+
+def test_codes_have_labels_beside_them(con):
+    """Every fact carries the label of each code it holds."""
+    expected = {
+        "fct_returns": {"geo_label", "citizen_label"},
+        "rpt_return_rates": {"geo_label", "citizen_label"},
+        "fct_border_crossings": {"nationality", "nationality_country_name", "route"},
+        "fct_readmission_cooperation": {"country_name", "returns_geo_label"},
+        "fct_funding_disbursements": {"country_name", "country_label", "fund_name"},
+    }
+    for table, labels in expected.items():
+        columns = {c for c, in con.execute("""select column_name from duckdb_columns()
+                                             where schema_name = 'marts' and table_name = ?""",
+                                          [table]).fetchall()}
+        assert labels <= columns, (table, labels - columns)
+    assert con.execute("""select geo_label, citizen_label from marts.fct_returns
+                          where geo = 'EL' and citizen = 'TOTAL' limit 1""").fetchone() == (
+        "Greece", "Total")
+    assert con.execute("""select count(*) from marts.fct_returns
+                          where geo_label is null or citizen_label is null""").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("country, year, member", [
+    ("GB", 2016, True), ("GB", 2021, False), ("HR", 2012, False), ("HR", 2014, True),
+    ("GB", 2020, False), ("HR", 2013, True),
+])
+def test_eu_membership_by_year(con, country, year, member):
+    assert con.execute("""select is_eu_member from marts.dim_country_eu_membership
+                          where country_code = ? and year = ?""", [country, year]).fetchone() == (
+        member,)
+
+
+def test_member_states_in_2016_include_the_united_kingdom(con):
+    members = {c for c, in con.execute("""select country_code from marts.dim_country_eu_membership
+                                          where year = 2016 and is_eu_member""").fetchall()}
+    assert len(members) == 28 and "GB" in members
+    today = {c for c, in con.execute(
+        "select country_code from marts.dim_country where is_eu_member").fetchall()}
+    assert len(today) == 27 and "GB" not in today
+    assert con.execute("""select eu_member_from, eu_member_until from marts.dim_country
+                          where country_code = 'GB'""").fetchone()[1].isoformat() == "2020-01-31"
+    # In the facts: the reporting countries that were members at the time.
+    assert con.execute("""select bool_and(geo_is_eu_member_in_period) from marts.fct_returns
+                          where geo = 'UK' and period = '2016'""").fetchone() == (True,)
+
+
+def test_published_file_has_no_dbt_audit_schema(built_db, tmp_path, monkeypatch):
+    """dbt stores failing rows of tests in audit_dbt (for diagnosis of failed builds, which are
+    never published); publishing drops the schema, and keeps the descriptions."""
+    monkeypatch.setenv("WH_WAREHOUSE", str(tmp_path / "wh" / "migration.duckdb"))
+    monkeypatch.setenv("WH_RUNS_DIR", str(tmp_path / "wh" / "runs"))
+    build = warehouse.build_db("docs")
+    build.parent.mkdir(parents=True)
+    shutil.copyfile(built_db, build)
+    with duckdb.connect(str(build), read_only=True) as c:
+        assert c.execute("""select count(*) from duckdb_tables()
+                            where schema_name = 'audit_dbt'""").fetchone()[0] > 0
+    published = warehouse.publish("docs")
+    with duckdb.connect(str(published), read_only=True) as c:
+        assert c.execute("""select count(*) from duckdb_schemas()
+                            where schema_name = 'audit_dbt'""").fetchone() == (0,)
+        assert c.execute("""select count(*) from duckdb_columns() where schema_name = 'marts'
+                            and (comment is null or comment = '')""").fetchone() == (0,)
+
+
+def test_a_sqlalchemy_client_lists_every_column_with_its_description(built_db, tmp_path,
+                                                                      monkeypatch):
+    """What a BI server sees: the published file (with the quality history copied in, as the
+    transform publishes it) opened through SQLAlchemy and duckdb-engine with the recipe of
+    docs/bi.md. Every table of marts and quality has its comment through the inspector; every
+    column, listed through the same client (SQLAlchemy 2.1 cannot reflect columns through
+    duckdb-engine: docs/bi.md), has its description."""
+    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy.pool import NullPool
+
+    from pipeline import quality
+
+    monkeypatch.setenv("WH_WAREHOUSE", str(tmp_path / "wh" / "migration.duckdb"))
+    monkeypatch.setenv("WH_RUNS_DIR", str(tmp_path / "wh" / "runs"))
+    monkeypatch.setenv("WH_QUALITY_DB", str(tmp_path / "quality_history.duckdb"))
+    build = warehouse.build_db("bi")
+    build.parent.mkdir(parents=True)
+    shutil.copyfile(built_db, build)
+    published = warehouse.publish("bi", before_checkpoint=quality.copy_into)
+    engine = create_engine(f"duckdb:///{published}", poolclass=NullPool,
+                           connect_args={"read_only": True})
+    try:
+        with engine.connect() as client:
+            columns = client.execute(text("""
+                select schema_name, table_name, column_name, comment from duckdb_columns()
+                where schema_name in ('marts', 'quality') order by all""")).all()
+        tables = {(s, t) for s, t, _, _ in columns}
+        inspector = inspect(engine)
+        table_comments = {(s, t): inspector.get_table_comment(t, schema=s)["text"]
+                          for s, t in tables}
+    finally:
+        engine.dispose()
+    assert len([c for c in columns if c[0] == "marts"]) > 300
+    assert {"runs", "results", "coverage", "report_headlines"} <= {t for s, t in tables
+                                                                    if s == "quality"}
+    assert [f"{s}.{t}.{c}" for s, t, c, comment in columns if not (comment or "").strip()] == []
+    assert [f"{s}.{t}" for (s, t), comment in table_comments.items()
+            if not (comment or "").strip()] == []
