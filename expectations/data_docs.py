@@ -4,9 +4,12 @@ GX's Data Docs pages load Bootstrap, jQuery, Font Awesome, bootstrap-table, Vega
 CDNs: an analyst without network sees an unstyled page. ``make_offline`` ships what the pages
 need from Python packages pinned in requirements.txt (XStatic-Bootstrap, XStatic-jQuery,
 XStatic-Font-Awesome) into ``<site>/static/vendor/``, points the pages at those copies, and
-removes the remaining external stylesheets and scripts (bootstrap-table, the date picker, the
-dark theme and Vega, which only add sorting widgets and charts the validation pages do not
-need). GX's logo, fetched from its web assets, is pointed at the copy GX ships in
+removes the remaining external stylesheets and scripts (bootstrap-table's filter extension and
+styles, the date picker, the dark theme and Vega: sorting widgets and charts the validation
+pages do not need). bootstrap-table itself, which fills the index pages' tables, is replaced by
+a small stand-in of this project (``expectations/static/bootstrap-table-offline.js``); the
+shipped tags lose their ``integrity`` and ``crossorigin`` attributes (the bytes differ from the
+CDN's, and Chromium blocks a crossorigin script on file://). GX's logo, fetched from its web assets, is pointed at the copy GX ships in
 ``static/images``. Links the reader may click (to greatexpectations.io) stay.
 """
 from __future__ import annotations
@@ -29,7 +32,15 @@ SHIPPED = {
     "https://code.jquery.com/jquery-3.7.1.min.js": "jquery/jquery.min.js",
     "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css":
         "fontawesome/css/all.min.css",
+    # bootstrap-table builds the index pages' tables from the data in the page: without it
+    # they stay empty. This project's small stand-in (expectations/static) fills them.
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js":
+        "bootstrap-table/bootstrap-table-offline.js",
 }
+TABLE_STAND_IN = Path(__file__).with_name("static") / "bootstrap-table-offline.js"
+INTEGRITY = re.compile(r"""\s+(?:integrity|crossorigin)=["'][^"']*["']""", re.IGNORECASE)
+"""Subresource integrity and CORS mode of the CDN tags: the shipped files differ from the CDN's
+bytes, and Chromium blocks a ``crossorigin`` script on file:// (CORS)."""
 EXTERNAL_TAG = re.compile(
     r"""<script\b[^>]*\bsrc=["'](https?://[^"']+)["'][^>]*>\s*</script>"""
     r"""|<link\b[^>]*\bhref=["'](https?://[^"']+)["'][^>]*/?>"""
@@ -47,6 +58,8 @@ def _vendor(target: Path) -> None:
     for destination, source in copies.items():
         shutil.copytree(source, destination, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("*.map", "*.less", "*.scss"))
+    (target / "bootstrap-table").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(TABLE_STAND_IN, target / "bootstrap-table" / TABLE_STAND_IN.name)
 
 
 def make_offline(site: Path) -> list[str]:
@@ -69,7 +82,7 @@ def make_offline(site: Path) -> list[str]:
                 removed.add(url)
                 return ""
             relative = os.path.relpath(shipped, page.parent).replace(os.sep, "/")
-            return match.group(0).replace(url, relative)
+            return INTEGRITY.sub("", match.group(0).replace(url, relative))
 
         page.write_text(EXTERNAL_TAG.sub(local, text), encoding="utf-8")
     return sorted(removed)

@@ -91,13 +91,15 @@ def line_chart(title: str, x_labels: Sequence[str], series: dict[str, Sequence[f
 
 
 def bar_chart(title: str, items: Sequence[tuple[str, float]], unit: str = "",
-              width: int = 760, bar_height: int = 20, signed: bool = False) -> str:
+              width: int = 760, bar_height: int = 20, signed: bool = False,
+              reference: float | None = None) -> str:
     """Horizontal bars, one per (label, value); with ``signed``, bars grow left or right of a
-    zero line (a change in percent)."""
+    zero line (a change in percent); ``reference`` draws a dashed line at that value (100%)."""
     left, right, top = 230, 80, 34
     height = top + bar_height * len(items) + 20
     plot_w = width - left - right
-    extent = _nice_max(max((abs(v) for _, v in items), default=1))
+    extent = _nice_max(max([abs(v) for _, v in items] + ([reference] if reference else []),
+                           default=1))
     zero = left + (plot_w / 2 if signed else 0)
     scale = (plot_w / 2 if signed else plot_w) / extent
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
@@ -121,5 +123,12 @@ def bar_chart(title: str, items: Sequence[tuple[str, float]], unit: str = "",
         sign = "+" if signed and value > 0 else ""
         parts.append(f'<text x="{tx:.1f}" y="{y + bar_height * 0.65:.1f}" '
                      f'text-anchor="{anchor}">{sign}{_esc(_number(value))}{_esc(unit)}</text>')
+    if reference is not None:
+        rx = zero + reference * scale
+        parts.append(f'<line x1="{rx:.1f}" x2="{rx:.1f}" y1="{top - 4}" y2="{height - 16}" '
+                     f'stroke="#555" stroke-dasharray="4 3"><title>{_esc(_number(reference))}'
+                     f'{_esc(unit)}</title></line>')
+        parts.append(f'<text x="{rx:.1f}" y="{height - 4}" text-anchor="middle">'
+                     f'{_esc(_number(reference))}{_esc(unit)}</text>')
     parts.append("</svg>")
     return "".join(parts)

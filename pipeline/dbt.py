@@ -98,6 +98,26 @@ def build(build_db: Path, run_dir: Path, args: list[str] | None = None) -> dict:
             "elapsed_s": round(results.get("elapsed_time", 0.0), 1)}
 
 
+def docs(build_db: Path, run_dir: Path) -> Path | None:
+    """``dbt docs generate --static --no-compile`` (reusing the manifest of this run's build) on
+    the build database about to be published: one HTML file with the manifest and the catalog
+    inside (``run_dir/dbt/target/static_index.html``), which opens offline; the report links it. Its failure does not stop a publish (the
+    documentation is not the data): it is logged and the report has no link."""
+    target = run_dir / "dbt" / "target"
+    cmd = [dbt_executable(), "docs", "generate", "--static", "--no-compile",
+           "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR), "--target-path", str(target),
+           "--log-path", str(run_dir / "dbt" / "logs")]
+    done = subprocess.run(cmd, cwd=PROJECT_DIR, env=dbt_env(stable_path(build_db)),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    page = target / "static_index.html"
+    if done.returncode != 0 or not page.exists():
+        log.warning("dbt docs generate failed (exit %s); the report will have no dbt docs:\n%s",
+                    done.returncode, "\n".join(done.stdout.splitlines()[-TAIL_LINES:]))
+        return None
+    log.info("dbt docs of the build: %s", page)
+    return page
+
+
 def _failing_rows(build_db: Path, result: dict, manifest: dict) -> str:
     """Sample failing rows a test stored (``store_failures``), naming the landing file and the
     release when the test keeps them, so the message says which file broke the rule."""

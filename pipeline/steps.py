@@ -169,6 +169,7 @@ def publish(run_id: str) -> str:
     build = warehouse.build_db(run_id)
     quality.record_run(run_id, "published", measured_db=build,
                        measured_label=str(settings().warehouse))
+    dbt.docs(build, warehouse.run_dir(run_id))
     published = warehouse.publish(run_id, before_checkpoint=quality.copy_into)
     landing = Landing(settings().landing_dir)
     landing.record(files.loaded_in(landing, run_id), PUBLISHED, run_id)

@@ -84,6 +84,12 @@ def red_report(done: subprocess.CompletedProcess) -> str:
     return page
 
 
+def what_changed(install) -> str:
+    """The "What changed since the previous publish" section of the latest report."""
+    page = (install["root"] / "reports" / "quality" / "latest.html").read_text()
+    return page[page.index('<h2 id="what-changed'):page.index('<h2 id="headline')]
+
+
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -123,7 +129,7 @@ def test_first_run_publishes_every_cell_of_the_workbook(install):
     # The quality report of the run, and latest.html pointing at it.
     report = Path(done.stdout.split("Quality report: ", 1)[1].split()[0])
     assert report.is_file() and report.parent.parent == install["root"] / "reports" / "quality"
-    assert "Published: run" in report.read_text()
+    assert "Published: every blocking check passed" in report.read_text()
     assert report.parent.name in (report.parent.parent / "latest.html").read_text()
     assert "2015 EU28       ordered   533,395  returned   227,975  rate 42.7%" in done.stdout
     install["first"] = got
@@ -148,7 +154,9 @@ def test_second_run_changes_nothing(install):
         assert f"task_id={skipped}" not in done.stdout + done.stderr
     report = Path(done.stdout.split("Quality report: ", 1)[1].split()[0])
     page = report.read_text()
-    assert "Unchanged: run" in page and f"publish of run {publish_run}" in page
+    assert "Unchanged: the published warehouse is still current" in page
+    assert f"publish of run {publish_run}" in page
+    assert f"Nothing changed since the publish of run {publish_run}" in what_changed(install)
     assert report.parent.name in (report.parent.parent / "latest.html").read_text()
     # Asked to, it builds, audits and publishes again: the same marts in a new file.
     done = run_pipeline(install, None, "--rebuild")
@@ -195,7 +203,7 @@ def test_corrupted_workbook_fails_and_leaves_published_file_byte_identical(insta
     assert "ibc.xlsx" in done.stderr and "truncated or corrupt" in done.stderr
     assert sha(install["warehouse"]) == before
     page = red_report(done)
-    assert "stopped at step <b>land</b>" in page and "truncated or corrupt" in page
+    assert "stopped at step land;" in page and "truncated or corrupt" in page
     quarantined = [e for e in manifest(install) if e["status"] == "quarantined"]
     assert len(quarantined) == 1
     assert (install["landing"] / quarantined[0]["path"]).stat().st_size == len(
@@ -311,6 +319,12 @@ def test_correction_of_a_release_supersedes_it_and_a_hand_rejection_undoes_it(in
         capture_output=True, text=True, check=True).stdout.strip()
     assert revision == str([("Central Mediterranean Route", "Bangladesh", original, original + 5,
                              5, 2)])
+    # The report of that run says what changed since the publish before it, in words and numbers.
+    changed = what_changed(install)
+    assert ("Revisions: <b>frontex Central Mediterranean Route</b>, 2025-06-03 correction 2: "
+            "1 cell revised (1 by a correction of a release already loaded), 5 in absolute "
+            "changes; the biggest ") in changed, changed
+    assert "correction of release 2025-06-03), +5.</li>" in changed, changed
 
     rejected = files_listing(install, "reject", corrected_sha[:12], "--reason",
                              "checking the cell with Frontex")

@@ -22,7 +22,7 @@ CORRECTION_FILE = "frontex/20250710T080000000000Z_bbbbbbbbbbbb.xlsx"  # landed 2
 CELL = ("Central Mediterranean Route", "Sea", "Bangladesh", date(2025, 4, 1))
 # Eurostat: the recorded SDMX 2.0 file of migr_asyappctza (undated) re-issued in a later run.
 EUROSTAT_FIX = "eurostat/migr_asyappctza/20990101T000000000000Z_cccccccccccc.csv"  # landed 2099
-SELECT = ["--select", "+path:models/marts/revisions", "fct_border_crossings",
+SELECT = ["--select", "+path:models/marts/revisions", "fct_border_crossings", "current_revisions",
           "stg_eurostat__asylum_applicants", "assert_eurostat_vintages_agree"]
 
 
@@ -151,7 +151,7 @@ def test_border_crossings_as_of(db, as_of, release, correction, change):
                                    sum(detections) filter (where route = ? and border_type = ?
                                        and nationality = ? and month = ?),
                                    count(*) filter (where route_key is null
-                                                      or nationality_country_key is null)
+                                                      or nationality_country_code is null)
                             from marts.border_crossings_as_of(?::date) group by all""",
              *CELL, as_of)
     months = 1 if release == SECOND else 0  # the second release adds May 2025
@@ -228,14 +228,15 @@ def test_quality_revisions_come_from_the_marts_with_labels(db, tmp_path, monkeyp
     assert [(r[4], r[5], r[6], r[10], r[11]) for r in uk] == [(39_855, 40_000, 145, True, 38_870)]
 
     monkeypatch.setenv("WH_QUALITY_DB", str(tmp_path / "quality_history.duckdb"))
-    quality._write("t", {"revisions": rows})
+    quality.write("t", {"revisions": rows})
     with duckdb.connect(str(tmp_path / "quality_history.duckdb"), read_only=True) as con:
-        page = report._revisions_section(con, "t")
-    assert "Apr 2025 (1 of its cells revised, correction of release 2025-07-03)" in page
-    assert "yes, same release re-issued" in page
+        shown = report.revisions(con, "t")
+    cells = {r["cell"] for r in shown}
+    assert "Apr 2025 (1 of its cells revised, correction of release 2025-07-03)" in cells
+    assert "yes, same release re-issued" in {r["correction"] for r in shown}
     assert ("2016 UK x TOTAL, age: Total, asyl_app: Asylum applicant, sex: Total, unit: Person"
-            in page)
-    assert '{&quot;age&quot;' not in page  # no raw JSON keys
+            in cells)
+    assert not any('{"age"' in c for c in cells)  # no raw JSON keys
 
 
 def test_same_run_disagreement_fails_but_a_later_run_does_not(built_db, tmp_path):

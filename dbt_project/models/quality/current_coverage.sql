@@ -1,0 +1,100 @@
+{{ config(materialized='table', schema='quality', tags=['quality']) }}
+{#- What this build holds, per source and subject: the first and last period, the number of
+    observations and their total, and the release they come from. The report compares it with the
+    previous publish (new periods, new releases, totals that moved). Totals are only ever summed
+    within one subject of one release or as-of date. -#}
+with
+
+frontex as (
+
+    select
+        'frontex' as source,
+        route as subject,
+        strftime(min(month), '%Y-%m') as first_period,
+        strftime(max(month), '%Y-%m') as last_period,
+        count(*)::bigint as observations,
+        sum(detections)::double as total,
+        'detections' as unit,
+        any_value(release_date)::varchar as release
+    from {{ ref('fct_border_crossings') }}
+    where release_date = (select max(release_date) from {{ ref('fct_border_crossings') }})
+    group by route
+
+),
+
+eurostat_returns as (
+
+    select
+        'eurostat' as source,
+        dataset || ' ' || measure as subject,
+        min(period) as first_period,
+        max(period) as last_period,
+        (count(*) filter (where persons is not null))::bigint as observations,
+        (sum(persons) filter (where geo in ('EU27_2020', 'EU28') and citizen = 'TOTAL'
+                              and period = (select max(period) from {{ ref('fct_returns') }} r
+                                            where r.measure = fct_returns.measure)))::double
+            as total,
+        'persons, EU aggregate, citizenship TOTAL, last period' as unit,
+        max(coalesce(last_update::date, release_date))::varchar as release
+    from {{ ref('fct_returns') }}
+    group by dataset, measure
+
+),
+
+eurostat_context as (
+
+    {% set context = [ref('stg_eurostat__asylum_applicants'), ref('stg_eurostat__illegally_present')] %}
+    {% for relation in context %}
+    select
+        'eurostat' as source,
+        dataset as subject,
+        min(period) as first_period,
+        max(period) as last_period,
+        (count(*) filter (where not is_missing))::bigint as observations,
+        null::double as total,
+        'observations' as unit,
+        max(coalesce(last_update::date, release_date))::varchar as release
+    from {{ relation }}
+    group by dataset
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+
+),
+
+funding as (
+
+    select
+        split_part(source, ':', 1) as source,
+        source as subject,
+        min(as_of_date)::varchar as first_period,
+        max(as_of_date)::varchar as last_period,
+        count(*)::bigint as observations,
+        null::double as total,
+        'amounts (as-of dates differ: not summed)' as unit,
+        max(as_of_date)::varchar as release
+    from {{ ref('fct_funding_disbursements') }}
+    group by source
+
+),
+
+readmission as (
+
+    select
+        'readmission_registry' as source,
+        'country-years with registry events' as subject,
+        min(year)::varchar as first_period,
+        max(year)::varchar as last_period,
+        count(*)::bigint as observations,
+        null::double as total,
+        'country-years' as unit,
+        null::varchar as release
+    from {{ ref('fct_readmission_cooperation') }}
+    where events_in_year is not null
+
+)
+
+select * from frontex
+union all select * from eurostat_returns
+union all select * from eurostat_context
+union all select * from funding
+union all select * from readmission

@@ -1,0 +1,35 @@
+{{ config(materialized='table', schema='quality', tags=['quality']) }}
+{#- Chart data of the report: the return rate of the twelve citizenships with most orders to
+    leave, EU aggregate, latest year. The rate divides two flows of the same year (not a cohort),
+    so it can pass 100%: `exceeds_100` marks those. -#}
+with
+
+eu as (
+
+    select *
+    from {{ ref('rpt_return_rates') }}
+    where geo in ('EU27_2020', 'EU28') and period_grain = 'year'
+      and not citizen_is_aggregate and return_rate is not null
+    qualify row_number() over (partition by period, citizen order by geo = 'EU27_2020' desc) = 1
+
+),
+
+latest as (
+
+    select * from eu where period = (select max(period) from eu)
+
+)
+
+select
+    latest.period,
+    latest.geo,
+    latest.citizen,
+    coalesce(countries.country_name, latest.citizen) as citizen_label,
+    latest.ordered_to_leave,
+    latest.returned,
+    100 * latest.return_rate as return_rate_pct,
+    latest.return_rate > 1 as exceeds_100,
+    row_number() over (order by latest.ordered_to_leave desc, latest.citizen) as orders_rank
+from latest
+left join {{ ref('country_codes') }} as countries on countries.eurostat_code = latest.citizen
+qualify orders_rank <= 12
