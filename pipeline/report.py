@@ -9,9 +9,9 @@ both opened read-only; the figures come from dbt models (``models/quality``), th
 Jinja2 template ``pipeline/templates/report.html.j2``. Styles are inline, charts inline SVG, and
 nothing is fetched: it renders the same offline.
 
-Written to ``<reports>/<timestamp>/index.html`` with the run's Great Expectations Data Docs and
-the dbt docs of the published warehouse beside it; ``<reports>/latest.html`` is the same report
-(its links lead into the timestamped folder), older reports are kept.
+Written to ``<reports>/<timestamp>/index.html``; the run's Great Expectations Data Docs and the
+dbt docs of the published warehouse are kept once per run in ``<reports>/runs/<run_id>/`` and
+linked; ``<reports>/latest.html`` is the same report, older reports are kept.
 
 ``python -m pipeline.report`` (``make report``) rebuilds the report of the latest recorded run
 from the stored results, without running the pipeline.
@@ -276,7 +276,8 @@ def chart_figures(wh) -> list[dict]:
         left_out = [r["route"] for r in ytd if r["change_pct"] is None]
         through = shown[0]["through_month"]
         out.append({
-            "title": f"Year-to-date change by route, Jan-{through:%b %Y} against a year earlier (%)",
+            "title": f"Year-to-date change by route, Jan-{through:%b %Y} against a year "
+                     "earlier (%)",
             "caption": "Detections from January to the last month of the newest release against "
                        "the same months of the year before." + (
                            f" Not shown (no detections a year earlier, so no percentage): "
@@ -404,16 +405,40 @@ def _docs_of(run_id: str) -> tuple[Path | None, Path | None]:
 
     data_docs = warehouse.run_dir(run_id) / "data_docs"
     with duckdb.connect(str(quality.store_path()), read_only=True) as q:
-        checked = checked_run(q, run_id)
-    dbt_docs = warehouse.run_dir(checked) / "dbt" / "target" / "static_index.html"
+        # The publish the report describes: this run's, else (unchanged or failed) the last one.
+        candidates = [checked_run(q, run_id)]
+        previous = compare.previous_publish(q, run_id)
+        if previous:
+            candidates.append(previous[0])
+    pages = [warehouse.run_dir(r) / "dbt" / "target" / "static_index.html" for r in candidates]
+    dbt_docs = next((page for page in pages if page.is_file()), pages[0])
     return (data_docs if data_docs.is_dir() else None,
             dbt_docs if dbt_docs.is_file() else None)
 
 
+def _keep_once(source: Path, target: Path) -> Path:
+    """Copy ``source`` (a file or folder) to ``target`` unless it is there already, through a
+    staged name and a rename: the docs of a run are copied once, however many reports (the
+    daily quality_report DAG writes one a day) link them."""
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    if staged.exists():
+        shutil.rmtree(staged) if staged.is_dir() else staged.unlink()
+    if source.is_dir():
+        shutil.copytree(source, staged)
+    else:
+        shutil.copyfile(source, staged)
+    os.replace(staged, target)
+    return target
+
+
 def write(run_id: str, data_docs_source: Path | None = None,
           dbt_docs_source: Path | None = None) -> Path:
-    """Write the report of ``run_id`` into a new timestamped folder (with the run's Data Docs
-    and the dbt docs beside it) and the same report as ``latest.html``."""
+    """Write the report of ``run_id`` into a new timestamped folder and the same report as
+    ``latest.html``. The run's Data Docs and the dbt docs of the publish it reports on are kept
+    once per run under ``<reports>/runs/<run_id>/`` and linked."""
     root = reports_dir()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     folder = root / stamp
@@ -421,22 +446,27 @@ def write(run_id: str, data_docs_source: Path | None = None,
     found_docs, found_dbt = _docs_of(run_id)
     data_docs_source = data_docs_source or found_docs
     dbt_docs_source = dbt_docs_source or found_dbt
-    links = {}
+    kept: dict[str, Path] = {}
     if data_docs_source is not None and data_docs_source.is_dir():
-        shutil.copytree(data_docs_source, folder / "data_docs")
+        docs = _keep_once(data_docs_source, root / "runs" / run_id / "data_docs")
         for stage in ("raw", "marts"):
-            if (folder / "data_docs" / stage / "index.html").exists():
-                links[f"data_docs_{stage}"] = f"data_docs/{stage}/index.html"
+            if (docs / stage / "index.html").exists():
+                kept[f"data_docs_{stage}"] = docs / stage / "index.html"
     if dbt_docs_source is not None and dbt_docs_source.is_file():
-        (folder / "dbt_docs").mkdir()
-        shutil.copyfile(dbt_docs_source, folder / "dbt_docs" / "index.html")
-        links["dbt_docs"] = "dbt_docs/index.html"
+        # Named after the run that built it: the publish an unchanged run reports on.
+        built_by = dbt_docs_source.parents[2].name
+        kept["dbt_docs"] = _keep_once(dbt_docs_source,
+                                      root / "runs" / built_by / "dbt_docs" / "index.html")
+
+    def links(base: Path) -> dict:
+        return {k: os.path.relpath(v, base).replace(os.sep, "/") for k, v in kept.items()}
+
     report = folder / "index.html"
-    report.write_text(render(run_id, links), encoding="utf-8")
-    # latest.html is the report itself (no redirect), its links leading into the folder.
+    report.write_text(render(run_id, links(folder)), encoding="utf-8")
+    # latest.html is the report itself (no redirect), its links leading from the root.
     staged = root / ".latest.html.tmp"
-    staged.write_text(render(run_id, {k: f"{stamp}/{v}" for k, v in links.items()}
-                             | {"self": f"{stamp}/index.html"}), encoding="utf-8")
+    staged.write_text(render(run_id, links(root) | {"self": f"{stamp}/index.html"}),
+                      encoding="utf-8")
     os.replace(staged, root / "latest.html")
     quality.set_report_path(run_id, report)
     log.info("quality report of run %s: %s", run_id, report)

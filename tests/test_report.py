@@ -205,6 +205,17 @@ def colours(png: Path, box: tuple[int, int, int, int]) -> dict[tuple, int]:
         return {colour: n for n, colour in region.getcolors(maxcolors=1 << 20)}
 
 
+def _linked(page: Path, text: str) -> Path:
+    """The file a link of ``page`` with this text leads to (relative links resolved)."""
+    import re
+
+    found = re.search(r'<a href="([^"]+)">' + re.escape(text), page.read_text(encoding="utf-8"))
+    assert found, f"no link {text!r} in {page}"
+    target = (page.parent / html.unescape(found.group(1))).resolve()
+    assert target.is_file(), target
+    return target
+
+
 def test_the_net_log_sees_a_request_when_there_is_one(chromium, tmp_path):
     """The detector below could fail: a page loading an image from a server is caught."""
     with ReplayServer() as srv:
@@ -243,7 +254,7 @@ def test_green_report_and_its_data_docs_render_offline(chromium, runs, tmp_path)
     assert rendered["console"] == []
     assert colours(rendered["png"], (0, 0, 1200, 400)).get(GREEN_BANNER, 0) > 20_000
     assert rendered["dom"].count("<svg") == 5
-    docs = runs["green"].parent / "data_docs" / "raw" / "index.html"
+    docs = _linked(runs["green"], "Great Expectations Data Docs: raw loads")
     assert docs.exists()
     rendered = render(chromium, docs.as_uri(), tmp_path / "docs")
     assert external(rendered["urls"]) == set()
@@ -272,9 +283,13 @@ def test_dbt_docs_of_the_publish_open_offline(chromium, runs, tmp_path):
     """dbt docs generated with the publish, linked from the report, open from file:// with no
     network: the page lists the marts (dbt's own page logs 'Unsafe attempt to load URL
     {{ getIcon(...) }}' for icons its Angular template has not filled in yet; nothing else)."""
-    page = runs["green"].read_text(encoding="utf-8")
-    assert 'href="dbt_docs/index.html"' in page
-    docs = runs["green"].parent / "dbt_docs" / "index.html"
+    docs = _linked(runs["green"], "dbt docs of the published warehouse")
+    assert docs.parent.parent.name == "green"  # kept once per run, beside the reports
+    # latest.html links the same files (relative to the reports folder).
+    latest = runs["root"] / "reports" / "latest.html"
+    assert _linked(latest, "dbt docs of the published warehouse") == docs
+    # A failed run's report links the docs of the warehouse still published (green's).
+    assert _linked(runs["red"], "dbt docs of the published warehouse") == docs
     rendered = render(chromium, docs.as_uri(), tmp_path)
     assert external(rendered["urls"]) == set()
     assert [line for line in rendered["console"] if "getIcon" not in line] == []
@@ -369,7 +384,8 @@ def test_headline_indicators_equal_independent_queries(runs, marts):
     [(latest_year, with_instrument, with_measures)] = marts.execute("""
         select year, count(*) filter (where readmission_instrument in ('agreement', 'arrangement')),
                count(*) filter (where art25a_status = 'measures_in_force')
-        from marts.fct_readmission_cooperation group by year order by year desc limit 1""").fetchall()
+        from marts.fct_readmission_cooperation group by year order by year desc limit 1
+        """).fetchall()
     assert rows["Third countries with an EU readmission agreement or arrangement"][1:3] == [
         str(latest_year), f"{with_instrument} countries"]
     assert rows["Third countries under Visa Code Art. 25a measures"][2] == \
