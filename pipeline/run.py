@@ -229,7 +229,27 @@ def summary(warehouse: Path) -> str:
         lines += _returns_summary(con)
         lines += _funding_summary(con)
         lines += _readmission_summary(con)
+        lines += _headlines_summary(con)
     return "\n".join(lines)
+
+
+def _headlines_summary(con) -> list[str]:
+    """The report's headline indicators (dbt model quality.report_headlines), as it shows them."""
+    from pipeline.report import in_unit
+
+    if not con.execute("""select count(*) from information_schema.tables
+                          where table_schema = 'quality'
+                            and table_name = 'report_headlines'""").fetchone()[0]:
+        return []
+    lines = ["Headline indicators (the quality report's; definitions there):"]
+    for label, unit, period, value, previous_period, previous, change in con.execute("""
+            select label, unit, period, value, previous_period, previous_value, change_pct
+            from quality.report_headlines order by position""").fetchall():
+        before = (f" (was {in_unit(previous, unit)} in {previous_period}"
+                  + (f", {change:+.1f}%" if change is not None else "") + ")"
+                  if previous is not None else "")
+        lines.append(f"  {label}, {period}: {in_unit(value, unit)}{before}")
+    return lines
 
 
 def _readmission_summary(con) -> list[str]:

@@ -132,6 +132,8 @@ def test_first_run_publishes_every_cell_of_the_workbook(install):
     assert "Published: every blocking check passed" in report.read_text()
     assert report.parent.name in (report.parent.parent / "latest.html").read_text()
     assert "2015 EU28       ordered   533,395  returned   227,975  rate 42.7%" in done.stdout
+    # The report's headline indicators, in the summary too (EU28 2016: 247,165 / 493,785).
+    assert "  Return rate, 2016: 50.1 % (was 42.7 % in 2015)" in done.stdout
     install["first"] = got
 
 
