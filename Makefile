@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run test report bench clean
+.PHONY: help venv run test report bench mutate clean
 
 help:
 	@echo "make run    run the whole pipeline through Airflow (dag.test on embedded SQLite)"
@@ -14,6 +14,9 @@ help:
 	@echo "make report rebuild the data-quality report of the latest run from the stored results"
 	@echo "make bench  speed goals side by side at 1x, 10x, 100x the recorded data (table and"
 	@echo "            bench/results/latest.json); ARGS=\"--scales 1\" for a quick run, ARGS=--help"
+	@echo "make mutate mutation testing (mutmut) of the parsers, landing and publish code in a clean"
+	@echo "            copy of the work tree, 1 worker (~25 min): score per module and survivors;"
+	@echo "            ARGS=\"--module landing\" (repeatable) for one module, ARGS=--list, ARGS=--help"
 	@echo "make clean  remove the virtual environment and Airflow's local home"
 
 $(STAMP): requirements.txt
@@ -35,6 +38,15 @@ report: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.speed $(ARGS)
+
+MUTATE_STAMP := $(VENV)/.installed-mutate
+
+$(MUTATE_STAMP): requirements-mutate.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-mutate.txt
+	@touch $@
+
+mutate: $(MUTATE_STAMP)
+	$(BIN)/python -m mutate.run $(ARGS)
 
 clean:
 	rm -rf $(VENV) .airflow
