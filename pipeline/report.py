@@ -19,6 +19,7 @@ from the stored results, without running the pipeline.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import shutil
@@ -124,16 +125,41 @@ def checked_run(q, run_id: str) -> str:
     return run_id
 
 
+def data_run(q, run_id: str) -> str:
+    """The run whose measures describe the published data: a published run's own; for a run
+    that was not published (unchanged, failed), the last publish (a failed run's measures are
+    of its build, which nobody can read)."""
+    run = _one(q, "select state from quality.runs where run_id = ?", [run_id])
+    if run and run["state"] != "published":
+        previous = compare.previous_publish(q, run_id)
+        if previous:
+            return previous[0]
+    return run_id
+
+
+COVERAGE_SOURCES = {"cohesion": "cohesion_open_data", "funding_registry": "registry"}
+"""Freshness source -> the source name of quality.coverage where they differ."""
+
+
 def sources(q, run_id: str, wh) -> list[dict]:
     """Freshness measured now (a report rebuilt a week later says so), loads as of the run."""
     live = quality.freshness(run_id, wh) if wh is not None else []
     cadence = quality.cadences()
-    coverage = {}
+    coverage: dict[str, str] = {}
     if has(q, "quality", "coverage"):
-        for row in _dicts(q, """select source, max(last_period) as last_period
-                                from quality.coverage where run_id = ? group by source""",
-                          [run_id]):
-            coverage[row["source"]] = row["last_period"]
+        # Per source: each last period with the subjects that end there ("2016 (migr_eiord
+        # ordered_to_leave, ...); 2024 (migr_asyappctza)"), not one maximum over them all.
+        for row in _dicts(q, """
+                select source, string_agg(last_period || ' (' || subjects || ')', '; '
+                                          order by last_period desc) as held
+                from (select source, last_period,
+                             case when count(*) > 3 then count(*)::varchar || ' series'
+                                  else string_agg(subject, ', ' order by subject) end
+                                 as subjects
+                      from quality.coverage where run_id = ? and last_period is not null
+                      group by source, last_period)
+                group by source""", [data_run(q, run_id)]):
+            coverage[row["source"]] = row["held"]
     out = []
     for (_, source, release, fetched, age, expected, status, files, latest, previous,
          complete) in sorted(live, key=lambda r: r[1]):
@@ -146,8 +172,9 @@ def sources(q, run_id: str, wh) -> list[dict]:
                                 if previous else None),
             "completeness": complete, "note": c.note if c else "",
             "late_after": c.late_after if c else None, "stale_after": c.stale_after if c else None,
-            "last_period": coverage.get(source),
-            "meaning": _freshness_meaning(status, expected, age, c, coverage.get(source)),
+            "last_period": coverage.get(COVERAGE_SOURCES.get(source, source)),
+            "meaning": _freshness_meaning(status, expected, age, c,
+                                          coverage.get(COVERAGE_SOURCES.get(source, source))),
         })
     return out
 
@@ -173,7 +200,8 @@ def verdict(q, run_id: str, fresh: list[dict], recon: dict) -> dict:
                      from quality.runs where run_id = ?""", [run_id])
     if run is None:
         return {"state": "missing", "css": "failed", "title": f"No recorded run {run_id}",
-                "why": [], "careful": [], "message": None, "blocking": []}
+                "why": [], "careful": [], "message": None, "blocking": [],
+                "recorded_at": None, "measured": None, "checked_run": run_id}
     checked = checked_run(q, run_id)
     totals = _one(q, """select count(*) as suites, coalesce(sum(evaluated), 0) as evaluated,
                                coalesce(sum(failed), 0) as failed,
@@ -339,12 +367,14 @@ def context(run_id: str, q, wh, links: dict) -> dict:
     fresh = sources(q, run_id, wh)
     recon = reconciliation(wh)
     checked = checked_run(q, run_id)
-    headlines_run = checked if has(q, "quality", "headlines") else None
+    measured = data_run(q, run_id)
+    headlines_run = measured if has(q, "quality", "headlines") else None
     return {
         "run_id": run_id,
         "generated": datetime.now(timezone.utc),
         "published_path": str(settings().warehouse),
         "verdict": verdict(q, run_id, fresh, recon),
+        "measured_run": measured,
         "changes": compare.since_previous_publish(q, run_id),
         "headlines": _dicts(q, """select * from quality.headlines where run_id = ?
                                   order by position""", [headlines_run])
@@ -352,7 +382,7 @@ def context(run_id: str, q, wh, links: dict) -> dict:
         "sources": fresh,
         "completeness": _dicts(q, """select source, subject, present, expected, note
                                      from quality.completeness where run_id = ?
-                                     order by source, subject""", [run_id]),
+                                     order by source, subject""", [measured]),
         "checks": _dicts(q, """select stage, suite, subject, rows_validated, evaluated, passed,
                                       failed, warned from quality.checks where run_id = ?
                                order by case stage when 'raw' then 1 when 'dbt' then 2 else 3 end,
@@ -362,8 +392,8 @@ def context(run_id: str, q, wh, links: dict) -> dict:
                                 from quality.results where run_id = ? and not success
                                 order by severity, stage, suite""", [checked]),
         "flags": _dicts(q, """select * exclude (run_id) from quality.flags where run_id = ?
-                              order by dataset""", [run_id]),
-        "revisions": revisions(q, run_id),
+                              order by dataset""", [measured]),
+        "revisions": revisions(q, measured),
         "reconciliation": recon,
         "charts": chart_figures(wh),
         "history": history(q),
@@ -403,8 +433,9 @@ def _docs_of(run_id: str) -> tuple[Path | None, Path | None]:
     """The run's GX Data Docs folder and the dbt docs page of the warehouse it reports on."""
     from pipeline import warehouse
 
-    data_docs = warehouse.run_dir(run_id) / "data_docs"
     with duckdb.connect(str(quality.store_path()), read_only=True) as q:
+        # The checks shown are the checked run's (an unchanged run's: the publish's).
+        data_docs = warehouse.run_dir(checked_run(q, run_id)) / "data_docs"
         # The publish the report describes: this run's, else (unchanged or failed) the last one.
         candidates = [checked_run(q, run_id)]
         previous = compare.previous_publish(q, run_id)
@@ -419,7 +450,7 @@ def _docs_of(run_id: str) -> tuple[Path | None, Path | None]:
 def _keep_once(source: Path, target: Path) -> Path:
     """Copy ``source`` (a file or folder) to ``target`` unless it is there already, through a
     staged name and a rename: the docs of a run are copied once, however many reports (the
-    daily quality_report DAG writes one a day) link them."""
+    daily quality_report DAG writes one a day) link them. Writers hold the reports lock."""
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -438,36 +469,45 @@ def write(run_id: str, data_docs_source: Path | None = None,
           dbt_docs_source: Path | None = None) -> Path:
     """Write the report of ``run_id`` into a new timestamped folder and the same report as
     ``latest.html``. The run's Data Docs and the dbt docs of the publish it reports on are kept
-    once per run under ``<reports>/runs/<run_id>/`` and linked."""
+    once per run under ``<reports>/runs/<run_id>/`` and linked. Writers (the transform's report
+    step, the daily quality_report DAG, make report) take turns on a lock; the page is rendered
+    before anything is written, so a failure leaves no empty folder."""
     root = reports_dir()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    folder = root / stamp
-    folder.mkdir(parents=True, exist_ok=False)
-    found_docs, found_dbt = _docs_of(run_id)
-    data_docs_source = data_docs_source or found_docs
-    dbt_docs_source = dbt_docs_source or found_dbt
-    kept: dict[str, Path] = {}
-    if data_docs_source is not None and data_docs_source.is_dir():
-        docs = _keep_once(data_docs_source, root / "runs" / run_id / "data_docs")
-        for stage in ("raw", "marts"):
-            if (docs / stage / "index.html").exists():
-                kept[f"data_docs_{stage}"] = docs / stage / "index.html"
-    if dbt_docs_source is not None and dbt_docs_source.is_file():
-        # Named after the run that built it: the publish an unchanged run reports on.
-        built_by = dbt_docs_source.parents[2].name
-        kept["dbt_docs"] = _keep_once(dbt_docs_source,
-                                      root / "runs" / built_by / "dbt_docs" / "index.html")
+    root.mkdir(parents=True, exist_ok=True)
+    quality.store.upgrade()  # a store of older code gets the columns the report reads
+    with (root / ".write.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        folder = root / stamp
+        found_docs, found_dbt = _docs_of(run_id)
+        data_docs_source = data_docs_source or found_docs
+        dbt_docs_source = dbt_docs_source or found_dbt
+        kept: dict[str, Path] = {}
+        if data_docs_source is not None and data_docs_source.is_dir():
+            # Named after the run whose checks they show.
+            docs = _keep_once(data_docs_source,
+                              root / "runs" / data_docs_source.parent.name / "data_docs")
+            for stage in ("raw", "marts"):
+                if (docs / stage / "index.html").exists():
+                    kept[f"data_docs_{stage}"] = docs / stage / "index.html"
+        if dbt_docs_source is not None and dbt_docs_source.is_file():
+            # Named after the run that built it: the publish an unchanged run reports on.
+            built_by = dbt_docs_source.parents[2].name
+            kept["dbt_docs"] = _keep_once(dbt_docs_source,
+                                          root / "runs" / built_by / "dbt_docs" / "index.html")
 
-    def links(base: Path) -> dict:
-        return {k: os.path.relpath(v, base).replace(os.sep, "/") for k, v in kept.items()}
+        def links(base: Path) -> dict:
+            return {k: os.path.relpath(v, base).replace(os.sep, "/") for k, v in kept.items()}
 
-    report = folder / "index.html"
-    report.write_text(render(run_id, links(folder)), encoding="utf-8")
-    # latest.html is the report itself (no redirect), its links leading from the root.
-    staged = root / ".latest.html.tmp"
-    staged.write_text(render(run_id, links(root) | {"self": f"{stamp}/index.html"}),
-                      encoding="utf-8")
-    os.replace(staged, root / "latest.html")
+        page = render(run_id, links(folder))
+        # latest.html is the report itself (no redirect), its links leading from the root.
+        latest = render(run_id, links(root) | {"self": f"{stamp}/index.html"})
+        folder.mkdir(parents=True, exist_ok=False)
+        report = folder / "index.html"
+        report.write_text(page, encoding="utf-8")
+        staged = root / f".latest.html.{os.getpid()}.tmp"
+        staged.write_text(latest, encoding="utf-8")
+        os.replace(staged, root / "latest.html")
     quality.set_report_path(run_id, report)
     log.info("quality report of run %s: %s", run_id, report)
     return report
@@ -490,6 +530,13 @@ def main(argv: list[str] | None = None) -> int:
     run_id = args.run or quality.latest_run_id()
     if run_id is None:
         print("The quality store holds no run yet.", file=sys.stderr)
+        return 1
+    with duckdb.connect(str(quality.store_path()), read_only=True) as q:
+        known = q.execute("select count(*) from quality.runs where run_id = ?",
+                          [run_id]).fetchone()[0]
+    if not known:
+        print(f"No run {run_id} in the quality store {quality.store_path()}; the latest "
+              f"recorded is {quality.latest_run_id()}.", file=sys.stderr)
         return 1
     report = write(run_id)
     print(f"Quality report: {report}\nLatest: {reports_dir() / 'latest.html'}")

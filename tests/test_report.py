@@ -73,7 +73,8 @@ def test_green_run_report(runs):
     # with what staleness means against the publisher's cadence.
     assert "hgyj-gyin_sample.csv holds exactly 1,000 rows" in verdict
     assert "frontex: Stale:" in verdict and "for a monthly source" in verdict
-    assert "The warehouse holds figures up to 2025-04." in verdict
+    assert "The warehouse holds figures up to 2025-04 (9 series)." in verdict  # 9 routes
+    assert "holds figures up to 2024 (migr_asyappctza); 2023 (migr_eipre); 2016 (" in verdict
     # The dbt warning is explained, not only counted.
     assert "Eurostat rounds each member state" in verdict
     # The charts: routes, year to date, return rates, funding per source at one as-of date.
@@ -143,6 +144,30 @@ def test_make_report_rebuilds_from_stored_results(runs, monkeypatch):
     with duckdb.connect(str(runs["root"] / "wh" / "quality_history.duckdb"),
                         read_only=True) as con:
         assert con.execute("select count(*) from quality.runs").fetchone()[0] == 2
+
+
+def test_make_report_reads_a_store_written_by_older_code(runs, monkeypatch, tmp_path):
+    """A store from before the report's columns and tables (results.description, coverage,
+    revision_counts, headlines) is brought up to date when a report is written, not left to
+    fail a read-only select; an unknown run is refused with a message, no empty folder."""
+    old = tmp_path / "quality_history.duckdb"
+    shutil.copyfile(runs["root"] / "wh" / "quality_history.duckdb", old)
+    with duckdb.connect(str(old)) as con:
+        con.execute("alter table quality.results drop column description")
+        for table in ("coverage", "revision_counts", "headlines"):
+            con.execute(f"drop table quality.{table}")
+    monkeypatch.setenv("WH_QUALITY_DB", str(old))
+    monkeypatch.setenv("WH_WAREHOUSE", str(runs["root"] / "wh" / "migration.duckdb"))
+    monkeypatch.setenv("WH_RUNS_DIR", str(runs["root"] / "wh" / "runs"))
+    monkeypatch.setenv("WH_REPORTS_DIR", str(tmp_path / "reports"))
+    assert report.main(["--run", "green"]) == 0
+    with duckdb.connect(str(old), read_only=True) as con:
+        assert con.execute("""select count(*) from information_schema.columns
+                              where table_name = 'results' and column_name = 'description'
+                           """).fetchone() == (1,)
+    folders = {p.name for p in (tmp_path / "reports").iterdir()}
+    assert report.main(["--run", "no_such_run"]) == 1
+    assert {p.name for p in (tmp_path / "reports").iterdir()} == folders
 
 
 # --- in a real browser ------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from pipeline.quality.store import has
 class Changes:
     previous_run: str | None
     previous_at: object = None
+    state: str | None = None                               # of the run compared
+    not_compared: list[str] = field(default_factory=list)  # tables the previous run lacks
     periods: list[dict] = field(default_factory=list)     # new periods / releases per subject
     totals: list[dict] = field(default_factory=list)      # same periods, other total
     revisions: list[dict] = field(default_factory=list)   # new revision sets
@@ -45,14 +47,28 @@ def _dicts(q, sql: str, params: list) -> list[dict]:
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
+def _recorded(q, table: str, run_id: str) -> bool:
+    return has(q, "quality", table) and bool(q.execute(
+        f"select count(*) from quality.{table} where run_id = ?", [run_id]).fetchone()[0])
+
+
 def since_previous_publish(q: duckdb.DuckDBPyConnection, run_id: str) -> Changes:
+    """What ``run_id`` changed against the publish before it. A failed run published nothing:
+    only its checks are compared (new failures). Tables the previous publish has no rows in
+    (recorded by older code) are not compared, and named in ``not_compared``."""
+    found = q.execute("select state from quality.runs where run_id = ?", [run_id]).fetchone()
+    state = found[0] if found else None
     previous = previous_publish(q, run_id)
     if previous is None:
-        return Changes(previous_run=None)
+        return Changes(previous_run=None, state=state)
     prev, at = previous
-    out = Changes(previous_run=prev, previous_at=at)
+    out = Changes(previous_run=prev, previous_at=at, state=state)
     params = [run_id, prev]
-    if has(q, "quality", "coverage"):
+    data = state != "failed"
+    for table in ("coverage", "revision_counts", "headlines"):
+        if data and _recorded(q, table, run_id) and not _recorded(q, table, prev):
+            out.not_compared.append(table)
+    if data and "coverage" not in out.not_compared and has(q, "quality", "coverage"):
         out.periods = _dicts(q, """
             select c.source, c.subject, p.last_period as previous_last, c.last_period,
                    p.release as previous_release, c.release,
@@ -74,7 +90,7 @@ def since_previous_publish(q: duckdb.DuckDBPyConnection, run_id: str) -> Changes
              and p.last_period = c.last_period
             where c.run_id = ? and c.total is distinct from p.total
             order by abs(c.total - p.total) desc nulls last""", [prev, run_id])
-    if has(q, "quality", "revision_counts"):
+    if data and "revision_counts" not in out.not_compared and has(q, "quality", "revision_counts"):
         out.revisions = _dicts(q, """
             select c.source, c.subject, c.current_release, c.cells, c.corrections,
                    c.total_abs_change, c.biggest_cell, c.biggest_change
@@ -86,7 +102,7 @@ def since_previous_publish(q: duckdb.DuckDBPyConnection, run_id: str) -> Changes
                                 and p.current_release is not distinct from c.current_release
                                 and p.cells = c.cells)
             order by c.source, c.total_abs_change desc""", params)
-    if has(q, "quality", "headlines"):
+    if data and "headlines" not in out.not_compared and has(q, "quality", "headlines"):
         out.headlines = _dicts(q, """
             select c.label, c.unit, p.period as previous_period, p.value as previous_value,
                    c.period, c.value, c.value - p.value as change
@@ -109,8 +125,12 @@ def since_previous_publish(q: duckdb.DuckDBPyConnection, run_id: str) -> Changes
         where not exists (select 1 from quality.results c
                           where c.run_id = ? and not c.success and c.stage = p.stage
                             and c.suite = p.suite and c.rule = p.rule)
-          -- fixed only where this run checked that suite again
-          and exists (select 1 from quality.checks k
-                      where k.run_id = ? and k.stage = p.stage and k.suite = p.suite)
-        order by severity, stage, suite, rule""", [prev, run_id, run_id])
+          -- fixed only where this run checked the rule again: a GX rule has a result row
+          -- (passed); dbt records failing tests only, so its suite must have run
+          and (exists (select 1 from quality.results r
+                       where r.run_id = ? and r.stage = p.stage and r.suite = p.suite
+                         and r.rule = p.rule)
+               or (p.stage = 'dbt' and exists (select 1 from quality.checks k
+                                               where k.run_id = ? and k.stage = 'dbt')))
+        order by severity, stage, suite, rule""", [prev, run_id, run_id, run_id])
     return out

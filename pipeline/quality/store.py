@@ -243,6 +243,13 @@ def latest_run_id() -> str | None:
 
 
 
+def upgrade() -> None:
+    """Bring a store written by older code to this code's tables and columns (the DDL only
+    adds), so that readers (the report opens it read-only) find what they select."""
+    if store_path().exists():
+        _atomically(lambda con: None)
+
+
 def set_report_path(run_id: str, report: Path) -> None:
     def change(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("update quality.runs set report_path = ? where run_id = ?",

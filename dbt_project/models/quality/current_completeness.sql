@@ -41,9 +41,11 @@ returns as (
 
 eurostat_periods as (
 
+    -- One EU aggregate per measure and year: the EU of today where published, else the EU of 28.
     select distinct measure, period, geo as aggregate
     from returns
     where geo in ('EU27_2020', 'EU28') and citizen = 'TOTAL' and period_grain = 'year'
+    qualify row_number() over (partition by measure, period order by geo = 'EU27_2020' desc) = 1
 
 ),
 

@@ -22,22 +22,47 @@ frontex as (
 
 ),
 
+returns_by_measure as (
+
+    select
+        dataset,
+        measure,
+        min(period) as first_period,
+        max(period) as last_period,
+        (count(*) filter (where persons is not null))::bigint as observations,
+        max(coalesce(last_update::date, release_date))::varchar as release
+    from {{ ref('fct_returns') }}
+    group by dataset, measure
+
+),
+
+returns_eu_total as (
+
+    -- One EU aggregate per dataset and measure in its last period: the EU of today where
+    -- published, else the EU of 28 (never both added).
+    select f.dataset, f.measure, f.geo, f.persons
+    from {{ ref('fct_returns') }} as f
+    join returns_by_measure as m
+      on m.dataset = f.dataset and m.measure = f.measure and m.last_period = f.period
+    where f.geo in ('EU27_2020', 'EU28') and f.citizen = 'TOTAL' and f.persons is not null
+    qualify row_number() over (partition by f.dataset, f.measure
+                               order by f.geo = 'EU27_2020' desc) = 1
+
+),
+
 eurostat_returns as (
 
     select
         'eurostat' as source,
-        dataset || ' ' || measure as subject,
-        min(period) as first_period,
-        max(period) as last_period,
-        (count(*) filter (where persons is not null))::bigint as observations,
-        (sum(persons) filter (where geo in ('EU27_2020', 'EU28') and citizen = 'TOTAL'
-                              and period = (select max(period) from {{ ref('fct_returns') }} r
-                                            where r.measure = fct_returns.measure)))::double
-            as total,
-        'persons, EU aggregate, citizenship TOTAL, last period' as unit,
-        max(coalesce(last_update::date, release_date))::varchar as release
-    from {{ ref('fct_returns') }}
-    group by dataset, measure
+        m.dataset || ' ' || m.measure as subject,
+        m.first_period,
+        m.last_period,
+        m.observations,
+        t.persons::double as total,
+        'persons, ' || coalesce(t.geo, 'EU') || ', all citizenships, in the last period' as unit,
+        m.release
+    from returns_by_measure as m
+    left join returns_eu_total as t using (dataset, measure)
 
 ),
 

@@ -37,14 +37,32 @@ twelve_months as (
 
 ),
 
-eu_rates as (
+eu_all as (
 
     select *
     from {{ ref('rpt_return_rates') }}
     where geo in ('EU27_2020', 'EU28') and citizen = 'TOTAL' and period_grain = 'year'
       and ordered_to_leave is not null and returned is not null
-    -- one aggregate per period: the EU of today where published, else the EU of 28
-    qualify row_number() over (partition by period order by geo = 'EU27_2020' desc) = 1
+
+),
+
+eu_aggregate as (
+
+    -- One aggregate for the whole comparison: the EU of today when it has the latest year and
+    -- the year before, else the EU of 28 (a year of one compared with a year of the other
+    -- would be a change of membership, not of returns).
+    select case when count(distinct period) filter (
+                    where geo = 'EU27_2020'
+                      and period in (select distinct period from eu_all
+                                     order by period desc limit 2)) = 2
+                then 'EU27_2020' else 'EU28' end as geo
+    from eu_all
+
+),
+
+eu_rates as (
+
+    select * from eu_all where geo = (select geo from eu_aggregate)
 
 ),
 
@@ -69,7 +87,8 @@ cohesion as (
                                                     from {{ ref('fct_funding_disbursements') }}
                                                     where source like 'cohesion_open_data:%')
                                   and counts_in_totals and stage = 'planned') as planned_eur,
-        string_agg(distinct fund_code, ', ' order by fund_code) as funds
+        string_agg(distinct fund_code, ', ' order by fund_code) as funds,
+        any_value(completeness_note) filter (where not is_complete_snapshot) as partial_note
     from {{ ref('fct_funding_disbursements') }}
     where source like 'cohesion_open_data:%'
 
@@ -166,7 +185,9 @@ indicators as (
         'Cohesion 2021-2027 planned amounts for home-affairs funds',
         'EU amounts planned for ' || coalesce(funds, 'no fund') || ' in the Cohesion Open Data financial plans, at one as-of date (amounts of different dates are never added).',
         'EUR', as_of_date::varchar, planned_eur, null, null,
-        'as of ' || as_of_date::varchar, 'marts.fct_funding_disbursements'
+        'as of ' || as_of_date::varchar
+            || coalesce('; PARTIAL snapshot, the sum is a lower bound: ' || partial_note, ''),
+        'marts.fct_funding_disbursements'
     from cohesion
 
     union all

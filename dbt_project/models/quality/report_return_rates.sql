@@ -4,19 +4,34 @@
     so it can pass 100%: `exceeds_100` marks those. -#}
 with
 
-eu as (
+eu_all as (
 
     select *
     from {{ ref('rpt_return_rates') }}
     where geo in ('EU27_2020', 'EU28') and period_grain = 'year'
       and not citizen_is_aggregate and return_rate is not null
-    qualify row_number() over (partition by period, citizen order by geo = 'EU27_2020' desc) = 1
+
+),
+
+latest_period as (
+
+    select max(period) as period from eu_all
+
+),
+
+chart_geo as (
+
+    -- One aggregate for the whole chart: the EU of today where it has the latest year.
+    select case when count(*) filter (where geo = 'EU27_2020') > 0
+                then 'EU27_2020' else 'EU28' end as geo
+    from eu_all where period = (select period from latest_period)
 
 ),
 
 latest as (
 
-    select * from eu where period = (select max(period) from eu)
+    select * from eu_all
+    where period = (select period from latest_period) and geo = (select geo from chart_geo)
 
 )
 
