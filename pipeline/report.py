@@ -33,7 +33,7 @@ import jinja2
 from ingest.config import settings
 from pipeline import charts, quality
 from pipeline.quality import compare
-from pipeline.quality.store import has
+from pipeline.quality.store import dicts, has
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +103,8 @@ def _environment() -> jinja2.Environment:
 
 # --- reading -----------------------------------------------------------------------------------
 
-def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
-    cursor = con.execute(sql, params or [])
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-
 def _one(con, sql: str, params: list | None = None) -> dict | None:
-    rows = _dicts(con, sql, params)
+    rows = dicts(con, sql, params)
     return rows[0] if rows else None
 
 
@@ -118,11 +112,7 @@ def checked_run(q, run_id: str) -> str:
     """The run whose checks describe the published data: this one, or for a run that found
     nothing new (and checked nothing), the last published run."""
     run = _one(q, "select state from quality.runs where run_id = ?", [run_id])
-    if run and run["state"] == "unchanged":
-        previous = compare.previous_publish(q, run_id)
-        if previous:
-            return previous[0]
-    return run_id
+    return data_run(q, run_id) if run and run["state"] == "unchanged" else run_id
 
 
 def data_run(q, run_id: str) -> str:
@@ -149,7 +139,7 @@ def sources(q, run_id: str, wh) -> list[dict]:
     if has(q, "quality", "coverage"):
         # Per source: each last period with the subjects that end there ("2016 (migr_eiord
         # ordered_to_leave, ...); 2024 (migr_asyappctza)"), not one maximum over them all.
-        for row in _dicts(q, """
+        for row in dicts(q, """
                 select source, string_agg(last_period || ' (' || subjects || ')', '; '
                                           order by last_period desc) as held
                 from (select source, last_period,
@@ -207,11 +197,11 @@ def verdict(q, run_id: str, fresh: list[dict], recon: dict) -> dict:
                                coalesce(sum(failed), 0) as failed,
                                coalesce(sum(warned), 0) as warned
                         from quality.checks where run_id = ?""", [checked])
-    blocking = _dicts(q, """select stage, suite, rule, unexpected_count, description
+    blocking = dicts(q, """select stage, suite, rule, unexpected_count, description
                             from quality.results
                             where run_id = ? and not success and severity = 'error'
                             order by stage, suite""", [run_id])
-    warnings = _dicts(q, """select stage, suite, rule, unexpected_count, description
+    warnings = dicts(q, """select stage, suite, rule, unexpected_count, description
                             from quality.results
                             where run_id = ? and not success and severity = 'warn'
                             order by stage, suite""", [checked])
@@ -254,9 +244,9 @@ def verdict(q, run_id: str, fresh: list[dict], recon: dict) -> dict:
 def reconciliation(wh) -> dict:
     if wh is None or not has(wh, "marts", "rpt_returns_reconciliation"):
         return {"available": False, "statuses": [], "rows": [], "differs": 0}
-    statuses = _dicts(wh, """select status, count(*) as figures
+    statuses = dicts(wh, """select status, count(*) as figures
                              from marts.rpt_returns_reconciliation group by 1 order by 2 desc""")
-    rows = _dicts(wh, """select period, geo, citizen, indicator, published_value,
+    rows = dicts(wh, """select period, geo, citizen, indicator, published_value,
                                 warehouse_value, difference, status, published_on
                          from marts.rpt_returns_reconciliation
                          where status in ('differs', 'match_within_rounding', 'match')
@@ -276,7 +266,7 @@ def chart_figures(wh) -> list[dict]:
     out: list[dict] = []
     if wh is None or not has(wh, "quality", "report_detections_by_route"):
         return out
-    routes = _dicts(wh, """select route, strftime(month, '%Y-%m') as month, detections,
+    routes = dicts(wh, """select route, strftime(month, '%Y-%m') as month, detections,
                                   release_date from quality.report_detections_by_route
                            order by month, route""")
     if routes:
@@ -294,7 +284,7 @@ def chart_figures(wh) -> list[dict]:
             "data": series, "svg": charts.line_chart(
                 f"Detections by route per month (release {routes[0]['release_date']})",
                 months, series)})
-    ytd = _dicts(wh, """select route, change_pct, ytd_detections, prior_ytd_detections,
+    ytd = dicts(wh, """select route, change_pct, ytd_detections, prior_ytd_detections,
                                through_month from marts.rpt_detections_ytd_by_route
                         where release_date = (select max(release_date)
                                               from marts.rpt_detections_ytd_by_route)
@@ -314,7 +304,7 @@ def chart_figures(wh) -> list[dict]:
             "svg": charts.bar_chart(
                 f"Year-to-date change by route, through {through:%b %Y} (%)",
                 [(r["route"], r["change_pct"]) for r in shown], "%", signed=True)})
-    rates = _dicts(wh, """select * from quality.report_return_rates order by orders_rank""")
+    rates = dicts(wh, """select * from quality.report_return_rates order by orders_rank""")
     if rates:
         over = [r["citizen_label"] for r in rates if r["exceeds_100"]]
         out.append({
@@ -331,7 +321,7 @@ def chart_figures(wh) -> list[dict]:
                 f"{rates[0]['period']} (%)",
                 [(r["citizen_label"], r["return_rate_pct"]) for r in rates], "%",
                 reference=100.0)})
-    funding = _dicts(wh, """
+    funding = dicts(wh, """
         with latest as (select source, max(as_of_date) as as_of_date
                         from quality.report_funding_by_stage group by source)
         select f.* from quality.report_funding_by_stage f join latest using (source, as_of_date)
@@ -357,13 +347,13 @@ def chart_figures(wh) -> list[dict]:
 
 
 def history(q) -> list[dict]:
-    return _dicts(q, """select r.run_id, r.recorded_at, r.state, r.failed_step,
+    return dicts(q, """select r.run_id, r.recorded_at, r.state, r.failed_step,
                                sum(c.failed) as failed, sum(c.warned) as warned, r.note
                         from quality.runs r left join quality.checks c using (run_id)
                         group by all order by r.recorded_at desc limit 15""")
 
 
-def context(run_id: str, q, wh, links: dict) -> dict:
+def context(run_id: str, q, wh) -> dict:
     fresh = sources(q, run_id, wh)
     recon = reconciliation(wh)
     checked = checked_run(q, run_id)
@@ -376,34 +366,33 @@ def context(run_id: str, q, wh, links: dict) -> dict:
         "verdict": verdict(q, run_id, fresh, recon),
         "measured_run": measured,
         "changes": compare.since_previous_publish(q, run_id),
-        "headlines": _dicts(q, """select * from quality.headlines where run_id = ?
+        "headlines": dicts(q, """select * from quality.headlines where run_id = ?
                                   order by position""", [headlines_run])
                      if headlines_run else [],
         "sources": fresh,
-        "completeness": _dicts(q, """select source, subject, present, expected, note
+        "completeness": dicts(q, """select source, subject, present, expected, note
                                      from quality.completeness where run_id = ?
                                      order by source, subject""", [measured]),
-        "checks": _dicts(q, """select stage, suite, subject, rows_validated, evaluated, passed,
+        "checks": dicts(q, """select stage, suite, subject, rows_validated, evaluated, passed,
                                       failed, warned from quality.checks where run_id = ?
                                order by case stage when 'raw' then 1 when 'dbt' then 2 else 3 end,
                                         suite""", [checked]),
-        "failing": _dicts(q, """select stage, suite, rule, severity, unexpected_count, examples,
+        "failing": dicts(q, """select stage, suite, rule, severity, unexpected_count, examples,
                                        description
                                 from quality.results where run_id = ? and not success
                                 order by severity, stage, suite""", [checked]),
-        "flags": _dicts(q, """select * exclude (run_id) from quality.flags where run_id = ?
+        "flags": dicts(q, """select * exclude (run_id) from quality.flags where run_id = ?
                               order by dataset""", [measured]),
         "revisions": revisions(q, measured),
         "reconciliation": recon,
         "charts": chart_figures(wh),
         "history": history(q),
-        "links": links,
     }
 
 
 def revisions(q, run_id: str) -> list[dict]:
     # Rows recorded before the revisions marts have no label: the key stands in.
-    return _dicts(q, """
+    return dicts(q, """
         select case source when 'frontex' then 'Frontex' when 'eurostat' then 'Eurostat'
                     else source end as source,
                subject, coalesce(cell_label, cell) as cell, previous_value, current_value,
@@ -415,18 +404,24 @@ def revisions(q, run_id: str) -> list[dict]:
         order by source, abs(change) desc nulls last, subject, cell""", [run_id])
 
 
-def render(run_id: str, links: dict | None = None) -> str:
-    """The report of ``run_id`` as one HTML document; ``links`` maps "data_docs_raw",
-    "data_docs_marts" and "dbt_docs" to relative URLs where those exist."""
+def gather(run_id: str) -> dict:
+    """What the report of ``run_id`` shows, read from the quality store and the published
+    warehouse (both read-only)."""
     published = settings().warehouse
     with duckdb.connect(str(quality.store_path()), read_only=True) as q:
         wh = duckdb.connect(str(published), read_only=True) if published.exists() else None
         try:
-            data = context(run_id, q, wh, links or {})
+            return context(run_id, q, wh)
         finally:
             if wh is not None:
                 wh.close()
-    return _environment().get_template("report.html.j2").render(sections=SECTIONS, **data)
+
+
+def render(data: dict, links: dict | None = None) -> str:
+    """The report as one HTML document; ``links`` maps "data_docs_raw", "data_docs_marts",
+    "dbt_docs" and "self" to relative URLs where those exist."""
+    return _environment().get_template("report.html.j2").render(
+        sections=SECTIONS, links=links or {}, **data)
 
 
 def _docs_of(run_id: str) -> tuple[Path | None, Path | None]:
@@ -499,9 +494,10 @@ def write(run_id: str, data_docs_source: Path | None = None,
         def links(base: Path) -> dict:
             return {k: os.path.relpath(v, base).replace(os.sep, "/") for k, v in kept.items()}
 
-        page = render(run_id, links(folder))
+        data = gather(run_id)
+        page = render(data, links(folder))
         # latest.html is the report itself (no redirect), its links leading from the root.
-        latest = render(run_id, links(root) | {"self": f"{stamp}/index.html"})
+        latest = render(data, links(root) | {"self": f"{stamp}/index.html"})
         folder.mkdir(parents=True, exist_ok=False)
         report = folder / "index.html"
         report.write_text(page, encoding="utf-8")

@@ -14,7 +14,7 @@ from ingest import eurostat_codes
 from ingest.errors import DataError
 from ingest.eurostat import EurostatSource, decompress, parse_published, parse_toc
 from ingest.eurostat_formats import parse_observations
-from tests.test_reference_mappings import eurostat_code_for
+from tests.test_reference_mappings import eurostat_code_for, legacy_export_cells
 
 LEGACY = "eurostat/legacy"
 ORDERS = f"{LEGACY}/migr_eiord_Data_allcitizens.csv"
@@ -170,17 +170,7 @@ def test_every_legacy_returns_cell_as_the_csv_module_reads_it(snapshot_dir):
     would show determinism only, not that the figures are right."""
     content = (snapshot_dir / RETURNS).read_bytes()
     rows = parse_observations(content, "migr_eirtn_Data_allcitizens.csv").rows
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError:
-        text = content.decode("cp1252")
-    expected = {}
-    for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
-        key = (row["TIME"], eurostat_code_for(row["GEO"]), eurostat_code_for(row["CITIZEN"]))
-        assert None not in key, (line, row)
-        value = row["Value"].strip()
-        expected[key] = (None if value == ":" else int(value.replace(",", "")),
-                         row["Flag and Footnotes"].strip() or None, line)
+    expected = legacy_export_cells(snapshot_dir / RETURNS)
     got = {(r.time_period, r.geo, r.citizen): (None if pd.isna(r.obs_value) else int(r.obs_value),
                                                r.obs_flag if isinstance(r.obs_flag, str) else None,
                                                r.source_row)

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests import topology as topo
+from tests.conftest import snapshot_root
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "deploy" / "airflow-local.sh"
@@ -38,11 +39,6 @@ RUN_TIMEOUT_S = 180
 STOP_TIMEOUT_S = 90
 
 pytestmark = pytest.mark.topology
-
-
-def snapshot_root() -> Path:
-    configured = os.environ.get("WH_SNAPSHOT_DIR")
-    return Path(configured).resolve() if configured else (REPO_ROOT.parent / "shared" / "data")
 
 
 class LocalDeployment:
@@ -80,23 +76,7 @@ class LocalDeployment:
         return topo.wait_for(what, predicate, timeout, interval, [self.proc])
 
     def diagnostics(self) -> str:
-        parts = [f"----- {SCRIPT.name} (exit {self.proc.exited()}): {self.proc.log}\n"
-                 + topo.tail(self.proc.log, 80)]
-        task_logs = sorted((self.home / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)
-        for path in task_logs[-3:]:
-            parts.append(f"----- task log {path.relative_to(self.home)}\n" + topo.tail(path, 40))
-        try:
-            parts.append("----- dags\n" + "\n".join(map(str, self.sql(
-                "select dag_id, is_paused, is_stale from dag order by dag_id"))))
-            parts.append("----- dag runs\n" + "\n".join(map(str, self.sql(
-                "select dag_id, run_id, run_type, state from dag_run order by id"))))
-            parts.append("----- task instances\n" + "\n".join(map(str, self.sql(
-                "select dag_id, run_id, task_id, state from task_instance"))))
-            parts.append("----- import errors\n" + "\n".join(map(str, self.sql(
-                "select filename, stacktrace from import_error"))))
-        except Exception as err:  # the DB may be the problem
-            parts.append(f"----- metadata DB not readable: {err!r}")
-        return "\n".join(parts)
+        return topo.diagnostics([self.proc], self.home, self.sql)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests import topology as topo
+from tests.conftest import snapshot_root
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW = Path(sys.executable).with_name("airflow")  # not resolved: the venv's own entry point
@@ -41,11 +42,6 @@ PARSE_TIMEOUT_S = 180
 RUN_TIMEOUT_S = float(os.environ.get("WH_TOPOLOGY_RUN_TIMEOUT_S", "300"))
 
 pytestmark = pytest.mark.topology
-
-
-def snapshot_root() -> Path:
-    configured = os.environ.get("WH_SNAPSHOT_DIR")
-    return Path(configured).resolve() if configured else (REPO_ROOT.parent / "shared" / "data")
 
 
 class Topology:
@@ -151,27 +147,10 @@ class Topology:
             comp.stop()
 
     def diagnostics(self) -> str:
-        parts = []
-        for comp in self.components:
-            parts.append(f"----- {comp.name} (exit {comp.exited()}): {comp.log}\n"
-                         + topo.tail(comp.log, 80))
-        task_logs = sorted((self.home / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)
-        for path in task_logs[-4:]:
-            parts.append(f"----- task log {path.relative_to(self.home)}\n" + topo.tail(path, 60))
-        for path in sorted((self.root / "warehouse" / "runs").glob("*/failure.json")):
-            parts.append(f"----- {path}\n" + path.read_text(errors="replace")[:1500])
-        try:
-            runs = self.sql("select dag_id, run_id, run_type, state from dag_run order by id")
-            parts.append("----- dag runs\n" + "\n".join(map(str, runs)))
-            tis = self.sql("select dag_id, run_id, task_id, state, try_number "
-                           "from task_instance order by start_date nulls last")
-            parts.append("----- task instances\n" + "\n".join(map(str, tis)))
-            errors = self.sql("select filename, stacktrace from import_error")
-            if errors:
-                parts.append("----- import errors\n" + "\n".join(map(str, errors)))
-        except Exception as err:  # the DB may be the problem
-            parts.append(f"----- metadata DB not readable: {err!r}")
-        return "\n".join(parts)
+        failures = [f"----- {path}\n" + path.read_text(errors="replace")[:1500]
+                    for path in sorted((self.root / "warehouse" / "runs").glob("*/failure.json"))]
+        return topo.diagnostics(self.components, self.home, self.sql, task_logs=4,
+                                task_log_lines=60, extra=failures)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import re
 import shutil
 import unicodedata
@@ -475,3 +476,22 @@ def eurostat_code_for(label: str) -> str | None:
         return EUROSTAT_LABELS_READ_BY_HAND[label]
     iso = iso_code_for(label)
     return ISO_TO_EUROSTAT.get(iso, iso)
+
+
+def legacy_export_cells(path: Path) -> dict[tuple[str, str, str], tuple]:
+    """(TIME, geo code, citizen code) -> (value or None for ':', flag or None, line) of a legacy
+    Eurostat export, read with the csv module alone (values without thousands separators,
+    labels to codes by ``eurostat_code_for``): a reading that shares no code with the loader."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252")
+    cells = {}
+    for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        geo, citizen = eurostat_code_for(row["GEO"]), eurostat_code_for(row["CITIZEN"])
+        assert geo and citizen, (path.name, line, row["GEO"], row["CITIZEN"])
+        value = row["Value"].strip()
+        cells[(row["TIME"], geo, citizen)] = (None if value == ":" else int(value.replace(",", "")),
+                                              row["Flag and Footnotes"].strip() or None, line)
+    return cells

@@ -4,15 +4,13 @@ reconciliation with Eurostat's published figures, the EU aggregate check, and db
 name when two files of one vintage disagree."""
 from __future__ import annotations
 
-import csv
-import io
 import shutil
 
 import duckdb
 import pytest
 
 from pipeline import dbt
-from tests.test_reference_mappings import eurostat_code_for
+from tests.test_reference_mappings import legacy_export_cells
 
 
 @pytest.fixture(scope="module")
@@ -26,25 +24,11 @@ def rows(con, sql, *params):
 
 
 def recorded_cells(path, measure):
-    """(period, geo, citizen, measure) -> value (None for ':') of a legacy export, read with the
-    csv module on its own (values without thousands separators; labels to codes by a second
-    path, not the loader's reference tables: see below)."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1252")
-    cells = {}
-    for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
-        # Not ingest.eurostat_codes (what the loader maps labels with): the ISO 3166 name,
-        # official or common name (pycountry) with Eurostat's EL and UK, and the labels ISO does
-        # not name read by hand from these files (EUROSTAT_LABELS_READ_BY_HAND in
-        # tests/test_reference_mappings.py, file and line of each).
-        geo, citizen = eurostat_code_for(row["GEO"]), eurostat_code_for(row["CITIZEN"])
-        assert geo and citizen, (path.name, line, row["GEO"], row["CITIZEN"])
-        value = None if row["Value"].strip() == ":" else int(row["Value"].replace(",", ""))
-        cells[(row["TIME"], geo, citizen, measure)] = (value, row["Flag and Footnotes"] or None)
-    return cells
+    """(period, geo, citizen, measure) -> (value or None for ':', flag) of a legacy export, read
+    with the csv module on its own and labels mapped by a second path, not the loader's reference
+    tables (tests.test_reference_mappings.legacy_export_cells)."""
+    return {(period, geo, citizen, measure): (value, flag)
+            for (period, geo, citizen), (value, flag, _) in legacy_export_cells(path).items()}
 
 
 @pytest.mark.parametrize("file, measure, published, missing", [

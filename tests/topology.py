@@ -273,3 +273,27 @@ def group_processes(pgid: int) -> dict[int, str]:
             continue
         found[int(entry.name)] = cmdline
     return found
+
+
+def diagnostics(components, home: Path, sql, task_logs: int = 3, task_log_lines: int = 40,
+                extra: list[str] | None = None) -> str:
+    """What to read when a deployment test fails: each component's log tail, the newest task
+    logs, ``extra`` parts, and the metadata database's DAGs, runs, task instances and import
+    errors (through ``sql``: the database may itself be the problem)."""
+    parts = [f"----- {c.name} (exit {c.exited()}): {c.log}\n" + tail(c.log, 80)
+             for c in components]
+    logs = sorted((home / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)
+    for path in logs[-task_logs:]:
+        parts.append(f"----- task log {path.relative_to(home)}\n" + tail(path, task_log_lines))
+    parts += extra or []
+    try:
+        for title, statement in (
+                ("dags", "select dag_id, is_paused, is_stale from dag order by dag_id"),
+                ("dag runs", "select dag_id, run_id, run_type, state from dag_run order by id"),
+                ("task instances", "select dag_id, run_id, task_id, state, try_number "
+                                   "from task_instance order by start_date nulls last"),
+                ("import errors", "select filename, stacktrace from import_error")):
+            parts.append(f"----- {title}\n" + "\n".join(map(str, sql(statement))))
+    except Exception as err:  # the DB may be the problem
+        parts.append(f"----- metadata DB not readable: {err!r}")
+    return "\n".join(parts)

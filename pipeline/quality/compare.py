@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from pipeline.quality.store import has
+from pipeline.quality.store import dicts, has
 
 
 @dataclass
@@ -41,12 +41,6 @@ def previous_publish(q: duckdb.DuckDBPyConnection, run_id: str) -> tuple[str, ob
     return (found[0], found[1]) if found else None
 
 
-def _dicts(q, sql: str, params: list) -> list[dict]:
-    cursor = q.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-
 def _recorded(q, table: str, run_id: str) -> bool:
     return has(q, "quality", table) and bool(q.execute(
         f"select count(*) from quality.{table} where run_id = ?", [run_id]).fetchone()[0])
@@ -69,7 +63,7 @@ def since_previous_publish(q: duckdb.DuckDBPyConnection, run_id: str) -> Changes
         if data and _recorded(q, table, run_id) and not _recorded(q, table, prev):
             out.not_compared.append(table)
     if data and "coverage" not in out.not_compared and has(q, "quality", "coverage"):
-        out.periods = _dicts(q, """
+        out.periods = dicts(q, """
             select c.source, c.subject, p.last_period as previous_last, c.last_period,
                    p.release as previous_release, c.release,
                    c.observations - coalesce(p.observations, 0) as added_observations,
@@ -81,7 +75,7 @@ def since_previous_publish(q: duckdb.DuckDBPyConnection, run_id: str) -> Changes
               and (p.subject is null or c.last_period is distinct from p.last_period
                    or c.release is distinct from p.release)
             order by c.source, c.subject""", [prev, run_id])
-        out.totals = _dicts(q, """
+        out.totals = dicts(q, """
             select c.source, c.subject, c.last_period, p.total as previous_total, c.total,
                    c.total - p.total as change, c.unit
             from quality.coverage c
@@ -91,7 +85,7 @@ def since_previous_publish(q: duckdb.DuckDBPyConnection, run_id: str) -> Changes
             where c.run_id = ? and c.total is distinct from p.total
             order by abs(c.total - p.total) desc nulls last""", [prev, run_id])
     if data and "revision_counts" not in out.not_compared and has(q, "quality", "revision_counts"):
-        out.revisions = _dicts(q, """
+        out.revisions = dicts(q, """
             select c.source, c.subject, c.current_release, c.cells, c.corrections,
                    c.total_abs_change, c.biggest_cell, c.biggest_change
             from quality.revision_counts c
@@ -103,7 +97,7 @@ def since_previous_publish(q: duckdb.DuckDBPyConnection, run_id: str) -> Changes
                                 and p.cells = c.cells)
             order by c.source, c.total_abs_change desc""", params)
     if data and "headlines" not in out.not_compared and has(q, "quality", "headlines"):
-        out.headlines = _dicts(q, """
+        out.headlines = dicts(q, """
             select c.label, c.unit, p.period as previous_period, p.value as previous_value,
                    c.period, c.value, c.value - p.value as change
             from quality.headlines c
@@ -114,13 +108,13 @@ def since_previous_publish(q: duckdb.DuckDBPyConnection, run_id: str) -> Changes
     failing = """select stage, suite, rule, severity, max(unexpected_count) as rows,
                         any_value(description) as description
                  from quality.results where run_id = ? and not success group by all"""
-    out.new_failures = _dicts(q, f"""
+    out.new_failures = dicts(q, f"""
         select * from ({failing}) c
         where not exists (select 1 from quality.results p
                           where p.run_id = ? and not p.success and p.stage = c.stage
                             and p.suite = c.suite and p.rule = c.rule)
         order by severity, stage, suite, rule""", params)
-    out.fixed = _dicts(q, f"""
+    out.fixed = dicts(q, f"""
         select * from ({failing}) p
         where not exists (select 1 from quality.results c
                           where c.run_id = ? and not c.success and c.stage = p.stage

@@ -261,3 +261,10 @@ def has(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return bool(con.execute("""select count(*) from information_schema.tables
                                where table_schema = ? and table_name = ?""",
                             [schema, table]).fetchone()[0])
+
+
+def dicts(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
+    """The rows of a query as dicts (column name -> value)."""
+    cursor = con.execute(sql, params or [])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
