@@ -402,12 +402,15 @@ def _find_header(rows: list[tuple], file_name: str, lay: Layout) -> int:
 
 
 def _columns(header: tuple, where: str, row: int,
-             lay: Layout) -> tuple[int, int, list[tuple[int, date]]]:
-    """Border type and nationality columns and the month columns of the header row, by meaning:
-    each header is a key column, a column to ignore (row totals) or a month; anything else
-    fails, naming the header."""
+             lay: Layout) -> tuple[int, int, list[tuple[int, date]], list[int]]:
+    """Border type and nationality columns, the month columns and the totals columns of the
+    header row, by meaning: each header is a key column, a column to ignore (row totals) or a
+    month; anything else fails, naming the header. An ignored column whose header is also a
+    totals label (``Total``, ``Grand total``: the seed's kind 'row') is a totals column, whose
+    cells are compared with the sum of their row's months."""
     keys: dict[str, int] = {"route": 0}
     months: list[tuple[int, date]] = []
+    totals: list[int] = []
     seen: dict[date, str] = {}
     unknown: list[str] = []
     for j, cell in enumerate(header):
@@ -416,6 +419,8 @@ def _columns(header: tuple, where: str, row: int,
         letter = column_letter(j + 1)
         role = lay.headers.get(_key(cell)) if isinstance(cell, str) else None
         if role == "ignore":
+            if _key(cell) in lay.total_rows:
+                totals.append(j)
             continue
         if role is not None:
             if role in keys:
@@ -451,7 +456,7 @@ def _columns(header: tuple, where: str, row: int,
                            else ""), row=row)
     if not months:
         raise DataError(where, "month column", "no month columns after the header", row=row)
-    return keys["border_type"], keys["nationality"], months
+    return keys["border_type"], keys["nationality"], months, totals
 
 
 def _frame(keys: list[tuple[str, str, str, str]], key_rows: array, months: list[date],
@@ -475,6 +480,44 @@ def _frame(keys: list[tuple[str, str, str, str]], key_rows: array, months: list[
     return pd.DataFrame(columns, columns=ROW_COLUMNS)
 
 
+def _count_text(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else repr(value)
+
+
+def _check_totals_row(row: tuple, sheet_row: int, label: str, month_cols: list[tuple[int, date]],
+                      sums: tuple[list[int], list[int]], where: str) -> None:
+    """A totals row states, per month, the sum of the rows since the previous totals row (or of
+    every row above it); a cell that is empty or not a number states nothing."""
+    for n, (j, month) in enumerate(month_cols):
+        v = row[j] if j < len(row) else None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if v != sums[0][n] and v != sums[1][n]:
+            raise DataError(where, "totals row agrees with its rows",
+                            f"cell {column_letter(j + 1)}{sheet_row} ({label!r} row, "
+                            f"{month:%b %Y}) states {_count_text(v)}, but the rows above it "
+                            f"add up to {sums[0][n]:,}", row=sheet_row)
+
+
+def _check_totals_column(row: tuple, sheet_row: int, label: str,
+                         month_cols: list[tuple[int, date]], total_cols: list[int],
+                         where: str) -> None:
+    """A totals column states the sum of its row's month cells (empty cells count nothing)."""
+    if not total_cols:
+        return
+    total = sum(v for j, _ in month_cols if j < len(row) and isinstance(v := row[j], (int, float))
+                and not isinstance(v, bool))
+    for j in total_cols:
+        v = row[j] if j < len(row) else None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if v != total:
+            raise DataError(where, "totals column agrees with its row",
+                            f"cell {column_letter(j + 1)}{sheet_row} ({label}) states "
+                            f"{_count_text(v)}, but the row's {len(month_cols)} months add up "
+                            f"to {_count_text(total)}", row=sheet_row)
+
+
 def parse_workbook(content: bytes, file_name: str) -> Parsed:
     """Parse a Frontex workbook, in the current or an older layout: release date from the notes,
     rows from the data sheet unpivoted to (route, route_as_published, border_type, nationality,
@@ -485,6 +528,10 @@ def parse_workbook(content: bytes, file_name: str) -> Parsed:
     from any year loads into the same columns and routes; what no seed explains fails, naming it.
     Empty cells are no observation and produce no row. Counts must be whole numbers; negative
     counts parse (the raw audit rejects them, with the row, before anything is published).
+    A sheet with no count at all fails (rule "data rows"). Totals rows and columns (older
+    layouts) are not observations; each must agree with the rows or months it sums, else the
+    file fails naming the cell (rules "totals row agrees with its rows", "totals column agrees
+    with its row").
     """
     lay = layout()
     wb = _open(content, file_name)
@@ -502,9 +549,16 @@ def parse_workbook(content: bytes, file_name: str) -> Parsed:
     release = parse_release_date(notes, rows, file_name, data_sheet)
     where = f"{file_name} [{data_sheet}]"
     h = _find_header(rows, where, lay)
-    border_col, nat_col, month_cols = _columns(rows[h], where, h + 1, lay)
+    border_col, nat_col, month_cols, total_cols = _columns(rows[h], where, h + 1, lay)
     width = max(border_col, nat_col)
     routes: dict[str, str] = {}
+    # Totals (older layouts; the current one has none): a totals row is compared month by month
+    # with the sum of the rows since the previous totals row (or of every row above: a grand
+    # total after subtotals), a totals column with the sum of its row's months. The sums are
+    # only kept when the sheet has a totals row.
+    sums = None
+    if any(r and isinstance(r[0], str) and _key(r[0]) in lay.total_rows for r in rows[h + 1:]):
+        sums = ([0] * len(month_cols), [0] * len(month_cols))  # since the last totals row, all
 
     # Compact while unpivoting (a 17-million-row workbook must fit in memory): the keys once per
     # sheet row, and per observation an index into them, the month's column and the count.
@@ -519,8 +573,11 @@ def parse_workbook(content: bytes, file_name: str) -> Parsed:
         route, border, nat = (row[0], row[border_col], row[nat_col]) if len(row) > width else (
             row[0], None, None)
         if isinstance(route, str) and _key(route) in lay.total_rows:
-            log.info("%s row %d: %r is a totals row, not an observation: skipped", where,
-                     sheet_row, route)
+            _check_totals_row(row, sheet_row, route.strip(), month_cols, sums, where)
+            _check_totals_column(row, sheet_row, route.strip(), month_cols, total_cols, where)
+            log.info("%s row %d: %r is a totals row, not an observation: checked against the "
+                     "rows above and skipped", where, sheet_row, route)
+            sums = ([0] * len(month_cols), sums[1])
             continue
         values = [(j, m, row[j] if j < len(row) else None) for j, m in month_cols]
         if all(v is None for _, _, v in values) and (border is None or nat is None):
@@ -555,6 +612,18 @@ def parse_workbook(content: bytes, file_name: str) -> Parsed:
             key_of.append(key)
             month_of.append(n)
             counts.append(v)
+            if sums is not None:
+                sums[0][n] += v
+                sums[1][n] += v
+        if total_cols:
+            _check_totals_column(row, sheet_row, f"{published} / {border} / {nat}", month_cols,
+                                 total_cols, where)
+    if not counts:
+        raise DataError(where, "data rows",
+                        f"the header is on row {h + 1}, but no row below it holds a count"
+                        + (f" ({len(keys)} row(s) with keys, every month cell empty)" if keys
+                           else " (a header and no data rows)")
+                        + ": a release without data is never loaded", row=h + 1)
     frame = _frame(keys, key_rows, [m for _, m in month_cols], key_of, month_of, counts)
     log.info("%s: release %s, %d rows, %d months, %s detections", file_name, release,
              len(frame), len(month_cols), f"{int(frame['detections'].sum()):,}")
