@@ -9,9 +9,16 @@ transform DAG must then be started by the scheduler from the ``frontex_landed`` 
 its tasks on the Celery worker (which reports task state through the API server's Execution API),
 and publish the warehouse.
 
-Needs PostgreSQL and Redis on 127.0.0.1 (trust auth for user ``postgres``; override with
-WH_TOPOLOGY_PG_* / WH_TOPOLOGY_REDIS_*), and apache-airflow[celery,postgres] plus the FAB
-provider (the auth manager docker-compose.yml configures).
+As under docker-compose.yml, the broker requires a password: the test starts a Redis server of
+its own with ``--requirepass`` (a password made the way docs/deploy.md makes REDIS_PASSWORD), and
+the broker URL is the compose file's own, with that password and this server's address put in.
+Every Airflow process runs with the checkout mounted read-only (a mount namespace of its own), as
+docker-compose.yml mounts the code: a task that wrote into the code tree would fail.
+
+Needs PostgreSQL on 127.0.0.1 (trust auth for user ``postgres``; override with
+WH_TOPOLOGY_PG_*), ``redis-server`` on PATH (or WH_TOPOLOGY_REDIS_SERVER), util-linux
+``unshare`` with mount namespaces, and apache-airflow[celery,postgres] plus the FAB provider (the
+auth manager docker-compose.yml configures).
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -51,8 +59,10 @@ class Topology:
         self.logs = root / "logs"
         self.warehouse = root / "warehouse" / "migration.duckdb"
         self.db = f"wh_topology_{os.getpid()}"
-        self.owner = f"{self.db}_{secrets.token_hex(4)}"
-        self.redis_db: int | None = None
+        self.redis_port = topo.free_port()
+        # As docs/deploy.md generates REDIS_PASSWORD.
+        self.redis_password = secrets.token_urlsafe(32)
+        self.redis: topo.Component | None = None
         self.api_port = topo.free_port()
         self.health_port = topo.free_port()
         self.components: list[topo.Component] = []
@@ -72,8 +82,7 @@ class Topology:
                 "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{pg}",
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{pg}",
-            "AIRFLOW__CELERY__BROKER_URL":
-                f"redis://{topo.REDIS_HOST}:{topo.REDIS_PORT}/{self.redis_db}",
+            "AIRFLOW__CELERY__BROKER_URL": self.broker_url(),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION":
@@ -106,12 +115,21 @@ class Topology:
         })
         self.env = env
 
+    def broker_url(self) -> str:
+        """docker-compose.yml's broker URL with the password put in as compose does, and this
+        test's Redis server in place of the ``redis`` service."""
+        url = urlsplit(topo.interpolate(COMPOSE_ENV["AIRFLOW__CELERY__BROKER_URL"],
+                                        {"REDIS_PASSWORD": self.redis_password}))
+        assert url.password == self.redis_password, "the compose broker URL carries no password"
+        return url._replace(netloc=f":{url.password}@127.0.0.1:{self.redis_port}").geturl()
+
     def airflow(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         name = "-".join(a for a in args if not a.startswith("-"))[:60]
         log = self.logs / f"cli-{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
-            done = subprocess.run([str(AIRFLOW), *args], env=self.env, cwd=self.root,
+            done = subprocess.run(topo.read_only_checkout([str(AIRFLOW), *args]),
+                                  env=self.env, cwd=self.root,
                                   stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
         if done.returncode:
             raise AssertionError(f"`airflow {' '.join(args)}` exited {done.returncode}:\n"
@@ -119,7 +137,8 @@ class Topology:
         return done
 
     def start(self, name: str, *args: str) -> None:
-        comp = topo.Component(name, [str(AIRFLOW), *args], self.logs / f"{name}.log")
+        comp = topo.Component(name, topo.read_only_checkout([str(AIRFLOW), *args]),
+                              self.logs / f"{name}.log")
         self.components.append(comp)
         comp.start(self.env, self.root)
 
@@ -163,9 +182,11 @@ def topology(tmp_path: Path):
         pytest.fail(f"no airflow entry point beside {sys.executable}")
     t = Topology(tmp_path)
     topo.require_services()
+    topo.require_read_only_checkout()
     topo.create_database(t.db)
     try:
-        t.redis_db = topo.claim_redis_db(t.owner)
+        t.redis = topo.start_redis(tmp_path / "redis", t.redis_port, t.redis_password,
+                                   t.logs / "redis-server.log")
         try:
             t.make_env(snapshot)
             yield t
@@ -173,7 +194,7 @@ def topology(tmp_path: Path):
             try:
                 t.stop()
             finally:
-                topo.release_redis_db(t.redis_db, t.owner)
+                t.redis.stop()
     finally:
         topo.drop_database(t.db)
 

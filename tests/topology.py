@@ -1,13 +1,17 @@
 """Helpers for the production-topology test (tests/test_production_topology.py).
 
 The docker-compose.yml topology run natively, as separate processes on this host: a throwaway
-Postgres database as the Airflow metadata DB and Celery result backend, a Redis database of its
-own as the Celery broker, and one process per Airflow component. Everything made here is
-removed again: process groups are terminated, the database is dropped, the Redis DB flushed.
+Postgres database as the Airflow metadata DB and Celery result backend, a Redis server of its
+own (with a password, as docker-compose.yml requires one) as the Celery broker, and one process
+per Airflow component, each with the checkout mounted read-only (as docker-compose.yml mounts
+the code). Everything made here is removed again: process groups are terminated, the database is
+dropped, the Redis server stopped.
 """
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,10 +22,7 @@ from pathlib import Path
 PG_HOST = os.environ.get("WH_TOPOLOGY_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("WH_TOPOLOGY_PG_PORT", "5432"))
 PG_USER = os.environ.get("WH_TOPOLOGY_PG_USER", "postgres")
-REDIS_HOST = os.environ.get("WH_TOPOLOGY_REDIS_HOST", "127.0.0.1")
-REDIS_PORT = int(os.environ.get("WH_TOPOLOGY_REDIS_PORT", "6379"))
-
-REDIS_CLAIM_KEY = "wh_topology_claim"
+REDIS_SERVER = os.environ.get("WH_TOPOLOGY_REDIS_SERVER", "redis-server")
 
 
 def free_port() -> int:
@@ -38,19 +39,17 @@ def tail(path: Path, lines: int = 60) -> str:
 
 
 def require_services() -> None:
-    """Fail with what to do when PostgreSQL or Redis is not reachable (``.ci/run`` starts them
-    when they are installed but stopped)."""
+    """Fail with what to do when PostgreSQL is not reachable (``.ci/run`` starts it when it is
+    installed but stopped) or there is no ``redis-server`` to start."""
     missing = []
-    for name, host, port, start in (
-            ("PostgreSQL", PG_HOST, PG_PORT,
-             "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"),
-            ("Redis", REDIS_HOST, REDIS_PORT,
-             'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" '
-             "--appendonly no")):
-        try:
-            socket.create_connection((host, port), timeout=5).close()
-        except OSError as err:
-            missing.append(f"{name} on {host}:{port} ({err}); start it with: {start}")
+    try:
+        socket.create_connection((PG_HOST, PG_PORT), timeout=5).close()
+    except OSError as err:
+        missing.append(f"PostgreSQL on {PG_HOST}:{PG_PORT} ({err}); start it with: "
+                       "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start")
+    if shutil.which(REDIS_SERVER) is None:
+        missing.append(f"{REDIS_SERVER!r} to start a Redis server of its own (not found on PATH; "
+                       "install Redis, or set WH_TOPOLOGY_REDIS_SERVER)")
     if missing:
         import pytest
 
@@ -103,31 +102,73 @@ def query(dbname: str, sql: str, params: tuple = ()) -> list[tuple]:
 
 # --- Redis ----------------------------------------------------------------------------------
 
-def claim_redis_db(owner: str) -> int:
-    """An empty Redis DB number (1..15, never 0), claimed with a marker key so that a parallel
-    run does not take the same one. Only this DB is flushed afterwards."""
+def start_redis(folder: Path, port: int, password: str, log: Path) -> "Component":
+    """A Redis server of the test's own on 127.0.0.1:``port`` that, like docker-compose.yml's,
+    requires ``password`` (``--requirepass``), keeps nothing on disk, and is stopped with the
+    other components. The shared Redis of this machine is never reconfigured. Returns once an
+    authenticated PING answers and an unauthenticated one is refused."""
     import redis
 
-    count = int(redis.Redis(host=REDIS_HOST, port=REDIS_PORT).config_get("databases")
-                .get("databases", 16))
-    start = os.getpid() % (count - 1)
-    for i in range(count - 1):
-        n = 1 + (start + i) % (count - 1)
-        r = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=n)
-        if r.dbsize() == 0 and r.set(REDIS_CLAIM_KEY, owner, nx=True):
-            if r.dbsize() == 1:
-                return n
-            r.delete(REDIS_CLAIM_KEY)  # someone else wrote meanwhile: leave it to them
-    raise RuntimeError(f"no empty Redis DB on {REDIS_HOST}:{REDIS_PORT} to use as the broker")
+    folder.mkdir(parents=True, exist_ok=True)
+    server = Component("redis-server", [
+        shutil.which(REDIS_SERVER) or REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(port),
+        "--requirepass", password, "--save", "", "--appendonly", "no", "--dir", str(folder)], log)
+    server.start(dict(os.environ), folder)
+
+    def answers() -> bool:
+        try:
+            return redis.Redis(host="127.0.0.1", port=port, password=password,
+                               socket_timeout=5).ping()
+        except redis.ConnectionError:
+            return False
+
+    try:
+        wait_for(f"the Redis server on 127.0.0.1:{port}", answers, 30, 0.2, [server])
+        try:
+            redis.Redis(host="127.0.0.1", port=port, socket_timeout=5).ping()
+        except redis.AuthenticationError:
+            pass  # NOAUTH: the password is required
+        else:
+            raise AssertionError(f"the Redis server on 127.0.0.1:{port} answers without a password")
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
-def release_redis_db(n: int, owner: str) -> None:
-    import redis
+# --- The checkout, read-only ----------------------------------------------------------------
 
-    r = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=n)
-    claim = r.get(REDIS_CLAIM_KEY)
-    if claim is not None and claim.decode() == owner:
-        r.flushdb()
+def read_only_checkout(argv: list[str]) -> list[str]:
+    """``argv`` run with the checkout bind-mounted read-only over itself, in a mount namespace of
+    its own (util-linux ``unshare``; with a user namespace unless root), as docker-compose.yml
+    mounts the code read-only: a write into the checkout fails with EROFS. The rest of this
+    machine, other processes and the checkout itself are untouched."""
+    namespace = ["--mount"] if os.geteuid() == 0 else ["--map-root-user", "--mount"]
+    # A working directory inside the checkout would still be the writable one under the new
+    # mount: enter it again by its path, which now leads through the read-only mount.
+    return ["unshare", *namespace, "--", "sh", "-c",
+            'mount --bind -o ro "$0" "$0" && cd "$(pwd -P)" && exec "$@"', str(REPO_ROOT), *argv]
+
+
+def require_read_only_checkout() -> None:
+    """Fail, saying why, unless a process started through ``read_only_checkout`` really cannot
+    write into the checkout."""
+    import pytest
+
+    probe = REPO_ROOT / f".read-only-probe-{os.getpid()}"
+    try:
+        # Relative to a working directory in the checkout: the harder case (see above).
+        done = subprocess.run(read_only_checkout(["touch", probe.name]), cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=30)
+    except OSError as err:
+        pytest.fail(f"cannot run the components with the checkout read-only: {err}",
+                    pytrace=False)
+    if done.returncode == 0:
+        probe.unlink(missing_ok=True)
+        pytest.fail(f"{probe} was written through the read-only mount", pytrace=False)
+    if "Read-only file system" not in done.stderr:
+        pytest.fail("cannot run the components with the checkout read-only (mount namespaces: "
+                    f"unshare exited {done.returncode}): {done.stderr.strip()}", pytrace=False)
 
 
 # --- Processes ------------------------------------------------------------------------------
@@ -209,6 +250,73 @@ def compose_common_environment() -> dict[str, str]:
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
     return {k: str(v) for k, v in env.items()}
+
+
+# Compose's interpolation (compose-spec, "Interpolation"): $$ is a literal $; ${NAME}, $NAME;
+# ${NAME:-default} / ${NAME-default} (unset or empty / unset); ${NAME:?error} / ${NAME?error}
+# (refuse to start); ${NAME:+other} / ${NAME+other}.
+_INTERPOLATION = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))")
+_BRACED = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>.*))?", re.S)
+
+
+@dataclass(frozen=True)
+class Interpolation:
+    """One ``${...}`` (or ``$NAME``) of a compose file: ``op`` is "", ":-", "-", ":?", "?", ":+"
+    or "+"."""
+
+    name: str
+    op: str
+    arg: str
+    text: str
+
+    @property
+    def required(self) -> bool:
+        return self.op in (":?", "?")
+
+
+class MissingVariable(ValueError):
+    """What ``docker compose`` says when a required variable is unset or empty."""
+
+
+def interpolations(text: str) -> list[Interpolation]:
+    """Every interpolation in ``text`` (escaped ``$$`` aside). A ``${...}`` compose would not
+    accept, or one nested in another's default, raises ValueError: this parser does not follow
+    nesting, and a check must not pass on something it did not read."""
+    found = []
+    for m in _INTERPOLATION.finditer(text):
+        if m["escaped"]:
+            continue
+        if m["named"]:
+            found.append(Interpolation(m["named"], "", "", m[0]))
+            continue
+        braced = _BRACED.fullmatch(m["braced"])
+        if not braced or "${" in (braced["arg"] or ""):
+            raise ValueError(f"interpolation not understood here: {m[0]!r}")
+        found.append(Interpolation(braced["name"], braced["op"] or "", braced["arg"] or "", m[0]))
+    return found
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """``text`` with its interpolations resolved from ``env`` as ``docker compose`` does;
+    raises MissingVariable for a required variable ``env`` lacks (or has empty, for ``:?``)."""
+    def resolve(m: re.Match) -> str:
+        if m["escaped"]:
+            return "$"
+        (i,) = interpolations(m[0])
+        value = env.get(i.name)
+        unset, empty = value is None, not value
+        if i.op in (":-", "-"):
+            return i.arg if (empty if i.op == ":-" else unset) else value
+        if i.op in (":?", "?"):
+            if empty if i.op == ":?" else unset:
+                raise MissingVariable(f"required variable {i.name} is missing a value: {i.arg}")
+            return value
+        if i.op in (":+", "+"):
+            return "" if (empty if i.op == ":+" else unset) else i.arg
+        return value or ""
+
+    return _INTERPOLATION.sub(resolve, text)
 
 
 def wait_for(what: str, predicate, timeout: float, interval: float = 2,
