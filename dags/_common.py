@@ -10,6 +10,7 @@ from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 
 from ingest import catalog
+from ingest.config import limit
 from ingest.errors import DataError
 
 START_DATE = pendulum.datetime(2025, 1, 1, tz="UTC")
@@ -23,6 +24,13 @@ ASSETS = {dag_id: Asset(name=catalog.of_dag(dag_id)[0].asset,
 # Any one of them starts a transform run (an asset expression: OR, not AND).
 ANY_SOURCE_LANDED = functools.reduce(lambda a, b: a | b, ASSETS.values())
 
+# Every task has an execution_timeout: whatever hangs (a server, a lock, a subprocess), Airflow
+# fails the task after this long, on top of the HTTP client's own deadlines per call. A source
+# task makes many calls (Eurostat: one per dataset, each with its own deadline); the transform's
+# longest task is dbt build. The report DAG's task shares the transform's bound.
+SOURCE_TASK_TIMEOUT = timedelta(minutes=limit("WH_SOURCE_TASK_TIMEOUT_MIN", 60, "minutes"))
+TRANSFORM_TASK_TIMEOUT = timedelta(minutes=limit("WH_TRANSFORM_TASK_TIMEOUT_MIN", 120, "minutes"))
+
 # Source DAGs talk to the network: retry with a delay (on top of the HTTP client's own retries).
 # Data errors do not retry (see fail_fast). `make run` sets WH_SOURCE_TASK_RETRIES=0: dag.test()
 # sleeps through retry delays, and a one-shot run should fail in seconds, not quarter-hours.
@@ -31,10 +39,12 @@ SOURCE_DEFAULT_ARGS = {
     "retries": int(os.environ.get("WH_SOURCE_TASK_RETRIES", "2")),
     "retry_delay": timedelta(minutes=float(os.environ.get("WH_SOURCE_RETRY_DELAY_MIN", "5"))),
     "retry_exponential_backoff": True,
+    "execution_timeout": SOURCE_TASK_TIMEOUT,
 }
 # The transform is deterministic on its inputs: a retry would fail the same way, and the next
 # asset event is the retry. It is the single DuckDB writer (max_active_runs=1).
-TRANSFORM_DEFAULT_ARGS = {"owner": OWNER, "retries": 0}
+TRANSFORM_DEFAULT_ARGS = {"owner": OWNER, "retries": 0,
+                          "execution_timeout": TRANSFORM_TASK_TIMEOUT}
 
 
 def fail_fast(func):
@@ -76,6 +86,14 @@ def source_dag(dag_id: str, task_id: str, tags: list[str], doc: str,
                 raise AirflowSkipException(f"nothing new for {dag_id}: no Asset event")
             return landed
 
-        land_new_files()
+        @task(task_id="check_landing", trigger_rule="all_done", retries=0,
+              doc_md="Fail this run when one of its sources failed while others landed files "
+                     "(those are out for the transform already), naming each failure; fail "
+                     "again when landing itself failed, so the run shows failed.")
+        @fail_fast
+        def check_landing() -> None:
+            steps.check_landing(safe_run_id(get_current_context()["run_id"]))
+
+        land_new_files() >> check_landing()
 
     return source()

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from airflow.sdk import dag, task
 
-from dags._common import OWNER, START_DATE
+from dags._common import OWNER, START_DATE, TRANSFORM_TASK_TIMEOUT
 from pipeline import report
 
 
@@ -26,7 +26,8 @@ from pipeline import report
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": OWNER, "retries": 1, "retry_delay": timedelta(minutes=10)},
+    default_args={"owner": OWNER, "retries": 1, "retry_delay": timedelta(minutes=10),
+                  "execution_timeout": TRANSFORM_TASK_TIMEOUT},
     tags=["report", "quality"],
     doc_md=__doc__,
 )

@@ -7,6 +7,7 @@ Settings are read on every call, so a test or a runner can change them before a 
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,15 @@ class Settings:
     is parsed (a small file can unpack to gigabytes)."""
     fts_max_xlsx_unpacked_bytes: int
     """``WH_FTS_MAX_XLSX_UNPACKED_MB``: the same for FTS workbooks (big, and streamed)."""
+    http_max_retry_after_s: float
+    """``WH_HTTP_MAX_RETRY_AFTER_S``: the longest ``Retry-After`` (429, 503) the client waits;
+    a server asking for longer fails the download at once instead of being slept on."""
+    max_page_bytes: int
+    """``WH_MAX_PAGE_MB``: size cap of a page or JSON answer (the Frontex page, Eurostat's table
+    of contents and structures, Socrata's metadata), checked while streaming."""
+    page_deadline_s: float
+    """``WH_PAGE_DEADLINE_S``: the whole of one page or JSON fetch, retries and their waits
+    included (``WH_DOWNLOAD_DEADLINE_S`` is the same for files)."""
 
 
 def _path(name: str, default: Path) -> Path:
@@ -117,7 +127,28 @@ def settings() -> Settings:
             float(os.environ.get("WH_MAX_XLSX_UNPACKED_MB", "512")) * 1024 * 1024),
         fts_max_xlsx_unpacked_bytes=int(
             float(os.environ.get("WH_FTS_MAX_XLSX_UNPACKED_MB", "4096")) * 1024 * 1024),
+        http_max_retry_after_s=limit("WH_HTTP_MAX_RETRY_AFTER_S", 120, "seconds", zero_ok=True),
+        max_page_bytes=int(limit("WH_MAX_PAGE_MB", 20, "megabytes") * 1024 * 1024),
+        page_deadline_s=limit("WH_PAGE_DEADLINE_S", 120, "seconds"),
     )
+
+
+def limit(name: str, default: float, unit: str, zero_ok: bool = False) -> float:
+    """A bound from the environment variable ``name`` (``default`` when unset or empty): a
+    finite number above zero (or zero, with ``zero_ok``). Anything else fails naming the
+    variable, so a typo never turns a bound off."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        expected = "zero or more" if zero_ok else "more than zero"
+        raise ValueError(f"{name}={raw!r}: expected a number of {unit}, {expected} "
+                         f"(default {default:g})")
+    return value
 
 
 def export_resolved(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -133,3 +164,4 @@ def export_resolved(env: dict[str, str] | None = None) -> dict[str, str]:
     if s.curated_dir is not None:
         env["WH_CURATED_DIR"] = str(s.curated_dir)
     return env
+

@@ -79,7 +79,8 @@ def fetch(source: Source, candidate: Candidate) -> bytes:
     return source.fetch(candidate)
 
 
-def land_new(source: Source, landing: Landing, refetch_landed: bool = False) -> list[ManifestEntry]:
+def land_new(source: Source, landing: Landing, refetch_landed: bool = False,
+             skipped: list[ManifestEntry] | None = None) -> list[ManifestEntry]:
     """Fetch what is new, validate it by parsing, land it with its parsed form
     (``ingest.parsed``: the raw load reads that, never parses again). Returns the newly landed
     entries.
@@ -88,9 +89,11 @@ def land_new(source: Source, landing: Landing, refetch_landed: bool = False) -> 
     release), unless ``refetch_landed`` (``ingest.catalog``: a publisher that re-issues
     corrections under the same name): then the bytes are compared, and other bytes land as a
     correction. A URL whose file was quarantined is fetched again, since the publisher may have
-    fixed it. A file that does not parse is landed as quarantined, then the error is raised; the
-    same bad bytes found again raise again. Bytes already landed land nothing, whatever their
-    state (a file rejected by a run stays rejected until re-admitted by hand).
+    fixed it. A file that does not parse is landed as quarantined, then the error is raised. The
+    same bad bytes found again are skipped with a warning and added to ``skipped``: they were
+    reported when they were quarantined, and a source that keeps offering them must not fail
+    every later run (it would hold back the other sources). Bytes already landed land nothing,
+    whatever their state (a rejected file stays rejected until re-admitted by hand).
     """
     new: list[ManifestEntry] = []
     errors: list[DataError] = []
@@ -106,9 +109,11 @@ def land_new(source: Source, landing: Landing, refetch_landed: bool = False) -> 
         final_url = http.take_final_url()
         if (known := landing.find_sha(sha256_of(content))) is not None:
             if known.status == QUARANTINED:
-                # Still the same bad bytes: fail again rather than pass quietly on a rerun.
-                errors.append(DataError(file_name(cand.url), "quarantined",
-                                        f"same bytes as quarantined {known.path}: {known.error}"))
+                log.warning("%s: the same bytes as %s, quarantined at %s (%s); skipped until the "
+                            "publisher changes them", cand.url, known.path, known.fetched_at[:19],
+                            known.error)
+                if skipped is not None:
+                    skipped.append(known)
             else:
                 rejected = landing.rejection(known)
                 log.info("%s: same bytes as %s, nothing new%s", cand.url, known.path,

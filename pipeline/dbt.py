@@ -16,7 +16,6 @@ log = logging.getLogger(__name__)
 
 PROJECT_DIR = REPO_ROOT / "dbt_project"
 TAIL_LINES = 25
-BUILD_LINK = ".dbt-build"
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 PARTIAL_PARSE_CACHE = ".dbt-partial-parse.msgpack"
 """In the runs folder: dbt's parse of the last build, copied into each run's target folder so
@@ -28,21 +27,16 @@ class DbtBuildFailed(Exception):
     pass
 
 
-def stable_path(build_db: Path) -> Path:
-    """``build_db`` under a path that is the same for every run: ``<runs>/.dbt-build`` is a
-    symlink to this run's folder. dbt's partial parsing starts over whenever the profile's
-    database path changes; through this link it does not, and the build reuses the parse of
-    the previous run (about 2 s). The folder is linked, not the file, so DuckDB's WAL stays in
-    the run's own folder. One transform runs at a time (the DAG's max_active_runs=1)."""
-    link = build_db.parent.parent / BUILD_LINK
-    staged = link.with_name(f"{BUILD_LINK}.{os.getpid()}.tmp")
-    staged.unlink(missing_ok=True)
-    staged.symlink_to(build_db.parent.resolve(), target_is_directory=True)
-    os.replace(staged, link)
-    return link / build_db.name
+def _in_place(build_db: Path) -> tuple[Path, str]:
+    """Where dbt runs and the database path its profile gets: dbt runs in the build database's
+    own folder with the path as a bare file name (``migration.duckdb``). The profile is then the
+    same for every run (dbt's partial parsing starts over whenever the profile changes, and
+    reuses the previous parse when it does not: about 2 s), and every run's dbt works on its own
+    files only: nothing is shared between runs (two runs at once never meet in dbt)."""
+    return build_db.parent, build_db.name
 
 
-def dbt_env(build_db: Path) -> dict[str, str]:
+def dbt_env(build_db: Path | str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
         "WH_BUILD_DB": str(build_db),
@@ -73,7 +67,8 @@ def build(build_db: Path, run_dir: Path, args: list[str] | None = None) -> dict:
     if parse_cache.exists():
         saved.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(parse_cache, saved)
-    proc = subprocess.Popen(cmd, cwd=PROJECT_DIR, env=dbt_env(stable_path(build_db)),
+    cwd, db = _in_place(build_db)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=dbt_env(db),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
@@ -107,7 +102,8 @@ def docs(build_db: Path, run_dir: Path) -> Path | None:
     cmd = [dbt_executable(), "docs", "generate", "--static", "--no-compile",
            "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR), "--target-path", str(target),
            "--log-path", str(run_dir / "dbt" / "logs")]
-    done = subprocess.run(cmd, cwd=PROJECT_DIR, env=dbt_env(stable_path(build_db)),
+    cwd, db = _in_place(build_db)
+    done = subprocess.run(cmd, cwd=cwd, env=dbt_env(db),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     page = target / "static_index.html"
     if done.returncode != 0 or not page.exists():

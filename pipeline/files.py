@@ -117,7 +117,9 @@ def _dbt_culprits(run_id: str, new: list[ManifestEntry]) -> list[ManifestEntry]:
         return []
     culprits: dict[str, ManifestEntry] = {}
     for r in results.get("results", []):
-        if r["status"] not in ("fail", "error") or not r["unique_id"].startswith("test."):
+        # Only a test that ran and found rows is evidence against files: a test in error (its
+        # SQL failed: a lock, a full disk, a bug) says nothing about the data.
+        if r["status"] != "fail" or not r["unique_id"].startswith("test."):
             continue
         tables = _upstream_raw_tables(r["unique_id"], manifest)
         suspects = [e for e in new if (s := catalog.BY_NAME.get(e.source)) is not None
@@ -190,12 +192,22 @@ def published_shas(warehouse: Path | None = None) -> set[str]:
     path = warehouse or settings().warehouse
     if not path.exists():
         return set()
-    with duckdb.connect(str(path), read_only=True) as con:
-        has_log = con.execute("""select count(*) from information_schema.tables
-                                 where table_schema = 'raw' and table_name = 'load_log'""")
-        if not has_log.fetchone()[0]:
-            return set()
-        return {sha for (sha,) in con.execute("select sha256 from raw.load_log").fetchall()}
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            has_log = con.execute("""select count(*) from information_schema.tables
+                                     where table_schema = 'raw' and table_name = 'load_log'""")
+            if not has_log.fetchone()[0]:
+                return set()
+            return {sha for (sha,) in con.execute("select sha256 from raw.load_log").fetchall()}
+    except duckdb.Error as err:
+        raise BrokenWarehouse(
+            f"the published warehouse {path} cannot be read ({str(err).splitlines()[0][:200]}); "
+            "the next transform run (make run) sets it aside and rebuilds it from landing/"
+        ) from err
+
+
+class BrokenWarehouse(RuntimeError):
+    """The published file cannot be read: until the next transform run rebuilds it."""
 
 
 def states(landing: Landing | None = None, warehouse: Path | None = None) -> list[FileState]:
@@ -244,10 +256,23 @@ def reject_by_hand(name: str, reason: str) -> ManifestEntry:
     return entry
 
 
-def readmit(name: str) -> ManifestEntry:
+def readmit(name: str, accept_suspicious: bool = False) -> ManifestEntry:
+    """Let a rejected file be loaded again. ``accept_suspicious``: the file was held as
+    suspicious (a change too big to publish unseen) and is accepted on purpose: the checks
+    marked suspicious pass for its sha256 from then on (a state event with the reason
+    ``expectations.audit.ACCEPTED_SUSPICIOUS``)."""
     landing = Landing(settings().landing_dir)
     entry = landing.resolve(name)
-    if landing.rejection(entry) is None:
+    reason = landing.rejection(entry)
+    if reason is None:
         raise ValueError(f"{entry.path} is not rejected: nothing to re-admit")
-    landing.record([entry], READMITTED, by="hand")
+    if accept_suspicious:
+        from expectations.audit import ACCEPTED_SUSPICIOUS
+
+        if "suspicious:" not in reason:
+            raise ValueError(f"{entry.path} was not held as suspicious ({reason[:200]}): "
+                             "re-admit it without --accept-suspicious once the cause is fixed")
+        landing.record([entry], READMITTED, reason=f"{ACCEPTED_SUSPICIOUS} by hand", by="hand")
+    else:
+        landing.record([entry], READMITTED, by="hand")
     return entry

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass, field
 import logging
 import os
 import re
@@ -69,6 +70,9 @@ def configure_environment() -> None:
         "airflow.serialization=WARNING", "airflow.models.dag=WARNING",
         "airflow.dag_processing=WARNING")))
     os.environ.setdefault("WH_SOURCE_TASK_RETRIES", "0")
+    # dag.test() runs every task in this process: the warehouse lease names it (pipeline.lock),
+    # so a run killed mid-way is taken over by the next one at once.
+    os.environ["WH_RUN_OWNER_PID"] = str(os.getpid())
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -143,16 +147,34 @@ def migrate_metadata_db() -> None:
         stamp.unlink(missing_ok=True)
 
 
-def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> tuple[bool, str]:
-    """Run each DAG with dag.test(), in order. Returns (success, message)."""
+@dataclass
+class Outcome:
+    """What ``run_dags`` found: failures (each a message), notices (a published file rebuilt,
+    quarantined files skipped), and the red reports of failed source runs."""
+    failures: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> Outcome:
+    """Run each DAG with dag.test(), in order. A source DAG that fails does not stop the others
+    nor the transform (the other sources' new files are built and published); the run fails
+    at the end, naming every failure. A transform that fails ends the run."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from pipeline.warehouse import FAILURE_FILE, safe_run_id
+    from pipeline import steps
+    from pipeline.warehouse import FAILURE_FILE, NOTICE_FILE, safe_run_id
 
+    outcome = Outcome()
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     if bag.import_errors:
-        return False, "DAG import errors:\n" + "\n".join(
-            f"  {f}: {e}" for f, e in bag.import_errors.items())
+        outcome.failures.append("DAG import errors:\n" + "\n".join(
+            f"  {f}: {e}" for f, e in bag.import_errors.items()))
+        return outcome
     for dag_id in dag_ids:
         dag = bag.get_dag(dag_id)
         print(f"\n=== {dag_id}: running with dag.test() ===", flush=True)
@@ -162,18 +184,58 @@ def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> tuple[bool, str
         state = str(getattr(dag_run.state, "value", dag_run.state))
         print(f"=== {dag_id}: {state} in {time.monotonic() - started:.0f} s "
               f"(run {dag_run.run_id}) ===", flush=True)
-        if state != "success":
-            failure = settings().runs_dir / safe_run_id(dag_run.run_id) / FAILURE_FILE
-            if failure.exists():
-                record = json.loads(failure.read_text())
-                message = f"{dag_id} failed at step '{record['step']}':\n{record['message']}\n"
-                if dag_id == "warehouse_transform":
+        run_id = safe_run_id(dag_run.run_id)
+        folder = settings().runs_dir / run_id
+        landed = steps.landing_outcome(run_id) or {}
+        for skipped in landed.get("skipped_quarantined", []):
+            outcome.notices.append(
+                f"{dag_id}: still offered and skipped, quarantined at landing: {skipped['path']} "
+                f"({skipped['error']}); it is not fetched into a build again until the publisher "
+                "changes its bytes")
+        if (folder / NOTICE_FILE).exists():
+            outcome.notices.append((folder / NOTICE_FILE).read_text(encoding="utf-8").strip())
+        if state == "success":
+            continue
+        failure = folder / FAILURE_FILE
+        if failure.exists():
+            record = json.loads(failure.read_text())
+            message = f"{dag_id} failed at step '{record['step']}':\n{record['message']}\n"
+            if dag_id == "warehouse_transform":
+                if record["error_type"] != "AnotherRunBuilding":
                     message += f"Build database and audit results kept in {failure.parent}"
-                elif record["error_type"] in NETWORK_ERRORS and settings().snapshot_dir is None:
-                    message += network_hint(record["error_type"], record["message"])
-                return False, message
-            return False, f"{dag_id} failed (state {state}); see the task log above"
-    return True, ""
+            elif record["error_type"] in NETWORK_ERRORS and settings().snapshot_dir is None:
+                message += network_hint(record["error_type"], record["message"])
+            elif record["error_type"] not in NETWORK_ERRORS:
+                message += ("A file that failed parsing stays in landing/ as rejected "
+                            "(python -m pipeline.run files --state rejected); the same bytes are "
+                            "skipped from now on. Once a parser or seed is fixed: "
+                            "python -m pipeline.run readmit FILE")
+        else:
+            message = f"{dag_id} failed (state {state}); see the task log above"
+        outcome.failures.append(message.rstrip())
+        if dag_id == "warehouse_transform":
+            break
+        report = report_of(run_id)
+        if report:
+            outcome.reports.append(report)
+        print(f"=== {dag_id} failed; the other sources and the transform go on ===", flush=True)
+    return outcome
+
+
+def report_of(run_id: str) -> str | None:
+    """The report written for ``run_id`` (a source run that failed), if any."""
+    from pipeline import quality
+
+    path = quality.store_path()
+    if not path.exists():
+        return None
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        found = con.execute("""select report_path from quality.runs
+                               where run_id = ? and report_path is not null
+                               order by recorded_at desc limit 1""", [run_id]).fetchone()
+    return found[0] if found else None
 
 
 REPLAY = "replay the recorded files instead: WH_SNAPSHOT_DIR=../shared/data make run"
@@ -335,7 +397,12 @@ def _returns_summary(con) -> list[str]:
 def files_command(args) -> int:
     from pipeline import files
 
-    found = [f for f in files.states()
+    try:
+        every = files.states()
+    except files.BrokenWarehouse as err:
+        print(f"files: {err}", file=sys.stderr)
+        return 2
+    found = [f for f in every
              if (args.source is None or f.entry.source == args.source)
              and (args.state is None or f.state == args.state)]
     if not found:
@@ -371,11 +438,14 @@ def readmit_command(args) -> int:
     from pipeline import files
 
     try:
-        entry = files.readmit(args.file)
+        entry = files.readmit(args.file, accept_suspicious=args.accept_suspicious)
     except (LookupError, ValueError) as err:
         print(f"readmit: {err}", file=sys.stderr)
         return 2
-    print(f"re-admitted {entry.path}: the next run loads it again (make run).")
+    print(f"re-admitted {entry.path}"
+          + (" (accepted as suspicious: its change against the previous release is published on "
+             "purpose)" if args.accept_suspicious else "")
+          + ": the next run loads it again (make run).")
     return 0
 
 
@@ -401,6 +471,9 @@ def parser() -> argparse.ArgumentParser:
     reject.add_argument("--reason", required=True, help="why (kept in landing/states.jsonl)")
     readmit = sub.add_parser("readmit", help="let a rejected file be loaded again")
     readmit.add_argument("file", help="landing path, file name or sha256 prefix")
+    readmit.add_argument("--accept-suspicious", action="store_true",
+                         help="the file was held as suspicious (a change against the previous "
+                              "release beyond WH_SUSPICIOUS_CHANGE_SHARE): publish it on purpose")
     return p
 
 
@@ -417,27 +490,43 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Sources: {'replayed from ' + str(s.snapshot_dir) if s.snapshot_dir else 'live'}; "
           f"landing {s.landing_dir}; warehouse {s.warehouse}", flush=True)
     migrate_metadata_db()
-    ok, message = run_dags(tuple(args.dag) if args.dag else DAG_IDS, rebuild=args.rebuild)
+    outcome = run_dags(tuple(args.dag) if args.dag else DAG_IDS, rebuild=args.rebuild)
     report = latest_report()
-    if not ok:
-        print(f"\nPIPELINE FAILED: {message}\nThe published warehouse was not changed: "
-              f"{s.warehouse}" + (f"\nQuality report (red): {report}" if report else ""),
+    notices = "".join(f"\nNOTE: {n}" for n in outcome.notices)
+    transform_failed = any(m.startswith("warehouse_transform ") for m in outcome.failures)
+    dag_ids = tuple(args.dag) if args.dag else DAG_IDS
+    if notices:
+        print(notices.lstrip("\n"), flush=True)
+    if not outcome.ok and (transform_failed or not s.warehouse.exists()
+                           or "warehouse_transform" not in dag_ids):
+        reports = [*outcome.reports, *([report] if report and report not in outcome.reports
+                                       else [])]
+        print("\nPIPELINE FAILED: " + "\n\nPIPELINE FAILED: ".join(outcome.failures)
+              + (f"\nThe published warehouse was not changed: {s.warehouse}" if transform_failed
+                 or "warehouse_transform" not in dag_ids else "")
+              + "".join(f"\nQuality report (red): {r}" for r in reports),
               file=sys.stderr, flush=True)
         return 1
     if not s.warehouse.exists():
         print(f"\nNo published warehouse at {s.warehouse}", file=sys.stderr)
         return 1
-    dag_ids = tuple(args.dag) if args.dag else DAG_IDS
     unchanged = unchanged_note() if "warehouse_transform" in dag_ids else None
     if unchanged:
         print(f"\n{unchanged[0].upper()}{unchanged[1:]}: {s.warehouse}"
               + (f"\nQuality report: {report}" if report else ""), flush=True)
+    else:
+        print(f"\nPublished warehouse: {s.warehouse}\n  (open it read-only: "
+              f"duckdb -readonly {s.warehouse})\n\n{summary(s.warehouse)}", flush=True)
+        if report:
+            print(f"\nQuality report: {report}", flush=True)
+    if outcome.ok:
         return 0
-    print(f"\nPublished warehouse: {s.warehouse}\n  (open it read-only: "
-          f"duckdb -readonly {s.warehouse})\n\n{summary(s.warehouse)}", flush=True)
-    if report:
-        print(f"\nQuality report: {report}", flush=True)
-    return 0
+    # A source failed, the others were built: say so last, and fail the run.
+    print("\nPIPELINE FAILED (the other sources were built and published as above): "
+          + "\n\nPIPELINE FAILED: ".join(outcome.failures)
+          + "".join(f"\nQuality report (red): {r}" for r in outcome.reports),
+          file=sys.stderr, flush=True)
+    return 1
 
 
 def unchanged_note() -> str | None:

@@ -20,7 +20,7 @@ from ingest.errors import DataError
 from ingest.landing import LOADED, PUBLISHED, Landing
 from ingest.load import load_all, unload_rejected
 from ingest.source import land_new
-from pipeline import changes, dbt, files, quality, warehouse
+from pipeline import changes, dbt, files, lock, quality, warehouse
 from pipeline import report as quality_report
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,17 @@ def records_failure(step):
             log.error("step %s failed; details in %s; build database kept at %s",
                       step.__name__, path, warehouse.build_db(run_id))
             raise
+    return wrapper
+
+
+def owns_warehouse(step):
+    """For transform steps: run as the owner of the warehouse (``pipeline.lock``): wait for
+    another run that owns it, or fail with ``AnotherRunBuilding`` (blaming no file). The step
+    gets the lease as ``held`` and gives it up with ``held.release()``; a failure gives it up."""
+    @functools.wraps(step)
+    def wrapper(run_id: str, *args, **kwargs):
+        with lock.step(run_id, step.__name__) as held:
+            return step(run_id, *args, held=held, **kwargs)
     return wrapper
 
 
@@ -76,33 +87,91 @@ def reported_on_failure(step):
     return wrapper
 
 
+LANDING_FILE = "landing.json"
+"""In a source run's folder: what each of its sources landed, skipped and failed on."""
+
+
+class SourcesFailed(DataError):
+    """One or more sources of a source DAG failed while others landed their files."""
+
+
 @reported_on_failure
 @records_failure
 def land(run_id: str, dag_id: str) -> list[dict]:
     """Source step (one per source DAG): land what each source of ``dag_id`` (``ingest.catalog``)
-    has new. A source that fails does not stop the others; the first data error is raised at the
-    end, after the bad file is kept in landing/ as rejected."""
+    has new. A source that fails (a bad file, quarantined; the network) does not stop the others:
+    what they found is landed, and the failures are written to ``<runs>/<run_id>/landing.json``
+    for ``check_landing``. When nothing at all was landed, the first failure is raised here."""
     landing = Landing(settings().landing_dir)
-    entries, errors = [], []
+    entries: list = []
+    skipped: list = []
+    errors: list[tuple[str, Exception]] = []
     for spec in catalog.of_dag(dag_id):
         try:
             with http.for_source(spec.name, spec.url_settings):
-                entries += land_new(spec.source(), landing, spec.refetch_landed)
-        except DataError as err:
-            errors.append(err)
-    if errors:
-        raise errors[0]
+                entries += land_new(spec.source(), landing, spec.refetch_landed, skipped=skipped)
+        except Exception as err:  # noqa: BLE001 - every source gets its turn; raised below
+            log.error("source %s failed: %s: %s", spec.name, type(err).__name__, err)
+            errors.append((spec.name, err))
+    outcome = {"dag_id": dag_id,
+               "landed": [e.path for e in entries],
+               "skipped_quarantined": [{"path": e.path, "error": e.error} for e in skipped],
+               "failed": [{"source": name, "error_type": type(err).__name__,
+                           "message": str(err)} for name, err in errors]}
+    folder = warehouse.run_dir(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / LANDING_FILE).write_text(json.dumps(outcome, indent=2), encoding="utf-8")
+    if errors and not entries:
+        raise errors[0][1]
     return [asdict(e) for e in entries]
 
 
+def landing_outcome(run_id: str) -> dict | None:
+    path = warehouse.run_dir(run_id) / LANDING_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def check_landing(run_id: str) -> None:
+    """Source step after ``land`` (whatever it did): fail the source run when a source failed
+    while others landed files (their Asset event is out, so the transform builds them), naming
+    each failure. When ``land`` itself failed, fail again without recording anything (that
+    failure, its record and its report are the run's; a DAG run whose last task succeeded
+    would count as a success)."""
+    outcome = landing_outcome(run_id)
+    failure = warehouse.run_dir(run_id) / warehouse.FAILURE_FILE
+    if failure.exists():
+        step = json.loads(failure.read_text())["step"]
+        raise SourcesFailed(run_id, "every source lands", f"step {step} failed (see its log)")
+    if outcome is not None and outcome["failed"]:
+        landing_failed(run_id, outcome)
+
+
+@reported_on_failure
 @records_failure
-def check_for_changes(run_id: str, rebuild: bool = False) -> bool:
+def landing_failed(run_id: str, outcome: dict) -> None:
+    lines = [f"{f['source']}: {f['message']}" for f in outcome["failed"]]
+    raise SourcesFailed(outcome["dag_id"], "every source lands",
+                        f"{len(lines)} source(s) failed while {len(outcome['landed'])} file(s) "
+                        "of the others were landed (the transform builds them):\n  "
+                        + "\n  ".join(lines))
+
+
+@records_failure
+@owns_warehouse
+def check_for_changes(run_id: str, rebuild: bool = False, held=None) -> bool:
     """First transform step: whether anything would change the published warehouse (a landed
     file not in it, a rejected file still in it, other code). When nothing would, the run is
     recorded as ``unchanged``, its report written ("nothing new since <publish>") and the rest of
     the transform skipped (False)."""
     warehouse.housekeeping(run_id)
+    set_aside = warehouse.set_aside_if_broken()
+    if set_aside:
+        folder = warehouse.run_dir(run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / warehouse.NOTICE_FILE).write_text(set_aside + "\n", encoding="utf-8")
     found = changes.pending()
+    if set_aside:
+        found.reasons.insert(0, set_aside)
     if rebuild:
         found.reasons.append("a rebuild was asked for")
     if found.reasons:
@@ -110,6 +179,7 @@ def check_for_changes(run_id: str, rebuild: bool = False) -> bool:
         return True
     note = f"nothing new since {found.since()}, warehouse unchanged"
     log.info("%s: %s", run_id, note)
+    held.release()
     quality.record_run(run_id, UNCHANGED, note=note)
     # Written here: the rest of the run, the report task included, is skipped at once.
     quality_report.write(run_id)
@@ -117,13 +187,15 @@ def check_for_changes(run_id: str, rebuild: bool = False) -> bool:
 
 
 @records_failure
-def prepare(run_id: str) -> str:
+@owns_warehouse
+def prepare(run_id: str, held=None) -> str:
     return str(warehouse.prepare_build(run_id))
 
 
 @records_failure
+@owns_warehouse
 @rejects_culprits
-def load(run_id: str) -> dict:
+def load(run_id: str, held=None) -> dict:
     """Load what is landed, not rejected and not loaded yet, from every source, into raw.*;
     remove from the build what was rejected since it was published."""
     landing = Landing(settings().landing_dir)
@@ -139,8 +211,9 @@ def load(run_id: str) -> dict:
 
 
 @records_failure
+@owns_warehouse
 @rejects_culprits
-def audit_raw(run_id: str) -> dict:
+def audit_raw(run_id: str, held=None) -> dict:
     db = warehouse.build_db(run_id)
     return audit.run_checks(db, suites_by_stage.raw_checks(db, run_id),
                             warehouse.run_dir(run_id) / "audit" / "raw", "raw",
@@ -148,14 +221,16 @@ def audit_raw(run_id: str) -> dict:
 
 
 @records_failure
+@owns_warehouse
 @rejects_culprits
-def dbt_build(run_id: str) -> dict:
+def dbt_build(run_id: str, held=None) -> dict:
     return dbt.build(warehouse.build_db(run_id), warehouse.run_dir(run_id))
 
 
 @records_failure
+@owns_warehouse
 @rejects_culprits
-def audit_marts(run_id: str) -> dict:
+def audit_marts(run_id: str, held=None) -> dict:
     db = warehouse.build_db(run_id)
     return audit.run_checks(db, suites_by_stage.mart_checks(db, run_id),
                             warehouse.run_dir(run_id) / "audit" / "marts", "marts",
@@ -163,16 +238,20 @@ def audit_marts(run_id: str) -> dict:
 
 
 @records_failure
-def publish(run_id: str) -> str:
+@owns_warehouse
+def publish(run_id: str, held=None) -> str:
     """Record the run in the quality history, copy the history into the build database, and
     swap it in as the published warehouse."""
     build = warehouse.build_db(run_id)
+    notice = warehouse.run_dir(run_id) / warehouse.NOTICE_FILE
     quality.record_run(run_id, "published", measured_db=build,
-                       measured_label=str(settings().warehouse))
+                       measured_label=str(settings().warehouse),
+                       note=notice.read_text(encoding="utf-8").strip() if notice.exists() else None)
     dbt.docs(build, warehouse.run_dir(run_id))
     published = warehouse.publish(run_id, before_checkpoint=quality.copy_into)
     landing = Landing(settings().landing_dir)
     landing.record(files.loaded_in(landing, run_id), PUBLISHED, run_id)
+    held.release()
     return str(published)
 
 
@@ -184,7 +263,12 @@ def report(run_id: str) -> str:
     """Last task of every transform run, published or not: write the quality report. A run that
     failed is recorded as failed first (measured on its build database when there is one), and
     the task fails after writing the report, so the run stays failed in Airflow."""
+    lock.release(run_id)  # when a step could not (it normally gives the lease up itself)
     failure = warehouse.run_dir(run_id) / warehouse.FAILURE_FILE
+    record = json.loads(failure.read_text()) if failure.exists() else None
+    if record is not None and record["error_type"] == lock.AnotherRunBuilding.__name__:
+        # This run built nothing and owns nothing: the run that owns the warehouse reports.
+        raise RunFailed(f"run {run_id} did not start: {record['message']}")
     if failure.exists():
         quality.record_run(run_id, "failed", measured_db=warehouse.build_db(run_id))
     written = quality_report.write(run_id, _data_docs(run_id))

@@ -9,6 +9,7 @@ open in its process (docs/bi.md).
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -26,6 +27,10 @@ from pipeline.changes import code_fingerprint
 log = logging.getLogger(__name__)
 
 FAILURE_FILE = "failure.json"
+NOTICE_FILE = "notice.txt"
+"""In a run folder: what the run found and did that its user must hear of (a published file set
+aside and rebuilt), printed by ``make run`` and kept as the run's note in the quality history."""
+HASH_CHUNK = 1 << 20
 STALE_LANDING_S = 86400
 """A file staged in landing/ this long ago belongs to a process that did not finish."""
 
@@ -55,7 +60,8 @@ def housekeeping(current_run_id: str) -> dict[str, int]:
       failure.json, audit results and dbt artefacts (small) stay.
     - Files a killed process staged and never renamed: the publish copy beside the published
       file, dbt's link being switched; in landing/ (landed files, parsed forms) those a day old.
-    Only one transform runs at a time (max_active_runs=1), so nothing here is in use."""
+    It runs under the warehouse lease (``pipeline.lock``): no other transform runs, so nothing
+    of the transform's own found here is in use."""
     s = settings()
     keep = int(os.environ.get("WH_KEEP_FAILED_BUILDS", "3"))
     keep_days = float(os.environ.get("WH_KEEP_FAILED_BUILDS_DAYS", "7"))
@@ -76,8 +82,10 @@ def housekeeping(current_run_id: str) -> dict[str, int]:
                  "than %g days; its failure.json and audit results stay)", db.parent.name, keep,
                  keep_days)
     # The transform's own staging (it is the only writer of these): whatever is there is stale.
+    # (.dbt-build links were switched between runs by code before the lease; none are made now.)
     staged = [*s.warehouse.parent.glob(f".{s.warehouse.name}.*.tmp"),
-              *(s.runs_dir.glob(".dbt-build.*.tmp") if s.runs_dir.is_dir() else [])]
+              *(s.runs_dir.glob(".dbt-build*") if s.runs_dir.is_dir() else []),
+              *(s.runs_dir.glob(".transform.lease.*.tmp") if s.runs_dir.is_dir() else [])]
     # Landing's (source DAGs may be landing right now): only what is a day old.
     if s.landing_dir.is_dir():
         staged += [p for p in s.landing_dir.rglob("*.part")
@@ -128,6 +136,7 @@ def publish(run_id: str, before_checkpoint=None) -> Path:
         raise RuntimeError(f"{source}: a WAL file remains after checkpoint; not publishing")
     with source.open("rb") as fh:
         os.fsync(fh.fileno())
+    digest = _sha256(source)
     try:
         os.replace(source, published)
     except OSError as err:
@@ -139,8 +148,115 @@ def publish(run_id: str, before_checkpoint=None) -> Path:
         os.replace(staged, published)
         source.unlink()
     _fsync_dir(published.parent)
-    log.info("published %s (run %s)", published, run_id)
+    _write_record(published, run_id, digest)
+    log.info("published %s (run %s, sha256 %s)", published, run_id, digest[:12])
     return published
+
+
+# --- the published file: recorded at publish, checked at the start of the next run -----------
+
+def record_path(published: Path | None = None) -> Path:
+    """Beside the published file: what was published (run, sha256, size, mtime)."""
+    published = published or settings().warehouse
+    return published.with_name(f".{published.name}.published.json")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_record(published: Path, run_id: str, digest: str) -> None:
+    st = published.stat()
+    record = {"run_id": run_id, "sha256": digest, "bytes": st.st_size,
+              "mtime_ns": st.st_mtime_ns,
+              "recorded_at": datetime.now(timezone.utc).isoformat()}
+    path = record_path(published)
+    staged = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    staged.write_text(json.dumps(record), encoding="utf-8")
+    os.replace(staged, path)
+
+
+def _read_record(published: Path) -> dict | None:
+    try:
+        return json.loads(record_path(published).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _last_publish(path: Path) -> str | None:
+    """Open ``path`` read-only as DuckDB and read its last publish; raises ``duckdb.Error``."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        found = con.execute("""select count(*) from duckdb_tables()
+                               where schema_name = 'meta' and table_name = 'publish_log'""")
+        if not found.fetchone()[0]:
+            return None
+        row = con.execute("select run_id from meta.publish_log "
+                          "order by published_at desc limit 1").fetchone()
+        return row[0] if row else None
+
+
+def published_problem() -> str | None:
+    """What is wrong with the published file, or None. Checked at the start of every transform
+    run: the file must exist when a publish was recorded, open as DuckDB, and, when its size or
+    mtime differ from what the publish recorded, have the recorded sha256 (the hash is computed
+    only then: a no-op run does not read the whole file)."""
+    published = settings().warehouse
+    record = _read_record(published)
+    if not published.exists():
+        if record is None:
+            return None
+        return (f"the published warehouse {published} is missing (published by run "
+                f"{record['run_id']} at {record['recorded_at'][:19]} UTC)")
+    try:
+        last_run = _last_publish(published)
+    except duckdb.Error as err:
+        first = str(err).strip().splitlines()[0][:300]
+        return f"the published warehouse {published} cannot be opened as DuckDB ({first})"
+    st = published.stat()
+    if record is None:
+        # Published by code that kept no record: adopt the file as it is.
+        _write_record(published, last_run or "unknown", _sha256(published))
+        return None
+    if (st.st_size, st.st_mtime_ns) == (record["bytes"], record["mtime_ns"]):
+        return None
+    digest = _sha256(published)
+    if digest == record["sha256"]:
+        _write_record(published, record["run_id"], digest)  # touched, not changed
+        return None
+    if last_run is not None and last_run != record["run_id"]:
+        # A publish that stopped between the rename and its record: the file is a newer,
+        # complete publish (it opened, and names its own run).
+        _write_record(published, last_run, digest)
+        return None
+    return (f"the published warehouse {published} changed after run {record['run_id']} "
+            f"published it: {st.st_size:,} bytes and sha256 {digest[:12]}, recorded "
+            f"{record['bytes']:,} bytes and {record['sha256'][:12]}")
+
+
+def set_aside_if_broken() -> str | None:
+    """When the published file is missing or broken (``published_problem``): move a broken
+    file aside for diagnosis (``<name>.broken-<UTC time>``, never deleted by the pipeline) and
+    return the line that says so; this run then builds the warehouse anew from landing/."""
+    problem = published_problem()
+    if problem is None:
+        return None
+    published = settings().warehouse
+    if published.exists():
+        aside = published.with_name(
+            f"{published.name}.broken-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}")
+        os.replace(published, aside)
+        if _wal(published).exists():
+            os.replace(_wal(published), aside.with_name(aside.name + ".wal"))
+        _fsync_dir(published.parent)
+        problem += f"; set aside as {aside.name}"
+    record_path(published).unlink(missing_ok=True)
+    line = f"{problem}: rebuilding it from landing/ (every loadable landed file)"
+    log.warning("%s", line)
+    return line
 
 
 BUILD_ONLY_SCHEMAS = ("audit_dbt",)

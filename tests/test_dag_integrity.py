@@ -39,9 +39,24 @@ def test_no_cycles_and_tags(dagbag):
 
 def test_source_tasks_retry_network_failures(dagbag):
     for dag_id in SOURCE_DAGS:
-        for task in dagbag.dags[dag_id].tasks:
-            assert task.retries >= 1, f"{dag_id}.{task.task_id} does not retry"
-            assert task.outlets, f"{dag_id}.{task.task_id} emits no asset"
+        dag = dagbag.dags[dag_id]
+        [land] = [t for t in dag.tasks if t.task_id != "check_landing"]
+        assert land.retries >= 1, f"{dag_id}.{land.task_id} does not retry"
+        assert land.outlets, f"{dag_id}.{land.task_id} emits no asset"
+
+
+def test_a_failed_source_fails_its_run_without_holding_back_the_others(dagbag):
+    """check_landing runs after landing whatever happened (all_done), never retries and emits
+    nothing: the files other sources of the DAG landed are already out for the transform."""
+    for dag_id in SOURCE_DAGS:
+        dag = dagbag.dags[dag_id]
+        check = dag.get_task("check_landing")
+        assert check.trigger_rule == "all_done", f"{dag_id}.check_landing must run after a failure"
+        assert check.retries == 0 and not check.outlets, f"{dag_id}.check_landing retries or emits"
+        assert [t.task_id for t in check.upstream_list] == [
+            t.task_id for t in dag.tasks if t.task_id != "check_landing"], \
+            f"{dag_id}.check_landing is not downstream of the landing task"
+        assert not check.downstream_list, f"{dag_id}.check_landing must be the last task"
 
 
 def test_transform_is_the_single_writer_and_does_not_retry(dagbag):
@@ -62,6 +77,48 @@ def test_transform_is_the_single_writer_and_does_not_retry(dagbag):
     # Nothing new: the check writes the report itself and skips every later task at once.
     assert dag.get_task("check_for_changes").ignore_downstream_trigger_rules is True
     assert all(t.trigger_rule == "all_success" for t in dag.tasks if t.task_id != "report")
+
+
+def test_every_task_has_a_finite_execution_timeout(dagbag):
+    """Whatever hangs (a server, a lock, a subprocess), Airflow fails the task after its
+    execution_timeout: source tasks WH_SOURCE_TASK_TIMEOUT_MIN, the transform's and the report's
+    WH_TRANSFORM_TASK_TIMEOUT_MIN."""
+    from datetime import timedelta
+
+    tasks = {f"{dag.dag_id}.{task.task_id}": task.execution_timeout
+             for dag in dagbag.dags.values() for task in dag.tasks}
+    unbounded = sorted(name for name, limit in tasks.items()
+                       if limit is None or not timedelta(0) < limit <= timedelta(days=1))
+    assert not unbounded, f"tasks without a finite execution_timeout: {unbounded}"
+    from dags._common import SOURCE_TASK_TIMEOUT, TRANSFORM_TASK_TIMEOUT
+
+    for name, limit in tasks.items():
+        expected = SOURCE_TASK_TIMEOUT if name.split(".")[0] in SOURCE_DAGS \
+            else TRANSFORM_TASK_TIMEOUT
+        assert limit == expected, f"{name}: execution_timeout {limit}, expected {expected}"
+
+
+def test_task_timeouts_come_from_the_environment_and_a_bad_one_is_named():
+    import os
+    import subprocess
+    import sys
+
+    script = ("from dags._common import SOURCE_DEFAULT_ARGS as s, TRANSFORM_DEFAULT_ARGS as t\n"
+              "print(s['execution_timeout'].total_seconds(), "
+              "t['execution_timeout'].total_seconds())\n")
+
+    def run(**settings: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **settings}
+        return subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    done = run(WH_SOURCE_TASK_TIMEOUT_MIN="7.5", WH_TRANSFORM_TASK_TIMEOUT_MIN="90")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["450.0", "5400.0"], \
+        f"the timeouts do not follow the environment: {done.stdout}"
+    done = run(WH_TRANSFORM_TASK_TIMEOUT_MIN="0")
+    assert done.returncode != 0 and "WH_TRANSFORM_TASK_TIMEOUT_MIN='0'" in done.stderr, \
+        f"a zero timeout (no bound) was not refused by name: {done.stderr[-1000:]}"
 
 
 def test_transform_is_scheduled_on_every_source_asset(dagbag):

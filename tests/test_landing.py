@@ -57,10 +57,14 @@ def test_bad_file_is_quarantined_kept_and_reported(wh_env, snapshot_copy):
     assert landing.file(entry).read_bytes() == bad
     assert landing.newest("frontex") is None
 
-    # The same bad bytes again: not landed twice, and still an error naming the kept file.
-    with pytest.raises(DataError, match=r"\[quarantined\] same bytes as quarantined frontex/"):
-        land_new(FrontexSource(), landing)
-    assert len(landing.entries()) == 1
+    # The same bad bytes again: not landed twice, not an error again (it would fail every run
+    # while the publisher offers it), and named among the files skipped.
+    skipped = []
+    assert land_new(FrontexSource(), landing, skipped=skipped) == [], \
+        "the same quarantined bytes must land nothing"
+    assert [e.path for e in skipped] == [entry.path], \
+        f"the quarantined file offered again must be reported as skipped, got {skipped}"
+    assert len(landing.entries()) == 1, "the same bad bytes were landed twice"
 
 
 def test_newest_release_wins(wh_env, snapshot_copy):

@@ -35,7 +35,8 @@ def test_publish_replaces_the_file_and_logs_each_publish(wh_env):
         assert con.execute("select sum(v) from t").fetchone() == (3,)
         assert [r[0] for r in con.execute(
             "select run_id from meta.publish_log order by published_at").fetchall()] == ["one", "two"]
-    assert sorted(p.name for p in published.parent.iterdir() if p.is_file()) == [published.name]
+    assert sorted(p.name for p in published.parent.iterdir() if p.is_file()) == sorted(
+        [published.name, warehouse.record_path(published).name]), "something staged is left"
 
 
 def test_publish_across_filesystems(wh_env, monkeypatch):
@@ -47,7 +48,8 @@ def test_publish_across_filesystems(wh_env, monkeypatch):
         published = _publish_twice(wh_env)
         with duckdb.connect(str(published), read_only=True) as con:
             assert con.execute("select sum(v) from t").fetchone() == (3,)
-        assert sorted(p.name for p in published.parent.iterdir() if p.is_file()) == [published.name]
+        assert sorted(p.name for p in published.parent.iterdir() if p.is_file()) == sorted(
+        [published.name, warehouse.record_path(published).name]), "something staged is left"
 
 
 def test_failure_record_names_step_and_keeps_build(wh_env):
@@ -57,3 +59,61 @@ def test_failure_record_names_step_and_keeps_build(wh_env):
     assert (record["step"], record["message"], record["error_type"]) == (
         "audit_raw", "rule X broken in file Y", "ValueError")
     assert Path(record["build_db"]).exists()
+
+
+# --- a published file found missing or broken at the start of the next run ---------------------
+
+def test_an_intact_published_file_is_left_alone(wh_env):
+    published = _publish_twice(wh_env)
+    record = json.loads(warehouse.record_path(published).read_text())
+    assert record["run_id"] == "two" and record["bytes"] == published.stat().st_size
+    assert warehouse.published_problem() is None
+    os.utime(published)  # touched, same bytes: hashed once, still fine, record refreshed
+    assert warehouse.set_aside_if_broken() is None and published.exists()
+    assert json.loads(warehouse.record_path(published).read_text())["mtime_ns"] == \
+        published.stat().st_mtime_ns
+
+
+def test_a_truncated_published_file_is_set_aside_for_diagnosis(wh_env):
+    published = _publish_twice(wh_env)
+    size = published.stat().st_size
+    with published.open("r+b") as fh:
+        fh.truncate(size // 2)
+    line = warehouse.set_aside_if_broken()
+    assert line is not None and "cannot be opened as DuckDB" in line, line
+    assert "rebuilding it from landing/" in line, line
+    [aside] = published.parent.glob(f"{published.name}.broken-*")
+    assert aside.stat().st_size == size // 2, "the broken file was not kept as it was"
+    assert aside.name in line, f"the line does not say where the broken file went: {line}"
+    assert not published.exists() and not warehouse.record_path(published).exists()
+    assert warehouse.published_problem() is None, "after setting aside, nothing is left to fix"
+
+
+def test_a_published_file_changed_in_place_is_found_by_its_checksum(wh_env):
+    published = _publish_twice(wh_env)
+    with duckdb.connect(str(published)) as con:  # someone wrote into the published file
+        con.execute("insert into t values (40)")
+    problem = warehouse.published_problem()
+    assert problem is not None and "changed after run two published it" in problem, problem
+
+
+def test_a_missing_published_file_is_named_with_its_publish(wh_env):
+    published = _publish_twice(wh_env)
+    published.unlink()
+    problem = warehouse.published_problem()
+    assert problem is not None and "is missing (published by run two" in problem, problem
+    assert "rebuilding it from landing/" in warehouse.set_aside_if_broken()
+
+
+def test_a_publish_stopped_before_its_record_is_not_taken_for_corruption(wh_env):
+    """Killed between the rename and writing the record: the file is the newer publish."""
+    published = _publish_twice(wh_env)
+    record = warehouse.record_path(published)
+    stale = json.loads(record.read_text())
+    warehouse.prepare_build("three")
+    with duckdb.connect(str(warehouse.build_db("three"))) as con:
+        con.execute("insert into t values (3)")
+    warehouse.publish("three")
+    record.write_text(json.dumps(stale))  # the record of run two, as if three never wrote one
+    assert warehouse.published_problem() is None
+    assert json.loads(record.read_text())["run_id"] == "three"

@@ -1,0 +1,238 @@
+"""One transform run at a time: the warehouse lease.
+
+A transform run owns the warehouse from its first step to its last: from ``check_for_changes``
+(or whichever step it starts with) until it publishes, fails or finds nothing new. Two runs that
+overlap (two ``make run``, a manual trigger beside a scheduled run, ``make run`` beside
+``deploy/airflow-local.sh``) would otherwise build from the same published file, switch each
+other's files and publish over each other.
+
+Two files in the runs folder carry it:
+
+- ``.transform.lock``: an ``flock`` held by the step that is running, for as long as it runs
+  (released by the kernel when its process dies, however it dies);
+- ``.transform.lease``: which run owns the warehouse between its steps (JSON: run id, host, pid,
+  the process that owns the whole run when there is one, since, last step and when it ended).
+
+A step of another run waits (``WH_TRANSFORM_LOCK_WAIT_S``, default 600 s, with a line every
+30 s) while the lease is held by a live run, then fails with ``AnotherRunBuilding`` naming that
+run; that failure blames no file and changes nothing. A lease is given up at publish, at a
+failure and when nothing was new. It is taken over when its run cannot be alive any more:
+
+- the run's owning process (``make run`` runs every task in one process and says so through
+  ``WH_RUN_OWNER_PID``) no longer exists on this host;
+- the run was left unfinished by the very process that now runs a step of another run (it runs
+  one step at a time: a test, or ``make run`` after a step of its own run failed oddly);
+- or, for runs whose tasks are separate processes (a scheduler), no step has run for
+  ``WH_TRANSFORM_LEASE_IDLE_S`` (default 1,800 s; between two tasks of a live run there are
+  seconds).
+
+Under a scheduler the transform DAG also has ``max_active_runs=1`` and the one-slot pool
+``warehouse_writer``; the lease is what holds between deployments that do not share a metadata
+database, and when a run's tasks are retried on another worker.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ingest.config import limit, settings
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = ".transform.lock"
+LEASE_FILE = ".transform.lease"
+OWNER_PID_VAR = "WH_RUN_OWNER_PID"
+"""Set by ``make run`` (pipeline.run): the process in which every task of the run executes."""
+POLL_S = 0.5
+PROGRESS_S = 30.0
+
+
+class AnotherRunBuilding(Exception):
+    """Another transform run owns the warehouse. Not a data error: no file is blamed."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    run_id: str
+    host: str
+    pid: int
+    owner_pid: int | None
+    """The process that runs every step of the run (``make run``), when there is one."""
+    since: str
+    step: str
+    step_ended: float | None = None
+    """Epoch seconds when the last step of the run ended (None while one runs)."""
+
+    def describe(self) -> str:
+        where = f"pid {self.owner_pid or self.pid} on {self.host}"
+        return f"run {self.run_id} ({where}, since {self.since[:19].replace('T', ' ')} UTC, " \
+               f"step {self.step})"
+
+
+def _paths() -> tuple[Path, Path]:
+    runs = settings().runs_dir
+    runs.mkdir(parents=True, exist_ok=True)
+    return runs / LOCK_FILE, runs / LEASE_FILE
+
+
+def read_lease() -> Lease | None:
+    path = _paths()[1]
+    try:
+        return Lease(**json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as err:
+        log.warning("unreadable lease %s (%s): treated as free", path, err)
+        return None
+
+
+def _write(lease: Lease | None) -> None:
+    path = _paths()[1]
+    if lease is None:
+        path.unlink(missing_ok=True)
+        return
+    staged = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    staged.write_text(json.dumps(asdict(lease)), encoding="utf-8")
+    os.replace(staged, path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError as err:
+        return err.errno == errno.EPERM
+    return True
+
+
+def _owner_pid() -> int | None:
+    value = os.environ.get(OWNER_PID_VAR)
+    return int(value) if value and value.isdigit() else None
+
+
+def stale_reason(lease: Lease, now: float | None = None) -> str | None:
+    """Why ``lease`` (of another run, no step of which holds the lock now) cannot belong to a
+    live run any more, or None when it may."""
+    now = time.time() if now is None else now
+    if lease.host == socket.gethostname() and os.getpid() in (lease.pid, lease.owner_pid):
+        # This process runs one step at a time and runs none of that run's now.
+        return "this process left it unfinished"
+    if lease.owner_pid is not None and lease.host == socket.gethostname():
+        if not _alive(lease.owner_pid):
+            return f"its process {lease.owner_pid} is gone"
+        return None
+    if lease.step_ended is None:
+        # A step was running and nobody holds the lock: that step's process died.
+        return f"its step {lease.step} ended without finishing (the process died)"
+    idle = now - lease.step_ended
+    limit_s = limit("WH_TRANSFORM_LEASE_IDLE_S", 1800, "seconds")
+    if idle > limit_s:
+        return f"no step for {idle:,.0f} s (WH_TRANSFORM_LEASE_IDLE_S={limit_s:g})"
+    return None
+
+
+@contextlib.contextmanager
+def step(run_id: str, name: str):
+    """Run one transform step of ``run_id`` as the owner of the warehouse: take the lock (and the
+    lease, when free or stale), or wait for another run, then fail with ``AnotherRunBuilding``.
+    The lease stays with the run after the step; ``release`` gives it up."""
+    lock_path, _ = _paths()
+    wait = limit("WH_TRANSFORM_LOCK_WAIT_S", 600, "seconds", zero_ok=True)
+    started = time.monotonic()
+    last_note = started
+    holder: Lease | None = None
+    with lock_path.open("a+") as fh:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                locked = False
+            if locked:
+                holder = read_lease()
+                if holder is None or holder.run_id == run_id:
+                    break
+                reason = stale_reason(holder)
+                if reason is not None:
+                    log.warning("taking over the warehouse from %s: %s; its build is "
+                                "abandoned (its files are loaded again by this run)",
+                                holder.describe(), reason)
+                    break
+                fcntl.flock(fh, fcntl.LOCK_UN)
+            else:
+                holder = read_lease() or holder
+            waited = time.monotonic() - started
+            if waited >= wait:
+                who = holder.describe() if holder else "a run whose lease is being written"
+                raise AnotherRunBuilding(
+                    f"another run is building the warehouse: {who}. Waited {waited:,.0f} s "
+                    f"(WH_TRANSFORM_LOCK_WAIT_S). This run ({run_id}) changed nothing and "
+                    "rejected no file; what it landed is built by the next run (make run, or "
+                    "the next scheduled transform).")
+            if time.monotonic() - last_note >= PROGRESS_S:
+                last_note = time.monotonic()
+                log.info("waiting for %s to finish (%.0f s of %g s)",
+                         holder.describe() if holder else "another run", waited, wait)
+            time.sleep(POLL_S)
+        now = datetime.now(timezone.utc).isoformat()
+        mine = holder if holder is not None and holder.run_id == run_id else None
+        _write(Lease(run_id=run_id, host=socket.gethostname(), pid=os.getpid(),
+                     owner_pid=_owner_pid(), since=mine.since if mine else now, step=name))
+        held = Held(run_id)
+        try:
+            yield held
+        except BaseException:
+            held.release()  # a failed step ends its run: the next run may build
+            raise
+        finally:
+            current = read_lease()
+            if current is not None and current.run_id == run_id:
+                if held.releasing:
+                    _write(None)
+                    log.info("run %s released the warehouse", run_id)
+                else:
+                    _write(Lease(**{**asdict(current), "step_ended": time.time()}))
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class Held:
+    """The lease inside a step: ``release()`` gives it up when the step ends (publish done,
+    nothing new)."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self.releasing = False
+
+    def release(self) -> None:
+        self.releasing = True
+
+
+def release(run_id: str) -> bool:
+    """Give up the lease of ``run_id`` outside its steps (the report task, last of every run,
+    in case a step could not). A lease of another run is left alone. Returns whether one was
+    released. Never call it inside ``step`` (the lock is held there: use ``Held.release``)."""
+    lock_path, _ = _paths()
+    current = read_lease()
+    if current is None or current.run_id != run_id:
+        return False  # not ours: never wait for the lock of the run that owns it
+    with lock_path.open("a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            current = read_lease()
+            if current is None or current.run_id != run_id:
+                return False
+            _write(None)
+            log.info("run %s released the warehouse", run_id)
+            return True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

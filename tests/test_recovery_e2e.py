@@ -1,0 +1,145 @@
+"""What a user lives through, with ``python -m pipeline.run`` (what ``make run`` calls) in
+separate processes on one installation, in file order: two runs at once, a source whose file
+fails parsing beside another source with a new file, and a published file that is found
+truncated. Every time the run either publishes correct data or changes nothing, and the next
+run recovers with no hand work."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests import workbooks
+from tests.conftest import REPO_ROOT
+from tests.test_pipeline_e2e import facts, install, manifest, run_pipeline, snapshot_with  # noqa: F401
+
+pytestmark = pytest.mark.airflow
+
+NEW_RELEASE_NOTE = "Source: FRAN data as of 03JUL25"
+"""A re-issue of the recorded release (June 2025) a month later, with the same figures."""
+
+
+def pipeline_process(install, snapshot: Path) -> subprocess.Popen:
+    env = dict(install["env"], WH_SNAPSHOT_DIR=str(snapshot))
+    return subprocess.Popen([sys.executable, "-m", "pipeline.run"], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def files_states(install) -> dict[str, str]:
+    """sha256 -> state, as ``python -m pipeline.run files`` prints them."""
+    listing = subprocess.run([sys.executable, "-m", "pipeline.run", "files"], cwd=REPO_ROOT,
+                             env=install["env"], capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    by_path = {e["path"]: e["sha256"] for e in manifest(install)}
+    return {by_path[line.split()[1]]: line.split()[0] for line in listing.stdout.splitlines()
+            if len(line.split()) > 1 and line.split()[1] in by_path}
+
+
+def loaded_shas(warehouse: Path) -> set[str]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {s for (s,) in con.execute("select sha256 from raw.load_log").fetchall()}
+
+
+def test_first_run_publishes(install):
+    done = run_pipeline(install)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert facts(install["warehouse"])["total"] == 4_966_869
+
+
+def test_two_runs_at_once_publish_the_new_release_once_and_reject_nothing(install,
+                                                                        snapshot_dir):
+    header, rows = workbooks.recorded_rows(snapshot_dir / "frontex" / "ibc.xlsx")
+    snapshot = snapshot_with(install, "snapshot_july",
+                             workbooks.write_workbook(header=header, rows=rows,
+                                                      note=NEW_RELEASE_NOTE))
+    first = pipeline_process(install, snapshot)
+    time.sleep(1.0)
+    second = pipeline_process(install, snapshot)
+    outs = [p.communicate(timeout=900) for p in (first, second)]
+    for proc, (out, err) in zip((first, second), outs):
+        assert proc.returncode == 0, f"a concurrent run failed:\n{out[-2000:]}\n{err[-3000:]}"
+    published = [out for out, _ in outs if "Published warehouse:" in out]
+    unchanged = [out for out, _ in outs if "Nothing new since the publish of run" in out]
+    assert len(published) == 1 and len(unchanged) == 1, \
+        "expected one run to publish the new release and the other to find it built: " \
+        + " | ".join(out[-300:] for out, _ in outs)
+    got = facts(install["warehouse"])
+    assert got["latest"] == "2025-07-03" and got["total"] == 4_966_869, got
+    states = files_states(install)
+    assert "rejected" not in states.values(), f"a concurrent run rejected a file: {states}"
+    july = [e["sha256"] for e in manifest(install) if e["release_date"] == "2025-07-03"]
+    assert len(july) == 1 and states[july[0]] == "published", (july, states)
+
+
+def _registry_edited(install, snapshot_dir: Path) -> Path:
+    """A copy of the recorded registries whose readmission registry has one note changed."""
+    folder = install["root"] / "registries_edited"
+    shutil.copytree(snapshot_dir / "registries", folder)
+    path = folder / "readmission_instruments.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[-1] = lines[-1].rstrip("\n") + " Checked again.\n"
+    path.write_text("".join(lines), encoding="utf-8")
+    return folder
+
+
+def test_a_file_that_fails_parsing_holds_back_no_other_source(install, snapshot_dir,
+                                                              recorded_workbook):
+    truncated = recorded_workbook[: len(recorded_workbook) // 2]
+    snapshot = snapshot_with(install, "snapshot_bad_frontex", truncated)
+    (snapshot / "registries").unlink()
+    (snapshot / "registries").symlink_to(_registry_edited(install, snapshot_dir))
+    before = facts(install["warehouse"])
+    done = run_pipeline(install, snapshot)
+    assert done.returncode == 1, "a run with a quarantined file must fail"
+    assert "frontex_ingest failed at step 'land'" in done.stderr, done.stderr[-3000:]
+    assert "ibc.xlsx" in done.stderr and "python -m pipeline.run readmit FILE" in done.stderr
+    assert "Published warehouse:" in done.stdout, \
+        "the registry's new version was not published beside the failed Frontex file:\n" \
+        + done.stdout[-3000:]
+    edited = hashlib.sha256((install["root"] / "registries_edited"
+                             / "readmission_instruments.csv").read_bytes()).hexdigest()
+    assert edited in {e["sha256"] for e in manifest(install)}, "the new registry was not landed"
+    assert edited in loaded_shas(install["warehouse"]), "the new registry was not published"
+    assert facts(install["warehouse"])["total"] == before["total"]
+    [bad] = [e for e in manifest(install) if e["status"] == "quarantined"
+             and e["bytes"] == len(truncated)]
+    assert files_states(install)[bad["sha256"]] == "rejected"
+
+    # The source still offers the same bad bytes: skipped with a note, not an error any more.
+    again = run_pipeline(install, snapshot)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"NOTE: frontex_ingest: still offered and skipped, quarantined at landing: " \
+           f"{bad['path']}" in again.stdout, again.stdout[-3000:]
+    assert "Nothing new since the publish of run" in again.stdout
+    assert len([e for e in manifest(install) if e["bytes"] == len(truncated)]) == 1
+
+
+def test_a_truncated_published_file_is_set_aside_and_rebuilt(install, snapshot_dir):
+    warehouse = install["warehouse"]
+    before = facts(warehouse)
+    size = warehouse.stat().st_size
+    with warehouse.open("r+b") as fh:
+        fh.truncate(size // 3)
+    listing = subprocess.run([sys.executable, "-m", "pipeline.run", "files"], cwd=REPO_ROOT,
+                             env=install["env"], capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 2 and "cannot be read" in listing.stderr \
+        and "rebuilds it from landing/" in listing.stderr, listing.stderr
+    snapshot = install["root"] / "snapshot_july"
+    done = run_pipeline(install, snapshot)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "cannot be opened as DuckDB" in done.stdout and "rebuilding it from landing/" \
+        in done.stdout, "make run did not say that it rebuilt the published file:\n" \
+        + done.stdout[-3000:]
+    aside = list(warehouse.parent.glob(f"{warehouse.name}.broken-*"))
+    assert len(aside) == 1 and aside[0].stat().st_size == size // 3, \
+        "the broken file was not kept for diagnosis"
+    after = facts(warehouse)
+    for key in ("latest", "rows", "total", "first", "last", "returns", "eu28_2015"):
+        assert after[key] == before[key], f"{key} after the rebuild: {after[key]} != {before[key]}"
+    assert after["fingerprint"] == before["fingerprint"], "a mart differs after the rebuild"
