@@ -72,6 +72,10 @@ class Check:
     ``files`` rejects the files of these sources that the run loaded."""
     name_suffix: str = ""
     """Tells apart several checks of one suite in one audit (one per file of an archive)."""
+    suspicious: bool = False
+    """A failure holds the file as suspicious (plausible, but a change too big to publish
+    unseen) rather than wrong: the error starts with ``suspicious:`` and says how to publish it
+    on purpose (``python -m pipeline.run readmit FILE --accept-suspicious``)."""
 
     @property
     def name(self) -> str:
@@ -88,6 +92,20 @@ class AuditFailed(Exception):
     @property
     def files(self) -> set[str]:
         return {f for check in self.failed for f in check.files}
+
+
+ACCEPTED_SUSPICIOUS = "accepted as suspicious"
+"""Reason of the ``readmitted`` state event that ``readmit FILE --accept-suspicious`` records:
+the checks marked ``suspicious`` pass for that file (its sha256) from then on."""
+
+
+def accepted_suspicious() -> set[str]:
+    """sha256 of the landed files accepted by hand as suspicious."""
+    from ingest.config import settings
+    from ingest.landing import READMITTED, Landing
+
+    return {ev.sha256 for ev in Landing(settings().landing_dir).events()
+            if ev.event == READMITTED and (ev.reason or "").startswith(ACCEPTED_SUSPICIOUS)}
 
 
 def load_suite_json(name: str) -> dict:
@@ -199,8 +217,13 @@ def run_checks(db_path: Path, checks: list[Check], results_dir: Path, stage: str
     (results_dir / f"audit_{stage}.json").write_text(json.dumps(summary, indent=2),
                                                      encoding="utf-8")
     if failures:
-        raise AuditFailed(f"{stage} audit failed, nothing published:\n" + "\n".join(failures),
-                          failed_checks)
+        headline = f"{stage} audit failed, nothing published:"
+        if failed_checks and all(c.suspicious for c in failed_checks):
+            headline = ("suspicious: " + "; ".join(c.subject for c in failed_checks)
+                        + f": held, not published (if the change is real, publish it on "
+                        f"purpose: python -m pipeline.run readmit FILE --accept-suspicious); "
+                        + headline)
+        raise AuditFailed(headline + "\n" + "\n".join(failures), failed_checks)
     return summary
 
 

@@ -19,6 +19,11 @@ FUNDS_SEED = SEEDS_DIR / "funds.csv"
 STAGES_SEED = SEEDS_DIR / "funding_stages.csv"
 COUNTRIES_SEED = SEEDS_DIR / "country_codes.csv"
 
+# A Cohesion Open Data snapshot restates every programme of the dataset (amounts are cumulative):
+# a snapshot with less than nine tenths of the rows of the previous one of the same dataset is a
+# short download (a page lost), not the data (issue 18).
+SNAPSHOT_RATIO = 0.9
+
 SOURCES = ("cohesion", "fts", "funding_registry")
 """The sources (ingest.catalog) these checks are about."""
 
@@ -79,6 +84,32 @@ def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:
                 where sha256 in ({_sql_list(files)}) and fund in ('AMIF', 'BMVI', 'ISF')""",
             f"raw.cohesion_records, home-affairs funds, latest load ({len(files)} files)",
             params, ("landing_file", "source_row", "dataset_id", "ms", "fund")))
+    if files:
+        checks.append(Check(
+            "cohesion_raw_snapshots",
+            f"""with snapshots as (
+                    select dataset, run_id, max(loaded_at) as loaded_at,
+                           string_agg(landing_file, ', ' order by landing_file) as landing_files,
+                           sum(rows_loaded) as rows_loaded
+                    from raw.load_log where raw_table = 'raw.cohesion_records' group by all),
+                ranked as (
+                    select *, row_number() over (partition by dataset order by loaded_at desc)
+                        as recency
+                    from snapshots)
+                select latest.dataset, latest.landing_files as landing_file,
+                       latest.rows_loaded::bigint as rows_latest,
+                       previous.landing_files as previous_file,
+                       previous.rows_loaded::bigint as rows_previous,
+                       coalesce(ceil(previous.rows_loaded * {SNAPSHOT_RATIO}), 0)::bigint
+                           as min_rows
+                from ranked as latest
+                left join ranked as previous
+                    on previous.dataset = latest.dataset and previous.recency = 2
+                where latest.recency = 1 order by 1""",
+            "raw.load_log, the latest snapshot of each Cohesion Open Data dataset against the "
+            "previous one", {},
+            ("dataset", "landing_file", "rows_latest", "previous_file", "rows_previous"),
+            sources=("cohesion",)))
     if fts_files:
         checks.append(Check(
             "fts_raw_commitments",
