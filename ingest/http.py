@@ -1,7 +1,12 @@
-"""The one HTTP client: timeouts, retries with backoff, a size cap.
+"""The one HTTP client: every call bounded in size and in time.
 
-Retries cover what is worth retrying (connection errors, read timeouts, 429 honouring
-``Retry-After``, 5xx); anything else (404, a page that is not what we asked for) fails at once.
+Retries cover what is worth retrying (connection errors, read timeouts, 429 and 503 honouring
+``Retry-After`` up to ``WH_HTTP_MAX_RETRY_AFTER_S``, 5xx); anything else (404, a page that is not
+what we asked for) fails at once. Files (``get_bytes``) and pages (``get_text``, ``get_json``) are
+all streamed through one path with a size cap (``WH_MAX_DOWNLOAD_MB``, ``WH_MAX_PAGE_MB``) and one
+deadline for the whole call, every attempt and every wait between them included
+(``WH_DOWNLOAD_DEADLINE_S``, ``WH_PAGE_DEADLINE_S``): a wait that would end past it is not
+started, and no read waits past it.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -105,72 +111,217 @@ def take_final_url() -> str | None:
     return url
 
 
-def session() -> requests.Session:
-    """A requests session with this project's retry policy; every request and every redirect
-    hop must go to an allowed host."""
+@dataclass(frozen=True)
+class _Limits:
+    """What one call may take: bytes (after decompression) and seconds, with the settings that
+    set them (named in the errors)."""
+
+    cap: int
+    cap_setting: str
+    deadline_s: float
+    deadline_setting: str
+
+
+def _file_limits(max_bytes: int | None = None) -> _Limits:
     s = settings()
-    retry = Retry(
-        total=s.http_retries,
-        connect=s.http_retries,
-        read=s.http_retries,
-        status=s.http_retries,
-        backoff_factor=float(os.environ.get("WH_HTTP_BACKOFF_S", "2")),
-        status_forcelist=(429, 500, 502, 503, 504),
-        allowed_methods=frozenset({"GET", "HEAD"}),
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
+    return _Limits(max_bytes or s.max_download_bytes, "WH_MAX_DOWNLOAD_MB",
+                   s.download_deadline_s, "WH_DOWNLOAD_DEADLINE_S")
+
+
+def _page_limits() -> _Limits:
+    s = settings()
+    return _Limits(s.max_page_bytes, "WH_MAX_PAGE_MB", s.page_deadline_s, "WH_PAGE_DEADLINE_S")
+
+
+class _Budget:
+    """The clock of one call: started once, shared by every attempt, retry wait and read."""
+
+    def __init__(self, limits: _Limits) -> None:
+        s = settings()
+        self.limits = limits
+        self.per_read = s.http_timeout_s
+        self.max_retry_after = s.http_max_retry_after_s
+        self.started = time.monotonic()
+
+    def left(self) -> float:
+        return self.started + self.limits.deadline_s - time.monotonic()
+
+    def read_timeout(self) -> float:
+        """``WH_HTTP_TIMEOUT_S``, or what is left of the deadline when that is less (never 0:
+        urllib3 takes 0 for "fail at once" before even trying)."""
+        return max(min(self.per_read, self.left()), 0.001)
+
+    def expired(self, url: str, what: str) -> DownloadError:
+        return DownloadError(url, "download deadline",
+                             f"not complete after {self.limits.deadline_s:g} s ({what}): "
+                             f"download aborted ({self.limits.deadline_setting})")
+
+    def check_wait(self, wait: float, after: str) -> None:
+        """A retry whose wait alone would reach the deadline is not started: fail now rather
+        than sleep for nothing."""
+        left = self.left()
+        if wait >= left:
+            raise _Refused("download deadline",
+                           f"{after}; a retry in {wait:.1f} s could not finish within the "
+                           f"{self.limits.deadline_s:g} s deadline of the whole download "
+                           f"({max(left, 0):.1f} s left): not started "
+                           f"({self.limits.deadline_setting})")
+
+
+class _Refused(Exception):
+    """Raised inside urllib3's retry loop (which does not know the full URL); the adapter turns
+    it into a DownloadError naming the URL."""
+
+    def __init__(self, rule: str, detail: str) -> None:
+        super().__init__(detail)
+        self.rule = rule
+        self.detail = detail
+
+
+class _BoundedRetry(Retry):
+    """urllib3's retry policy, with its waits bounded: a ``Retry-After`` longer than
+    ``WH_HTTP_MAX_RETRY_AFTER_S`` fails at once (urllib3 would sleep up to 6 hours), and no
+    wait (``Retry-After`` or backoff) may reach the call's deadline."""
+
+    budget: _Budget
+
+    def new(self, **kw) -> "_BoundedRetry":
+        retry = super().new(**kw)
+        retry.budget = self.budget
+        return retry
+
+    def sleep(self, response=None) -> None:
+        asked = self.get_retry_after(response) if response is not None else None
+        if asked is not None and asked > self.budget.max_retry_after:
+            raise _Refused("retry after",
+                           f"answered {response.status} with Retry-After: "
+                           f"{response.headers.get('Retry-After')} (a wait of {asked:,.0f} s), "
+                           f"longer than the {self.budget.max_retry_after:g} s this client "
+                           "waits (WH_HTTP_MAX_RETRY_AFTER_S): not retried")
+        wait = asked or self.get_backoff_time()  # Retry-After: 0 means the backoff, as urllib3
+        self.budget.check_wait(wait, self._last_failure())
+        if wait > 0:
+            time.sleep(wait)
+
+    def _last_failure(self) -> str:
+        last = self.history[-1] if self.history else None
+        if last is None:
+            return "failed"
+        return f"status {last.status}" if last.status else f"{type(last.error).__name__}"
+
+
+class _UntilDeadline(urllib3.Timeout):
+    """The connect and read timeout of each attempt (urllib3 clones it for every attempt, its
+    own retries included): ``WH_HTTP_TIMEOUT_S``, cut to what is left of the deadline."""
+
+    def __init__(self, budget: _Budget) -> None:
+        super().__init__(connect=budget.per_read, read=budget.per_read)
+        self.budget = budget
+
+    def clone(self) -> urllib3.Timeout:
+        seconds = self.budget.read_timeout()
+        return urllib3.Timeout(connect=seconds, read=seconds)
+
+
+class _BoundedAdapter(HTTPAdapter):
+    def __init__(self, budget: _Budget) -> None:
+        s = settings()
+        retry = _BoundedRetry(
+            total=s.http_retries,
+            connect=s.http_retries,
+            read=s.http_retries,
+            status=s.http_retries,
+            backoff_factor=float(os.environ.get("WH_HTTP_BACKOFF_S", "2")),
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=frozenset({"GET", "HEAD"}),
+            respect_retry_after_header=True,
+            retry_after_max=2**62,  # not clamped by urllib3: _BoundedRetry refuses, never shortens
+            raise_on_status=False,
+        )
+        retry.budget = budget
+        self.budget = budget
+        super().__init__(max_retries=retry)
+
+    def send(self, request, **kwargs):
+        kwargs["timeout"] = _UntilDeadline(self.budget)
+        try:
+            return super().send(request, **kwargs)
+        except _Refused as refused:
+            raise DownloadError(request.url, refused.rule, refused.detail) from None
+
+
+def session(budget: _Budget) -> requests.Session:
+    """A requests session with this project's retry policy, bounded by ``budget``; every
+    request and every redirect hop must go to an allowed host."""
     sess = requests.Session()
     sess.headers["User-Agent"] = USER_AGENT
     sess.hooks["response"].append(_check_redirect)
-    adapter = HTTPAdapter(max_retries=retry)
+    adapter = _BoundedAdapter(budget)
     sess.mount("http://", adapter)
     sess.mount("https://", adapter)
     return sess
 
 
 def get_text(url: str, params: dict | None = None) -> str:
-    """GET a page as text; raises ``requests.HTTPError`` on a final error status."""
-    check_host(url)
-    with session() as sess:
-        resp = sess.get(url, params=params, timeout=settings().http_timeout_s)
-        resp.raise_for_status()
-        return resp.text
+    """GET a page as text (decoded as requests does: the declared charset, else a guess),
+    within ``WH_MAX_PAGE_MB`` and ``WH_PAGE_DEADLINE_S``; raises ``requests.HTTPError`` on a
+    final error status."""
+    return _download(url, _page_limits(), params=params).text
 
 
 def get_json(url: str, params: dict | None = None):
-    """GET a JSON document; raises ``requests.HTTPError`` on a final error status and
-    ``DownloadError`` when the body is not JSON (an HTML error page served with status 200)."""
-    check_host(url)
-    with session() as sess:
-        resp = sess.get(url, params=params, timeout=settings().http_timeout_s)
-        resp.raise_for_status()
-        try:
-            return resp.json()
-        except ValueError as err:
-            raise DownloadError(resp.url, "json answer",
-                                f"not JSON (starts {resp.content[:60]!r})") from err
+    """GET a JSON document, within ``WH_MAX_PAGE_MB`` and ``WH_PAGE_DEADLINE_S``; raises
+    ``requests.HTTPError`` on a final error status and ``DownloadError`` when the body is not
+    JSON (an HTML error page served with status 200)."""
+    resp = _download(url, _page_limits(), params=params)
+    try:
+        return resp.json()
+    except ValueError as err:
+        raise DownloadError(resp.url, "json answer",
+                            f"not JSON (starts {resp.content[:60]!r})") from err
 
 
 def get_bytes(url: str, max_bytes: int | None = None,
               headers: dict[str, str] | None = None) -> tuple[bytes, str]:
-    """GET a file with the size cap applied while streaming. Returns (bytes, content type).
-    ``max_bytes`` overrides ``WH_MAX_DOWNLOAD_MB`` for sources whose files are larger.
+    """GET a file within ``WH_MAX_DOWNLOAD_MB`` and ``WH_DOWNLOAD_DEADLINE_S``. Returns
+    (bytes, content type). ``max_bytes`` overrides ``WH_MAX_DOWNLOAD_MB`` for sources whose
+    files are larger."""
+    resp = _download(url, _file_limits(max_bytes), headers=headers)
+    _last.final_url = resp.url
+    return resp.content, resp.headers.get("Content-Type", "")
 
-    A connection that drops or stalls in the middle of the body is retried like one that fails
-    before it (urllib3's retries only cover the request and the headers)."""
+
+def _download(url: str, limits: _Limits, params: dict | None = None,
+              headers: dict[str, str] | None = None) -> requests.Response:
+    """GET ``url`` streamed, within ``limits``. Returns the response with its body read, so
+    ``.content``, ``.text`` and ``.json()`` behave as requests makes them.
+
+    One deadline covers the whole call: urllib3's retries (connection errors, 429, 5xx) and
+    their waits, and ours: a connection that drops or stalls in the middle of the body is
+    retried like one that fails before it (urllib3's retries only cover the request and the
+    headers)."""
+    check_host(url)
     s = settings()
+    budget = _Budget(limits)
     backoff = float(os.environ.get("WH_HTTP_BACKOFF_S", "2"))
     for attempt in range(s.http_retries + 1):
         try:
-            return _stream(url, max_bytes or s.max_download_bytes, s.http_timeout_s, headers)
+            return _attempt(url, params, headers, budget)
         except _BodyInterrupted as interrupted:
+            cause = interrupted.__cause__
             if attempt == s.http_retries:
-                raise interrupted.__cause__ from None
+                raise cause from None
             wait = backoff * 2 ** attempt
-            log.warning("%s: body interrupted (%s), retrying in %.1f s", url,
-                        interrupted.__cause__, wait)
+            try:
+                budget.check_wait(wait, f"body interrupted ({cause})")
+            except _Refused as refused:
+                raise DownloadError(url, refused.rule, refused.detail) from cause
+            log.warning("%s: body interrupted (%s), retrying in %.1f s", url, cause, wait)
             time.sleep(wait)
+        except (requests.ConnectionError, requests.Timeout) as err:
+            if budget.left() <= 0:  # the last attempt was cut short by the deadline
+                raise budget.expired(url, f"{type(err).__name__}: {err}") from err
+            raise
     raise AssertionError("unreachable")
 
 
@@ -178,14 +329,18 @@ class _BodyInterrupted(Exception):
     pass
 
 
-def _chunks(resp: requests.Response):
+def _chunks(resp: requests.Response, budget: _Budget):
     """The body as it arrives: each piece one read from the socket (``read1``), so the caller
     can check its deadline between reads even when a server trickles a few bytes at a time
-    (``iter_content`` blocks until a whole chunk has come). Network failures in the middle of
-    the body surface as ``_BodyInterrupted`` from the requests exception iter_content raises."""
+    (``iter_content`` blocks until a whole chunk has come); no read waits past the deadline.
+    Network failures in the middle of the body surface as ``_BodyInterrupted`` from the
+    requests exception iter_content raises."""
     raw = resp.raw
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
     while True:
         try:
+            if sock is not None:
+                sock.settimeout(budget.read_timeout())
             chunk = raw.read1(CHUNK_BYTES, decode_content=True)
         except urllib3.exceptions.ReadTimeoutError as err:
             raise _BodyInterrupted() from requests.exceptions.ConnectionError(err)
@@ -198,35 +353,43 @@ def _chunks(resp: requests.Response):
         yield chunk
 
 
-def _stream(url: str, cap: int, timeout: float,
-            headers: dict[str, str] | None = None) -> tuple[bytes, str]:
-    check_host(url)
-    deadline = settings().download_deadline_s
+def _attempt(url: str, params: dict | None, headers: dict[str, str] | None,
+             budget: _Budget) -> requests.Response:
+    cap, cap_setting = budget.limits.cap, budget.limits.cap_setting
     started = time.monotonic()
-    with session() as sess:
-        with sess.get(url, timeout=timeout, stream=True, headers=headers) as resp:
+    received = 0
+    with session(budget) as sess:
+        with sess.get(url, params=params, headers=headers, stream=True) as resp:
             resp.raise_for_status()
             declared = resp.headers.get("Content-Length")
             if declared is not None and declared.isdigit() and int(declared) > cap:
                 raise DownloadError(
                     url, "size cap", f"server declares {int(declared):,} bytes, cap is {cap:,} "
-                    "(raise WH_MAX_DOWNLOAD_MB if the publisher's files really grew)")
+                    f"(raise {cap_setting} if the publisher's files really grew)")
             parts: list[bytes] = []
-            received = 0
-            for chunk in _chunks(resp):
-                if time.monotonic() - started > deadline:
-                    raise DownloadError(
-                        url, "download deadline",
-                        f"not complete after {deadline:g} s ({received:,} bytes received, "
-                        f"{received / max(time.monotonic() - started, 1e-9):,.0f} bytes/s): the "
-                        "server sends too slowly; download aborted (WH_DOWNLOAD_DEADLINE_S)")
-                received += len(chunk)
-                if received > cap:
-                    raise DownloadError(
-                        url, "size cap", f"more than {cap:,} bytes received, download "
-                        "aborted (raise WH_MAX_DOWNLOAD_MB if the publisher's files really grew)")
-                parts.append(chunk)
-            _last.final_url = resp.url
+
+            def progress() -> str:
+                seconds = max(time.monotonic() - started, 1e-9)
+                return f"{received:,} bytes received, {received / seconds:,.0f} bytes/s"
+
+            try:
+                for chunk in _chunks(resp, budget):
+                    if budget.left() <= 0:
+                        raise budget.expired(url, f"{progress()}: the server sends too slowly")
+                    received += len(chunk)
+                    if received > cap:
+                        raise DownloadError(
+                            url, "size cap", f"more than {cap:,} bytes received, download "
+                            f"aborted (raise {cap_setting} if the publisher's files really grew)")
+                    parts.append(chunk)
+            except _BodyInterrupted:
+                if budget.left() <= 0:  # the read was cut at the deadline
+                    raise budget.expired(url, f"{progress()}, then no more before the "
+                                              "deadline") from None
+                raise
+            # The body as requests keeps it, so .text and .json() decode it as requests does.
+            resp._content = b"".join(parts)
+            resp._content_consumed = True
             log.info("downloaded %s (%s bytes)%s", url, f"{received:,}",
                      f" from {resp.url}" if resp.url != url else "")
-            return b"".join(parts), resp.headers.get("Content-Type", "")
+            return resp

@@ -47,6 +47,9 @@ class Reply:
     trickle: tuple[int, float] | None = None
     """Send the body this many bytes at a time with this many seconds between (a server that
     trickles: each read gets a few bytes before the per-read timeout)."""
+    repeat: int = 1
+    """Send the body this many times over, chunked (no Content-Length): with a large number, a
+    page that never ends (it stops early when the client hangs up)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,8 @@ class ReplayServer:
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
-                if reply.chunked:
+                chunked = reply.chunked or reply.repeat > 1
+                if chunked:
                     self.send_header("Transfer-Encoding", "chunked")
                 else:
                     self.send_header("Content-Length", str(len(reply.body)))
@@ -147,6 +151,12 @@ class ReplayServer:
                 if not send_body:
                     return
                 body = reply.body
+                if reply.repeat > 1:  # a client that hangs up ends it (OSError, see _answer)
+                    for _ in range(reply.repeat):
+                        self._write(body, chunked=True)
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                    return
                 if reply.cut_after is not None:
                     self.wfile.write(body[:reply.cut_after])
                     self.wfile.flush()
