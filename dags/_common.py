@@ -43,7 +43,13 @@ SOURCE_DEFAULT_ARGS = {
 }
 # The transform is deterministic on its inputs: a retry would fail the same way, and the next
 # asset event is the retry. It is the single DuckDB writer (max_active_runs=1).
-TRANSFORM_DEFAULT_ARGS = {"owner": OWNER, "retries": 0,
+# Its tasks also take the one slot of the pool WRITER_POOL, so that under a scheduler no two
+# transform tasks run at once whatever starts them (the deployment creates the pool:
+# deploy/airflow-local.sh, docker-compose.yml's airflow-init); pipeline.lock holds the warehouse
+# for a whole run, across deployments too.
+WRITER_POOL = "warehouse_writer"
+WRITER_POOL_DESCRIPTION = "one transform task at a time: the single writer of the warehouse"
+TRANSFORM_DEFAULT_ARGS = {"owner": OWNER, "retries": 0, "pool": WRITER_POOL,
                           "execution_timeout": TRANSFORM_TASK_TIMEOUT}
 
 

@@ -68,6 +68,9 @@ echo "airflow-local: AIRFLOW_HOME=$AIRFLOW_HOME warehouse=$WH_WAREHOUSE" \
 # Creates airflow.cfg on first start, with the random secrets (JWT, API, Fernet) that the
 # components below then share.
 airflow db migrate
+# One slot: no two tasks of the transform (the single writer of the warehouse) run at once.
+airflow pools set warehouse_writer 1 \
+    "one transform task at a time: the single writer of the warehouse" >/dev/null
 
 pids=()
 airflow api-server --host "$AIRFLOW__API__HOST" --port "$AIRFLOW__API__PORT" & pids+=($!)

@@ -157,3 +157,20 @@ def test_the_dags_folder_alone_imports_from_anywhere(tmp_path):
     parsed = {name.rsplit("/", 1)[-1] for name in got["files"]}
     assert "_common.py" not in parsed
     assert "frontex_ingest.py" in parsed
+
+
+def test_transform_tasks_share_a_one_slot_pool_every_deployment_creates(dagbag):
+    """Under a scheduler no two transform tasks run at once: each takes the one slot of
+    WRITER_POOL, which docker-compose.yml's airflow-init and deploy/airflow-local.sh create
+    (a pool that does not exist would leave the transform queued forever)."""
+    from dags._common import WRITER_POOL
+    from tests.test_production_topology import pool_command
+
+    dag = dagbag.dags[TRANSFORM_DAG]
+    assert {t.pool for t in dag.tasks} == {WRITER_POOL}, \
+        f"transform tasks outside the writer pool: {[(t.task_id, t.pool) for t in dag.tasks]}"
+    assert pool_command()[:4] == ["pools", "set", WRITER_POOL, "1"], \
+        f"docker-compose.yml's airflow-init does not create {WRITER_POOL} with one slot"
+    script = (REPO_ROOT / "deploy" / "airflow-local.sh").read_text()
+    assert f"airflow pools set {WRITER_POOL} 1" in script, \
+        f"deploy/airflow-local.sh does not create {WRITER_POOL} with one slot"

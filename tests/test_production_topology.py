@@ -42,6 +42,21 @@ DAG_IDS = ("frontex_ingest", "warehouse_transform")
 PROJECT_DAG_IDS = topo.project_dag_ids()  # all seven, parsed and unpaused on deployment
 # What docker-compose.yml sets for every Airflow service, read from the file itself.
 COMPOSE_ENV = topo.compose_common_environment()
+
+
+def pool_command() -> list[str]:
+    """The ``airflow pools set ...`` that docker-compose.yml's airflow-init runs, as arguments
+    of ``airflow`` (the transform's one-slot pool: without it the scheduler never queues the
+    transform's tasks)."""
+    import shlex
+
+    import yaml
+
+    compose = yaml.safe_load(topo.COMPOSE_FILE.read_text(encoding="utf-8"))
+    script = "\n".join(compose["services"]["airflow-init"]["command"]).replace("\\\n", " ")
+    [line] = [line for line in script.splitlines() if "airflow pools set" in line]
+    args = shlex.split(line)
+    return args[args.index("pools"):]
 MANUAL_RUN_ID = "topology_manual"
 EXPECTED = (173460, 4966869)  # count(*), sum(detections) of marts.fct_border_crossings
 
@@ -204,6 +219,8 @@ def test_asset_triggered_transform_publishes_on_celery(topology: Topology):
     started = time.monotonic()
     try:
         t.airflow("db", "migrate", timeout=600)
+        # What compose's airflow-init does after migrating (the transform's one-slot pool).
+        t.airflow(*pool_command(), timeout=120)
 
         # The scheduler starts only once the DAGs are parsed and scoped below: unpaused DAGs are
         # scheduled at once, and this test runs only the two of DAG_IDS.
