@@ -203,7 +203,9 @@ def run_checks(db_path: Path, checks: list[Check], results_dir: Path, stage: str
                      check.subject, evaluated - len(failed), evaluated, f"{len(frame):,}", elapsed)
             for r in failed:
                 failures.append(describe_failure(check, r, len(frame)))
-            if failed:
+            # Evidence against the check's files: an expectation evaluated and broken. One that
+            # could not be evaluated (an exception in GX, a bug) fails the run but blames none.
+            if any(_raised(r) is None for r in failed):
                 failed_checks.append(check)
             if own:
                 ctx.data_sources.delete(datasource.name)
@@ -253,13 +255,26 @@ def read_frame(con: duckdb.DuckDBPyConnection, sql: str, compact_strings: bool =
     return con.sql(f"select {', '.join(columns)} from ({sql})").df()
 
 
+def _raised(r) -> str | None:
+    """The message of the exception an expectation raised while it was evaluated, or None. GX
+    1.x keeps it per metric (``{metric id: {raised_exception, exception_message, ...}}``);
+    older results kept one flat record."""
+    info = r.exception_info or {}
+    records = [info] if "raised_exception" in info else [
+        v for v in info.values() if isinstance(v, dict)]
+    for record in records:
+        if record.get("raised_exception"):
+            return str(record.get("exception_message") or "an exception").strip()
+    return None
+
+
 def describe_failure(check: Check, r, rows: int) -> str:
     cfg = r.expectation_config
     rule = (cfg.meta or {}).get("rule") or cfg.type
     kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id",)}
     res = r.result or {}
-    if r.exception_info and r.exception_info.get("raised_exception"):
-        detail = f"could not be evaluated: {r.exception_info.get('exception_message')}"
+    if (raised := _raised(r)) is not None:
+        detail = f"could not be evaluated: {raised.splitlines()[-1][:300]}"
     elif "unexpected_count" in res:
         detail = f"{res['unexpected_count']:,} of {rows:,} rows break it"
         samples = res.get("partial_unexpected_index_list") or []

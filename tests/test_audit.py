@@ -308,3 +308,36 @@ def test_eurostat_observations_in_parts_cover_every_row_and_find_a_duplicate(db,
                 select * from raw.eurostat_observations where dataset = 'migr_eiord' limit 1""")
     _fails(_raw, db, tmp_path / "duplicate", "[eurostat_raw_observations] no duplicate observation",
            "by the observation's key: 2 of ")
+
+
+def test_a_check_that_cannot_be_evaluated_fails_the_run_but_blames_no_file(db, tmp_path,
+                                                                          monkeypatch):
+    """An expectation that raised while it was evaluated (here: a numeric bound on a text
+    column, as a bug in a check's query would do) is no evidence against the files: the audit
+    fails, naming it, and AuditFailed carries no check to reject files by
+    (pipeline.files.reject_culprits)."""
+    import dataclasses
+
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "probe.json").write_text(json.dumps({"name": "probe", "expectations": [
+        {"type": "expect_column_values_to_be_between",
+         "kwargs": {"column": "detections", "min_value": 0}}]}))
+    monkeypatch.setattr(audit, "SUITES_DIR", suites)
+    [rows] = [c for c in checks.raw_checks(db) if c.suite == "frontex_raw_rows"]
+    probe = dataclasses.replace(rows, suite="probe", parameters={}, sql=(
+        f"select * replace (detections::varchar as detections) from ({rows.sql})"))
+    with pytest.raises(audit.AuditFailed) as caught:
+        audit.run_checks(db, [probe], tmp_path / "results", "raw")
+    assert "could not be evaluated" in str(caught.value), str(caught.value)
+    assert caught.value.failed == [] and caught.value.files == set(), \
+        f"a check that raised blames files: {caught.value.files}"
+
+
+def test_a_broken_rule_is_evidence_against_the_file_it_names(db, tmp_path):
+    _sql(db, "update raw.frontex_detections set detections = -7 where source_row = 12")
+    [rows] = [c for c in checks.raw_checks(db) if c.suite == "frontex_raw_rows"]
+    with pytest.raises(audit.AuditFailed) as caught:
+        audit.run_checks(db, [rows], tmp_path / "results", "raw")
+    assert caught.value.failed == [rows] and caught.value.files == set(rows.files), \
+        "a check that found a negative count does not point at its file"
