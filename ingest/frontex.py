@@ -13,7 +13,8 @@ release can be backfilled. The parser therefore reads a layout by meaning, throu
 BI tools see too (schema ``reference``):
 
 - ``frontex_layout_aliases.csv``: other names of the key columns (``Routes``, ``Border type``,
-  ``Citizenship`` ...), of the sheets, columns and rows of totals to pass over, extra month
+  ``Citizenship``; ``BorderLocation`` and ``NationalityLong`` in the release of 6 July 2018 ...),
+  of the sheets, columns and rows of totals to pass over, extra month
   names, and the phrases that introduce the release date in a note ("data as of", "as at").
   Month headers may also be Excel dates or other spellings (``Jan 2009``, ``JAN-09``).
 - ``frontex_route_aliases.csv``: older route labels ("Western Balkans", "Eastern Land Borders")
@@ -164,6 +165,9 @@ class Layout:
     """the phrases that introduce the release date in a note ("data as of")."""
     sheets: dict[str, str]
     """sheet-name key -> data or notes."""
+    spellings: dict[str, tuple[str, ...]]
+    """route, border_type, nationality -> its header aliases as the seed writes them (for
+    errors: the names a missing column is known by)."""
 
     def names(self, canonical: str) -> list[str]:
         return [k for k, v in self.headers.items() if v == canonical]
@@ -179,6 +183,7 @@ def _unique(table: dict[str, str], key: str, value: str, seed: Path, alias: str)
 def layout() -> Layout:
     """The layout aliases, read once per process (the parser runs once per landed file)."""
     headers: dict[str, str] = {}
+    spellings: dict[str, list[str]] = {}
     sheets: dict[str, str] = {}
     totals: set[str] = set()
     months = {_key(name): i for i, name in enumerate(MONTH_NAMES, 1)}
@@ -194,6 +199,7 @@ def layout() -> Layout:
                              f"canonical values: {allowed})")
         if kind == "header":
             _unique(headers, _key(alias), canonical, LAYOUT_SEED, alias)
+            spellings.setdefault(canonical, []).append(alias)
         elif kind == "sheet":
             _unique(sheets, _key(alias), canonical, LAYOUT_SEED, alias)
         elif kind == "row":
@@ -208,7 +214,8 @@ def layout() -> Layout:
     words = sorted((r"\s+".join(map(re.escape, p.split())) for p in phrases), key=len,
                    reverse=True)
     note = re.compile(r"\b(?:" + "|".join(words) + r")\b[\s:,]*", re.IGNORECASE)
-    return Layout(headers, frozenset(totals), months, note, sheets)
+    return Layout(headers, frozenset(totals), months, note, sheets,
+                  {k: tuple(v) for k, v in spellings.items()})
 
 
 @dataclass(frozen=True)
@@ -401,6 +408,14 @@ def _find_header(rows: list[tuple], file_name: str, lay: Layout) -> int:
                     f"the kind 'header' rows of {LAYOUT_SEED.name}){seen}")
 
 
+def _shown(cell: object) -> object:
+    """A header cell as an error shows it: text as written, a date as YYYY-MM-DD (not a Python
+    repr), anything else as it is."""
+    if isinstance(cell, datetime | date):
+        return f"{cell:%Y-%m-%d}"
+    return cell.strip() if isinstance(cell, str) else cell
+
+
 def _columns(header: tuple, where: str, row: int,
              lay: Layout) -> tuple[int, int, list[tuple[int, date]], list[int]]:
     """Border type and nationality columns, the month columns and the totals columns of the
@@ -439,14 +454,22 @@ def _columns(header: tuple, where: str, row: int,
                             row=row)
         seen[month] = letter
         months.append((j, month))
-    missing = [name for name, role in (("Border type or inland", "border_type"),
-                                       ("Nationality", "nationality")) if role not in keys]
+    missing = [(name, role) for name, role in (("Border type or inland", "border_type"),
+                                               ("Nationality", "nationality"))
+               if role not in keys]
     if missing:
-        names = [c.strip() if isinstance(c, str) else c for c in header[:4]]
+        filled = [c for c in header if c is not None]
+        names = [_shown(c) for c in header[:4]]
+        more = f" and {len(filled) - 4} more columns" if len(filled) > 4 else ""
+        known = "; ".join(f"{name} is read from a header named "
+                          f"{', '.join(repr(a) for a in lay.spellings.get(role, ()))}"
+                          for name, role in missing)
         raise DataError(where, "header row",
-                        f"missing column(s) {missing} in header {names}"
+                        f"missing column(s) {[name for name, _ in missing]} in header "
+                        f"{names}{more}"
                         + (f"; not understood: {', '.join(unknown[:3])}" if unknown else "")
-                        + f" (a new name for a known column goes into {LAYOUT_SEED.name})",
+                        + f"; {known} (a new name for a known column goes into "
+                        f"dbt_project/seeds/{LAYOUT_SEED.name}, kind 'header')",
                         row=row)
     if unknown:
         raise DataError(where, "month column",
