@@ -2,8 +2,8 @@
 
 The files under audit are those the run loaded (one new release, every release of an archive,
 a correction), or, when nothing new was landed, the newest release already published (re-audited,
-so a rerun proves the same). "Not collapsing" compares a file's row count with the nearest other
-release.
+so a rerun proves the same). "Not collapsing" compares a file's row count with the nearest
+earlier release (or the other file of its own release).
 
 Completeness (issue 18), per file under audit:
 
@@ -13,7 +13,7 @@ Completeness (issue 18), per file under audit:
   x nationality) that had one the month before, or in that month of the previous release; the
   recorded workbook has no empty cell at all (0 of 173,460), so at most one row, or 0.5 % of
   them, may lack it;
-- against the previous release (the nearest other file, when it is at most
+- against the previous release (the nearest earlier file, when it is at most
   ``COMPARABLE_DAYS`` away: consecutive monthly releases, or a correction):
   ``frontex_raw_keys``, the rows (keys) of the previous release are kept, at most 1.5 % lost
   (one nationality renamed across every route and border type: 11 of the recorded 885 rows);
@@ -114,18 +114,20 @@ def _audited_files(con: duckdb.DuckDBPyConnection, run_id: str | None) -> list[t
 
 
 def _nearest(con: duckdb.DuckDBPyConnection, sha: str, release_date: str) -> tuple | None:
-    """(sha256, release date, landing file, rows) of the nearest other file, by release date: an
-    earlier release (or the other file of the same release) first, else a later one (an archive
-    landed out of order)."""
+    """(sha256, release date, landing file, rows) of the nearest earlier file, by release date:
+    the other file of the same release (a correction) or the latest earlier release. Never a
+    later release: a release covers the months up to its own, so an archive release backfilled
+    beside (or after) a newer one would always look collapsed against it (a July 2018 release has
+    113 months, the June 2025 one 196). The oldest release loaded has nothing to compare with."""
     return con.execute("""
         with files as (
             select sha256, release_date, any_value(landing_file) as landing_file,
                    max(loaded_at) as loaded_at, count(*) as n
             from raw.frontex_detections group by sha256, release_date)
-        select sha256, release_date::varchar, landing_file, n from files where sha256 <> ?
-        order by release_date > ?::date, abs(date_diff('day', release_date, ?::date)),
-                 loaded_at desc
-        limit 1""", [sha, release_date, release_date]).fetchone()
+        select sha256, release_date::varchar, landing_file, n from files
+        where sha256 <> ? and release_date <= ?::date
+        order by release_date desc, loaded_at desc
+        limit 1""", [sha, release_date]).fetchone()
 
 
 @dataclass(frozen=True)
@@ -135,10 +137,10 @@ class AuditedFile:
     landing_file: str
     rows: int
     min_rows: int
-    """The row count below which the file counts as collapsed: 90 % of the nearest other file."""
+    """The row count below which the file counts as collapsed: 90 % of the nearest earlier file."""
     previous: tuple | None
     """(sha256, release date, landing file) of the release it is compared with cell by cell:
-    the nearest other file when at most COMPARABLE_DAYS away, else None."""
+    the nearest earlier file when at most COMPARABLE_DAYS away, else None."""
 
 
 def _files(db: Path, run_id: str | None) -> list[AuditedFile]:

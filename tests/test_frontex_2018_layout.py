@@ -323,14 +323,11 @@ def test_july_2018_and_recorded_files_are_both_published(published_2018):
 
 def test_july_2018_backfilled_beside_the_recorded_release_in_one_run(tmp_path, recorded_workbook,
                                                                      snapshot_dir, monkeypatch):
-    """The archive case: the 2018 release landed with (or after) the 2025 one. It parses; the raw
-    audit then compares its row count with the nearest other release, which is the LATER 2025
-    one when no earlier release is loaded, at 90% of its 173,460 rows, and rejects it (a real
-    2018 release, 113 months against 196, would be rejected the same way). That rule is not the
-    parser's (expectations/frontex.py): this test is xfailed on exactly that failure, anything
-    else fails it, and once the rule allows an older, shorter release it passes as written."""
+    """The archive case: the 2018 release landed with (or after) the 2025 one. It parses, and
+    the raw audit's row-count rule compares it with an earlier release only (there is none), not
+    with the later, longer 2025 one (113 months against 196), so both publish in one run."""
     from ingest.landing import Landing
-    from pipeline import files, steps
+    from pipeline import steps
 
     point_installation_at(monkeypatch, tmp_path, snapshot_dir)
     landing = Landing(tmp_path / "landing")
@@ -339,14 +336,7 @@ def test_july_2018_backfilled_beside_the_recorded_release_in_one_run(tmp_path, r
         landing.land("frontex", f"file:///archive/{name}", content, release)
     for dag_id in OTHER_SOURCE_DAGS:
         steps.land("backfill", dag_id)
-    try:
-        _transform("backfill")
-    except files.Rejected as err:
-        if ("row count not collapsing against the previous release" in str(err)
-                and "release 2018-07-06" in str(err)):
-            pytest.xfail("raw audit rejects an older release smaller than the later one it is "
-                         f"compared with (not the parser; issue 19): {str(err).splitlines()[1]}")
-        raise
+    _transform("backfill")
     assert query(tmp_path / "wh" / "migration.duckdb", """
         select release_date::varchar, count(*) from marts.fct_border_crossings
         group by 1 order by 1""") == [("2018-07-06", CELLS), ("2025-06-03", 173_460)]
