@@ -284,10 +284,9 @@ def chart_figures(wh) -> list[dict]:
             "data": series, "svg": charts.line_chart(
                 f"Detections by route per month (release {routes[0]['release_date']})",
                 months, series)})
+    # The mart holds the current release only (fct_border_crossings_current): no filter here.
     ytd = dicts(wh, """select route, change_pct, ytd_detections, prior_ytd_detections,
                                through_month from marts.rpt_detections_ytd_by_route
-                        where release_date = (select max(release_date)
-                                              from marts.rpt_detections_ytd_by_route)
                         order by change_pct nulls last, route""")
     shown = [r for r in ytd if r["change_pct"] is not None]
     if shown:

@@ -7,8 +7,7 @@ with
 
 frontex_latest as (
 
-    select * from {{ ref('fct_border_crossings') }}
-    where release_date = (select max(release_date) from {{ ref('fct_border_crossings') }})
+    select * from {{ ref('fct_border_crossings_current') }}
 
 ),
 
@@ -41,11 +40,10 @@ returns as (
 
 eurostat_periods as (
 
-    -- One EU aggregate per measure and year: the EU of today where published, else the EU of 28.
+    -- One EU aggregate per measure and year: the EU total (fct_returns.is_eu_total).
     select distinct measure, period, geo as aggregate
     from returns
-    where geo in ('EU27_2020', 'EU28') and citizen = 'TOTAL' and period_grain = 'year'
-    qualify row_number() over (partition by measure, period order by geo = 'EU27_2020' desc) = 1
+    where is_eu_total and citizen = 'TOTAL' and period_grain = 'year'
 
 ),
 

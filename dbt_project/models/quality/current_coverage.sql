@@ -16,8 +16,7 @@ frontex as (
         sum(detections)::double as total,
         'detections' as unit,
         any_value(release_date)::varchar as release
-    from {{ ref('fct_border_crossings') }}
-    where release_date = (select max(release_date) from {{ ref('fct_border_crossings') }})
+    from {{ ref('fct_border_crossings_current') }}
     group by route
 
 ),
@@ -38,15 +37,13 @@ returns_by_measure as (
 
 returns_eu_total as (
 
-    -- One EU aggregate per dataset and measure in its last period: the EU of today where
-    -- published, else the EU of 28 (never both added).
+    -- One EU aggregate per dataset and measure in its last period: the EU total
+    -- (fct_returns.is_eu_total; never two aggregates added).
     select f.dataset, f.measure, f.geo, f.persons
     from {{ ref('fct_returns') }} as f
     join returns_by_measure as m
       on m.dataset = f.dataset and m.measure = f.measure and m.last_period = f.period
-    where f.geo in ('EU27_2020', 'EU28') and f.citizen = 'TOTAL' and f.persons is not null
-    qualify row_number() over (partition by f.dataset, f.measure
-                               order by f.geo = 'EU27_2020' desc) = 1
+    where f.is_eu_total and f.citizen = 'TOTAL' and f.persons is not null
 
 ),
 

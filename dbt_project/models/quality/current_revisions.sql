@@ -25,8 +25,8 @@ frontex as (
         is_correction,
         first_detections::double as first_value,
         first_release_date::varchar as first_release,
-        release_date = (select max(release_date)
-                        from {{ ref('rpt_border_crossings_vintages') }}) as is_newest
+        release_date in (select release_date
+                         from {{ ref('fct_border_crossings_current') }}) as is_newest
     from {{ ref('rpt_border_crossings_route_revisions') }}
 
 ),

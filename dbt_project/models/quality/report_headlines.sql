@@ -6,15 +6,14 @@ with
 
 ytd as (
 
+    -- the current release only, by construction
     select * from {{ ref('rpt_detections_ytd_by_route') }}
-    where release_date = (select max(release_date) from {{ ref('rpt_detections_ytd_by_route') }})
 
 ),
 
 crossings_latest as (
 
-    select * from {{ ref('fct_border_crossings') }}
-    where release_date = (select max(release_date) from {{ ref('fct_border_crossings') }})
+    select * from {{ ref('fct_border_crossings_current') }}
 
 ),
 
@@ -37,43 +36,27 @@ twelve_months as (
 
 ),
 
-eu_all as (
-
-    select *
-    from {{ ref('rpt_return_rates') }}
-    where geo in ('EU27_2020', 'EU28') and citizen = 'TOTAL' and period_grain = 'year'
-      and ordered_to_leave is not null and returned is not null
-
-),
-
-eu_aggregate as (
-
-    -- One aggregate for the whole comparison: the EU of today when it has the latest year and
-    -- the year before, else the EU of 28 (a year of one compared with a year of the other
-    -- would be a change of membership, not of returns).
-    select case when count(distinct period) filter (
-                    where geo = 'EU27_2020'
-                      and period in (select distinct period from eu_all
-                                     order by period desc limit 2)) = 2
-                then 'EU27_2020' else 'EU28' end as geo
-    from eu_all
-
-),
-
 eu_rates as (
 
-    select * from eu_all where geo = (select geo from eu_aggregate)
+    -- The EU total of each year (rpt_return_rates.is_eu_total), all citizenships.
+    select *
+    from {{ ref('rpt_return_rates') }}
+    where is_eu_total and citizen = 'TOTAL' and period_grain = 'year'
+      and ordered_to_leave is not null and returned is not null
 
 ),
 
 eu_latest as (
 
+    -- The latest year against the year before in the same aggregate only: a year of one
+    -- aggregate against a year of another would be a change of membership, not of returns
+    -- (no previous value then).
     select
         *,
-        lag(period) over (order by period) as previous_period,
-        lag(ordered_to_leave) over (order by period) as previous_ordered,
-        lag(returned) over (order by period) as previous_returned,
-        lag(return_rate) over (order by period) as previous_rate
+        lag(period) over (partition by geo order by period) as previous_period,
+        lag(ordered_to_leave) over (partition by geo order by period) as previous_ordered,
+        lag(returned) over (partition by geo order by period) as previous_returned,
+        lag(return_rate) over (partition by geo order by period) as previous_rate
     from eu_rates
     qualify period = max(period) over ()
 
@@ -145,7 +128,7 @@ indicators as (
         strftime(through_month - interval 23 month, '%b %Y') || '-' || strftime(through_month - interval 12 month, '%b %Y'),
         previous_12::double,
         'release ' || release_date::varchar,
-        'marts.fct_border_crossings'
+        'marts.fct_border_crossings_current'
     from twelve_months
 
     union all

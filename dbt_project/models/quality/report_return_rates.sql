@@ -1,14 +1,14 @@
 {{ config(materialized='table', schema='quality', tags=['quality']) }}
 {#- Chart data of the report: the return rate of the twelve citizenships with most orders to
-    leave, EU aggregate, latest year. The rate divides two flows of the same year (not a cohort),
-    so it can pass 100%: `exceeds_100` marks those. -#}
+    leave, EU total (rpt_return_rates.is_eu_total), latest year. The rate divides two flows of
+    the same year (not a cohort), so it can pass 100%: `exceeds_100` marks those. -#}
 with
 
 eu_all as (
 
     select *
     from {{ ref('rpt_return_rates') }}
-    where geo in ('EU27_2020', 'EU28') and period_grain = 'year'
+    where is_eu_total and period_grain = 'year'
       and not citizen_is_aggregate and return_rate is not null
 
 ),
@@ -21,9 +21,10 @@ latest_period as (
 
 chart_geo as (
 
-    -- One aggregate for the whole chart: the EU of today where it has the latest year.
-    select case when count(*) filter (where geo = 'EU27_2020') > 0
-                then 'EU27_2020' else 'EU28' end as geo
+    -- One aggregate for the whole chart: the first choice of the EU-total rule among the
+    -- citizenships' EU totals of the latest year (citizenships whose EU total is another
+    -- aggregate are left out, never mixed in).
+    select arg_min(geo, {{ eu_total_rank('geo') }}) as geo
     from eu_all where period = (select period from latest_period)
 
 ),

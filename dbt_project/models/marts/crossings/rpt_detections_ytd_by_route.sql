@@ -1,22 +1,11 @@
-{#- Year-to-date detections by route in the latest release, against the same months of the
-    previous year: January up to the release's last month, in both years. -#}
+{#- Year-to-date detections by route in the current release (fct_border_crossings_current),
+    against the same months of the previous year: January up to the release's last month, in
+    both years. One release only, so readers need no release filter. -#}
 with
-
-facts as (
-
-    select * from {{ ref('fct_border_crossings') }}
-
-),
-
-latest as (
-
-    select max(release_date) as release_date from facts
-
-),
 
 release_facts as (
 
-    select facts.* from facts inner join latest using (release_date)
+    select * from {{ ref('fct_border_crossings_current') }}
 
 ),
 
@@ -29,6 +18,7 @@ period as (
 by_route as (
 
     select
+        release_facts.release_date,
         release_facts.route,
         period.through_month,
         (sum(detections) filter (
@@ -38,7 +28,7 @@ by_route as (
             where year(month) = year(period.through_month) - 1
               and month(month) <= month(period.through_month)))::bigint as prior_ytd_detections
     from release_facts cross join period
-    group by release_facts.route, period.through_month
+    group by release_facts.release_date, release_facts.route, period.through_month
 
 ),
 
@@ -46,7 +36,7 @@ final as (
 
     select
         -- grain
-        (select release_date from latest) as release_date,
+        release_date,
         route,
 
         -- period

@@ -1,7 +1,8 @@
 {#- Readmission cooperation per third country and year: the instrument in force (agreement,
-    arrangement or none), the Art. 25a status, its nationals ordered to leave and returned (EU
-    total: EU27_2020 where published, else EU28, else EU27_2007) with the return rate, and its
-    nationals detected crossing irregularly (the latest Frontex release, all routes). One row
+    arrangement or none), the Art. 25a status, its nationals ordered to leave and returned (the
+    EU total, fct_returns.is_eu_total: one aggregate for both flows, see macros/eu_total.sql)
+    with the return rate, and its nationals detected crossing irregularly (the current Frontex
+    release, fct_border_crossings_current, all routes). One row
     for every third country and year with data in any source, also without an instrument.
     Third countries: countries and territories of dim_country that are not EU members today. -#}
 with
@@ -31,41 +32,26 @@ detections as (
         nationality_country_code as country_code,
         year(month) as year,
         sum(detections)::bigint as detections
-    from {{ ref('fct_border_crossings') }}
-    where release_date = (select max(release_date) from {{ ref('fct_border_crossings') }})
-    group by all
-
-),
-
-eu_returns as (
-
-    -- One EU total per citizenship, year and measure: the widest EU aggregate published.
-    select
-        citizen_country_code as country_code,
-        cast(period as integer) as year,
-        measure,
-        arg_min(persons, case geo when 'EU27_2020' then 1 when 'EU28' then 2 else 3 end) as persons,
-        arg_min(geo, case geo when 'EU27_2020' then 1 when 'EU28' then 2 else 3 end) as returns_geo,
-        arg_min(geo_label, case geo when 'EU27_2020' then 1 when 'EU28' then 2 else 3 end) as returns_geo_label
-    from {{ ref('fct_returns') }}
-    where period_grain = 'year'
-      and geo in ('EU27_2020', 'EU28', 'EU27_2007')
-      and measure in ('ordered_to_leave', 'returned')
-      and persons is not null
+    from {{ ref('fct_border_crossings_current') }}
     group by all
 
 ),
 
 returns as (
 
+    -- The EU total of each citizenship and year: one aggregate for both flows.
     select
-        country_code,
-        year,
+        citizen_country_code as country_code,
+        cast(period as integer) as year,
         max(persons) filter (where measure = 'ordered_to_leave') as orders_to_leave,
         max(persons) filter (where measure = 'returned') as returned,
-        max(returns_geo) as returns_geo,
-        max(returns_geo_label) as returns_geo_label
-    from eu_returns
+        any_value(geo) as returns_geo,
+        any_value(geo_label) as returns_geo_label
+    from {{ ref('fct_returns') }}
+    where is_eu_total
+      and period_grain = 'year'
+      and measure in ('ordered_to_leave', 'returned')
+      and persons is not null
     group by all
 
 ),

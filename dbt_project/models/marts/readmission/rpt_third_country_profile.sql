@@ -19,10 +19,9 @@ events as (
 
 detections_year as (
 
-    -- The latest year with twelve months in the latest Frontex release.
+    -- The latest year with twelve months in the current Frontex release.
     select max(year) as year from (
-        select year(month) as year from {{ ref('fct_border_crossings') }}
-        where release_date = (select max(release_date) from {{ ref('fct_border_crossings') }})
+        select year(month) as year from {{ ref('fct_border_crossings_current') }}
         group by 1 having count(distinct month(month)) = 12
     )
 

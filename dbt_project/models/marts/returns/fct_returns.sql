@@ -5,7 +5,8 @@
     dim_country: never add them to their parts. Codes come with their labels (geo_label,
     citizen_label) and keys into dim_country (geo_country_code, citizen_country_code);
     geo_is_eu_member_in_period says whether the reporting country was an EU member at the end of
-    the period (the United Kingdom until 2019, Croatia from 2013). -#}
+    the period (the United Kingdom until 2019, Croatia from 2013); is_eu_total marks the one EU
+    aggregate every model reads as the EU total of a period and citizenship (macros/eu_total.sql). -#}
 with
 
 staged as (
@@ -84,6 +85,10 @@ final as (
                  and (geo_country.eu_member_until is null
                       or geo_country.eu_member_until >= observations.period_end), false)
             as geo_is_eu_member_in_period,
+        -- the EU total of the period and citizenship: the one rule, macros/eu_total.sql
+        {{ is_eu_total('observations.geo', 'observations.obs_value',
+                       ['observations.period', 'observations.period_grain', 'observations.citizen']) }}
+            as is_eu_total,
 
         -- lineage
         observations.dataset,

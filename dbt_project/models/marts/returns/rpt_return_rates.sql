@@ -25,6 +25,7 @@ pivoted as (
         any_value(citizen_country_code) as citizen_country_code,
         bool_or(geo_is_aggregate) as geo_is_aggregate,
         bool_or(citizen_is_aggregate) as citizen_is_aggregate,
+        bool_or(is_eu_total) as is_eu_total,
         max(persons) filter (where measure = 'ordered_to_leave') as ordered_to_leave,
         max(persons) filter (where measure = 'returned') as returned,
         max(persons) filter (where measure = 'returned_to_third_country') as returned_to_third_country,
@@ -70,6 +71,7 @@ final as (
         -- flags
         geo_is_aggregate,
         citizen_is_aggregate,
+        coalesce(is_eu_total, false) as is_eu_total,
         coalesce(any_provisional, false) as any_provisional,
         coalesce(any_estimated, false) as any_estimated,
         flags
