@@ -74,6 +74,23 @@ airflow pools set warehouse_writer 1 \
 
 pids=()
 airflow api-server --host "$AIRFLOW__API__HOST" --port "$AIRFLOW__API__PORT" & pids+=($!)
+# Task processes report to the API server's Execution API: start the scheduler once it answers,
+# or the first tasks fail with "connection refused" (seen on a loaded machine, where the API
+# server takes over a minute to start).
+for _ in $(seq 1 300); do
+    python - "$AIRFLOW__API__BASE_URL/api/v2/version" <<'PY' && break
+import sys, urllib.request
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=2)
+except Exception:
+    sys.exit(1)
+PY
+    if ! kill -0 "${pids[0]}" 2>/dev/null; then
+        echo "airflow-local: the API server exited before it answered" >&2
+        exit 1
+    fi
+    sleep 1
+done
 airflow scheduler & pids+=($!)
 airflow dag-processor & pids+=($!)
 airflow triggerer & pids+=($!)

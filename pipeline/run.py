@@ -539,9 +539,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nQuality report: {report}", flush=True)
     if outcome.ok:
         return 0
-    # A source failed, the others were built: say so last, and fail the run.
-    print("\nPIPELINE FAILED (the other sources were built and published as above): "
-          + "\n\nPIPELINE FAILED: ".join(outcome.failures)
+    # A source failed; the transform built what the others had (or found nothing new): say so
+    # last, and fail the run.
+    after = ("\nThe published warehouse was not changed: " + str(s.warehouse) if unchanged
+             else "\nThe other sources' new files were published (above).")
+    print("\nPIPELINE FAILED: " + "\n\nPIPELINE FAILED: ".join(outcome.failures) + after
           + "".join(f"\nQuality report (red): {r}" for r in outcome.reports),
           file=sys.stderr, flush=True)
     return 1
