@@ -154,6 +154,9 @@ class Outcome:
     failures: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
+    transform_run: str | None = None
+    """This invocation's transform run (its outcome and report are this run's, whatever
+    another run at the same time recorded after it)."""
 
     @property
     def ok(self) -> bool:
@@ -185,6 +188,8 @@ def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> Outcome:
         print(f"=== {dag_id}: {state} in {time.monotonic() - started:.0f} s "
               f"(run {dag_run.run_id}) ===", flush=True)
         run_id = safe_run_id(dag_run.run_id)
+        if dag_id == "warehouse_transform":
+            outcome.transform_run = run_id
         folder = settings().runs_dir / run_id
         landed = steps.landing_outcome(run_id) or {}
         for skipped in landed.get("skipped_quarantined", []):
@@ -509,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
           f"landing {s.landing_dir}; warehouse {s.warehouse}", flush=True)
     migrate_metadata_db()
     outcome = run_dags(tuple(args.dag) if args.dag else DAG_IDS, rebuild=args.rebuild)
-    report = latest_report()
+    # This run's report: a transform refused while another run built has none of its own.
+    report = report_of(outcome.transform_run) if outcome.transform_run else latest_report()
     notices = "".join(f"\nNOTE: {n}" for n in outcome.notices)
     transform_failed = any(m.startswith("warehouse_transform ") for m in outcome.failures)
     dag_ids = tuple(args.dag) if args.dag else DAG_IDS
@@ -528,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     if not s.warehouse.exists():
         print(f"\nNo published warehouse at {s.warehouse}", file=sys.stderr)
         return 1
-    unchanged = unchanged_note() if "warehouse_transform" in dag_ids else None
+    unchanged = unchanged_note(outcome.transform_run) if outcome.transform_run else None
     if unchanged:
         print(f"\n{unchanged[0].upper()}{unchanged[1:]}: {s.warehouse}"
               + (f"\nQuality report: {report}" if report else ""), flush=True)
@@ -549,8 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
-def unchanged_note() -> str | None:
-    """When the latest recorded run found nothing new: what it found ("nothing new since ...")."""
+def unchanged_note(run_id: str) -> str | None:
+    """When transform run ``run_id`` found nothing new: what it found ("nothing new since ...").
+    Its own record, not the latest: another run may have recorded after it."""
     from pipeline import quality
 
     path = quality.store_path()
@@ -559,8 +566,8 @@ def unchanged_note() -> str | None:
     import duckdb
 
     with duckdb.connect(str(path), read_only=True) as con:
-        found = con.execute("""select state, note from quality.runs
-                               order by recorded_at desc limit 1""").fetchone()
+        found = con.execute("""select state, note from quality.runs where run_id = ?""",
+                            [run_id]).fetchone()
     return found[1] if found and found[0] == "unchanged" else None
 
 

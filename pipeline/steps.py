@@ -165,6 +165,7 @@ def check_for_changes(run_id: str, rebuild: bool = False, held=None) -> bool:
     the transform skipped (False)."""
     warehouse.housekeeping(run_id)
     set_aside = warehouse.set_aside_if_broken()
+    quality.correct_unpublished(settings().warehouse)
     if set_aside:
         folder = warehouse.run_dir(run_id)
         folder.mkdir(parents=True, exist_ok=True)

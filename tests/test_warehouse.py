@@ -117,3 +117,30 @@ def test_a_publish_stopped_before_its_record_is_not_taken_for_corruption(wh_env)
     record.write_text(json.dumps(stale))  # the record of run two, as if three never wrote one
     assert warehouse.published_problem() is None
     assert json.loads(record.read_text())["run_id"] == "three"
+
+
+def test_a_run_killed_between_its_record_and_its_publish_is_corrected_in_the_history(wh_env):
+    """Publish records its run in the quality history before the rename; killed in between,
+    the history claims a publish no file has. The next run's first step corrects it, and only
+    it (a run recorded before the warehouse's last publish is left alone: after a rebuild,
+    older publishes are not in the new file's log)."""
+    from datetime import datetime, timedelta, timezone
+
+    from pipeline import quality
+    from pipeline.quality import store
+
+    def recorded(run_id, state, at):
+        store.write(run_id, {"runs": [(run_id, at, state, None, None, None, None, None)]})
+
+    before = datetime.now(timezone.utc) - timedelta(hours=1)
+    recorded("older", "published", before)  # published into a file since set aside
+    published = _publish_twice(wh_env)
+    recorded("two", "published", datetime.now(timezone.utc) - timedelta(seconds=1))
+    recorded("killed", "published", datetime.now(timezone.utc) + timedelta(seconds=1))
+    assert quality.correct_unpublished(published) == ["killed"]
+    with duckdb.connect(str(store.store_path()), read_only=True) as con:
+        states = dict(con.execute("select run_id, state from quality.runs").fetchall())
+        note = con.execute("select note from quality.runs where run_id = 'killed'").fetchone()[0]
+    assert states == {"older": "published", "two": "published", "killed": "failed"}, states
+    assert "stopped before the published file was replaced" in note
+    assert quality.correct_unpublished(published) == [], "corrected twice"

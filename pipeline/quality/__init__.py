@@ -7,8 +7,10 @@
 The measures themselves are dbt models (``dbt_project/models/quality``)."""
 from pipeline.quality.freshness import Cadence, cadences, freshness
 from pipeline.quality.record import measure, record_run
-from pipeline.quality.store import (DDL, TABLES, copy_into, has, latest_run_id, set_report_path,
+from pipeline.quality.store import (DDL, TABLES, copy_into, correct_unpublished, has,
+                                    latest_run_id, set_report_path,
                                     store_path, write)
 
-__all__ = ["Cadence", "DDL", "TABLES", "cadences", "copy_into", "freshness", "has",
+__all__ = ["Cadence", "DDL", "TABLES", "cadences", "copy_into", "correct_unpublished",
+           "freshness", "has",
            "latest_run_id", "measure", "record_run", "set_report_path", "store_path", "write"]

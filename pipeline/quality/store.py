@@ -250,6 +250,42 @@ def upgrade() -> None:
         _atomically(lambda con: None)
 
 
+STOPPED_BEFORE_PUBLISH = ("recorded as published, but its process was stopped before the "
+                          "published file was replaced: nothing of this run was published")
+
+
+def correct_unpublished(published: Path) -> list[str]:
+    """Runs the history records as published that the published warehouse never got: the
+    publish step records its run first (the history is copied into the file it publishes), so a
+    process killed between that and the rename leaves a claim no file backs. Such runs, recorded
+    after the warehouse's last publish and absent from its ``meta.publish_log``, become failed
+    at step publish with a note; their ids are returned. Nothing is judged without a readable
+    published file to compare with."""
+    path = store_path()
+    if not path.exists() or not published.exists():
+        return []
+    with duckdb.connect(str(published), read_only=True) as con:
+        if not has(con, "meta", "publish_log"):
+            return []
+        done = {r for (r,) in con.execute("select run_id from meta.publish_log").fetchall()}
+        last = con.execute("select max(published_at) from meta.publish_log").fetchone()[0]
+    with duckdb.connect(str(path), read_only=True) as con:
+        claimed = con.execute("""select run_id from quality.runs
+                                 where state = 'published' and recorded_at > ?""",
+                              [last]).fetchall()
+    stray = [r for (r,) in claimed if r not in done]
+    if stray:
+        def change(con: duckdb.DuckDBPyConnection) -> None:
+            con.executemany("""update quality.runs
+                               set state = 'failed', failed_step = 'publish',
+                                   failure_message = ?, note = ?
+                               where run_id = ?""",
+                            [(STOPPED_BEFORE_PUBLISH, STOPPED_BEFORE_PUBLISH, r) for r in stray])
+        _atomically(change)
+        log.warning("quality history: run(s) %s %s", ", ".join(stray), STOPPED_BEFORE_PUBLISH)
+    return stray
+
+
 def set_report_path(run_id: str, report: Path) -> None:
     def change(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("update quality.runs set report_path = ? where run_id = ?",
