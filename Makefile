@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run test report bench mutate clean
+.PHONY: help venv run test report bench soak mutate clean
 
 help:
 	@echo "make run    run the whole pipeline through Airflow (dag.test on embedded SQLite)"
@@ -14,6 +14,9 @@ help:
 	@echo "make report rebuild the data-quality report of the latest run from the stored results"
 	@echo "make bench  speed goals side by side at 1x, 10x, 100x the recorded data (table and"
 	@echo "            bench/results/latest.json); ARGS=\"--scales 1\" for a quick run, ARGS=--help"
+	@echo "make soak   30 scheduled-style runs with random faults (kill, bad file, slow server, two"
+	@echo "            at once), then the published marts against a clean run's (~30 min, not CI;"
+	@echo "            bench/results/soak-<time>.json); ARGS=\"--runs 4\", ARGS=\"--seed S\", ARGS=--help"
 	@echo "make mutate mutation testing (mutmut) of the parsers, landing and publish code in a clean"
 	@echo "            copy of the work tree, 1 worker (~25 min): score per module and survivors;"
 	@echo "            ARGS=\"--module landing\" (repeatable) for one module, ARGS=--list, ARGS=--help"
@@ -38,6 +41,9 @@ report: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.speed $(ARGS)
+
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(ARGS)
 
 MUTATE_STAMP := $(VENV)/.installed-mutate
 
