@@ -163,6 +163,44 @@ class Outcome:
         return not self.failures
 
 
+SETUP_LOCK = ".wh-setup.lock"
+"""In AIRFLOW_HOME: held while one make run migrates the metadata database and writes the DAGs
+into it, so that two first runs on a fresh home do not both create them (the soak saw
+``UNIQUE constraint failed`` on ``alembic_version`` and on ``dag.dag_id``)."""
+
+
+def prepare_metadata_db(dag_ids: tuple[str, ...]) -> None:
+    """Migrate the metadata database when needed, and write the DAGs into it when any of
+    ``dag_ids`` is not there yet (what ``dag.test()`` does on its first call), under a lock
+    shared by every make run of this AIRFLOW_HOME. A later dag.test() finds them written and
+    only checks their hash."""
+    import fcntl
+
+    home = Path(os.environ["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / SETUP_LOCK).open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        migrate_metadata_db()
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+        from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+        from airflow.models.dag import DagModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            known = {d for (d,) in session.query(DagModel.dag_id).filter(
+                DagModel.dag_id.in_(dag_ids)).all()}
+        if known >= set(dag_ids):
+            return
+        manager = DagBundlesManager()
+        with create_session() as session:
+            manager.sync_bundles_to_db(session=session)
+        for bundle in manager.get_all_dag_bundles():
+            if not bundle.is_initialized:
+                bundle.initialize()
+            sync_bag_to_db(BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path,
+                                        bundle_name=bundle.name), bundle.name, bundle.version)
+
+
 def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> Outcome:
     """Run each DAG with dag.test(), in order. A source DAG that fails does not stop the others
     nor the transform (the other sources' new files are built and published); the run fails
@@ -512,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     s = settings()
     print(f"Sources: {'replayed from ' + str(s.snapshot_dir) if s.snapshot_dir else 'live'}; "
           f"landing {s.landing_dir}; warehouse {s.warehouse}", flush=True)
-    migrate_metadata_db()
+    prepare_metadata_db(tuple(args.dag) if args.dag else DAG_IDS)
     outcome = run_dags(tuple(args.dag) if args.dag else DAG_IDS, rebuild=args.rebuild)
     # This run's report: a transform refused while another run built has none of its own.
     report = report_of(outcome.transform_run) if outcome.transform_run else latest_report()
