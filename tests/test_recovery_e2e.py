@@ -31,6 +31,18 @@ def pipeline_process(install, snapshot: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def two_at_once(install, snapshot: Path, apart_s: float, what: str) -> list[tuple[str, str]]:
+    """Two pipeline runs started ``apart_s`` seconds apart; both must exit 0. Their (stdout,
+    stderr)."""
+    first = pipeline_process(install, snapshot)
+    time.sleep(apart_s)
+    second = pipeline_process(install, snapshot)
+    outs = [p.communicate(timeout=900) for p in (first, second)]
+    for proc, (out, err) in zip((first, second), outs):
+        assert proc.returncode == 0, f"{what} failed:\n{out[-2000:]}\n{err[-3000:]}"
+    return outs
+
+
 def files_states(install) -> dict[str, str]:
     """sha256 -> state, as ``python -m pipeline.run files`` prints them."""
     listing = subprocess.run([sys.executable, "-m", "pipeline.run", "files"], cwd=REPO_ROOT,
@@ -49,12 +61,7 @@ def loaded_shas(warehouse: Path) -> set[str]:
 def test_two_first_runs_at_once_on_a_fresh_installation(install, snapshot_dir):
     """Both set up a new Airflow home (migration, DAGs written) and build from empty: they take
     turns (the soak saw one crash on 'UNIQUE constraint failed' when they did not)."""
-    first = pipeline_process(install, snapshot_dir)
-    time.sleep(0.3)
-    second = pipeline_process(install, snapshot_dir)
-    outs = [p.communicate(timeout=900) for p in (first, second)]
-    for proc, (out, err) in zip((first, second), outs):
-        assert proc.returncode == 0, f"a first run failed:\n{out[-2000:]}\n{err[-3000:]}"
+    outs = two_at_once(install, snapshot_dir, 0.3, "a first run")
     published = [out for out, _ in outs if "Published warehouse:" in out]
     assert len(published) == 1, "expected one first run to publish and the other to find it " \
         "built: " + " | ".join(out[-300:] for out, _ in outs)
@@ -67,12 +74,7 @@ def test_two_runs_at_once_publish_the_new_release_once_and_reject_nothing(instal
     snapshot = snapshot_with(install, "snapshot_july",
                              workbooks.write_workbook(header=header, rows=rows,
                                                       note=NEW_RELEASE_NOTE))
-    first = pipeline_process(install, snapshot)
-    time.sleep(1.0)
-    second = pipeline_process(install, snapshot)
-    outs = [p.communicate(timeout=900) for p in (first, second)]
-    for proc, (out, err) in zip((first, second), outs):
-        assert proc.returncode == 0, f"a concurrent run failed:\n{out[-2000:]}\n{err[-3000:]}"
+    outs = two_at_once(install, snapshot, 1.0, "a concurrent run")
     published = [out for out, _ in outs if "Published warehouse:" in out]
     unchanged = [out for out, _ in outs if "Nothing new since the publish of run" in out]
     assert len(published) == 1 and len(unchanged) == 1, \
