@@ -13,7 +13,7 @@ their real formats, so that the measurements go through the project's own parser
   every nationality maps through the seed and dbt builds: an archive of N releases is how
   Frontex data actually grows.
 - Eurostat, N x: every recorded Eurostat file (legacy exports, SDMX-CSV 1.0 and 2.0), parsed by
-  ``ingest.eurostat_formats`` and written back as SDMX-CSV 1.0 with codes (what the
+  ``ingest.sources.eurostat.formats`` and written back as SDMX-CSV 1.0 with codes (what the
   dissemination API serves), its rows repeated N times: copy k shifts every year back by k times
   the span of years of all the recorded files (forward past the last year once 1000 is reached:
   periods must keep four digits). Keys stay unique within each file, and the files of a dataset
@@ -181,7 +181,7 @@ SDMX1_TAIL = ("TIME_PERIOD", "OBS_VALUE", "OBS_FLAG", "CONF_STATUS")
 def _recorded_eurostat(recorded: Path) -> list[tuple[str, object]]:
     """(file name, parsed observations) of every recorded Eurostat file, by the project's
     parser."""
-    from ingest.eurostat_formats import parse_observations
+    from ingest.sources.eurostat.formats import parse_observations
 
     files = sorted(f for sub in ("legacy", "sdmx") for f in (recorded / "eurostat" / sub).glob("*")
                    if f.is_file() and f.name.endswith(".csv"))

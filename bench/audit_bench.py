@@ -2,7 +2,7 @@
 synthetic Frontex-shaped load of N rows (default 5 million), run in a fresh process per variant.
 
 Variants:
-  project  what the pipeline runs: expectations.frontex.raw_checks through expectations.audit
+  project  what the pipeline runs: ingest.sources.frontex.checks.raw_checks through expectations.audit
            (the frame holds the audited release's checked columns only; the release-level
            rules are computed by DuckDB)
   naive    the whole raw table (lineage columns included) fetched as one DataFrame of Python
@@ -50,7 +50,7 @@ def make_db(path: Path, rows: int) -> None:
 
 def run_variant(variant: str, db: Path, out: Path) -> dict:
     from expectations import audit
-    from expectations import frontex as checks
+    from ingest.sources.frontex import checks
 
     started = time.perf_counter()
     if variant == "project":

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from datetime import timedelta
 
 import pendulum
@@ -10,14 +9,15 @@ from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 
 from ingest import catalog
-from ingest.config import limit
+from ingest.config import settings
 from ingest.errors import DataError
+from ingest.spec import SourceDag
 
 START_DATE = pendulum.datetime(2025, 1, 1, tz="UTC")
 OWNER = "migration-warehouse"
 
-# Emitted by a source DAG when it lands a new file (one per source DAG of ingest/catalog.py);
-# the transform DAG is scheduled on them.
+# Emitted by a source DAG when it lands a new file (one per source folder, ingest.catalog); the
+# transform DAG is scheduled on them.
 ASSETS = {dag_id: Asset(name=catalog.of_dag(dag_id)[0].asset,
                         uri=f"file:///landing/{catalog.of_dag(dag_id)[0].asset.removesuffix('_landed')}")
           for dag_id in catalog.dag_ids()}
@@ -26,18 +26,19 @@ ANY_SOURCE_LANDED = functools.reduce(lambda a, b: a | b, ASSETS.values())
 
 # Every task has an execution_timeout: whatever hangs (a server, a lock, a subprocess), Airflow
 # fails the task after this long, on top of the HTTP client's own deadlines per call. A source
-# task makes many calls (Eurostat: one per dataset, each with its own deadline); the transform's
+# task makes many calls (one per dataset, each with its own deadline); the transform's
 # longest task is dbt build. The report DAG's task shares the transform's bound.
-SOURCE_TASK_TIMEOUT = timedelta(minutes=limit("WH_SOURCE_TASK_TIMEOUT_MIN", 60, "minutes"))
-TRANSFORM_TASK_TIMEOUT = timedelta(minutes=limit("WH_TRANSFORM_TASK_TIMEOUT_MIN", 120, "minutes"))
+_SETTINGS = settings()
+SOURCE_TASK_TIMEOUT = timedelta(minutes=_SETTINGS.source_task_timeout_min)
+TRANSFORM_TASK_TIMEOUT = timedelta(minutes=_SETTINGS.transform_task_timeout_min)
 
 # Source DAGs talk to the network: retry with a delay (on top of the HTTP client's own retries).
 # Data errors do not retry (see fail_fast). `make run` sets WH_SOURCE_TASK_RETRIES=0: dag.test()
 # sleeps through retry delays, and a one-shot run should fail in seconds, not quarter-hours.
 SOURCE_DEFAULT_ARGS = {
     "owner": OWNER,
-    "retries": int(os.environ.get("WH_SOURCE_TASK_RETRIES", "2")),
-    "retry_delay": timedelta(minutes=float(os.environ.get("WH_SOURCE_RETRY_DELAY_MIN", "5"))),
+    "retries": _SETTINGS.source_task_retries,
+    "retry_delay": timedelta(minutes=_SETTINGS.source_retry_delay_min),
     "retry_exponential_backoff": True,
     "execution_timeout": SOURCE_TASK_TIMEOUT,
 }
@@ -64,10 +65,9 @@ def fail_fast(func):
     return wrapper
 
 
-def source_dag(dag_id: str, task_id: str, tags: list[str], doc: str,
-               skip_when_nothing_new: bool = True):
-    """A source DAG: one task that lands what the sources declared for ``dag_id`` in
-    ``ingest.catalog`` have new (on the schedule declared there) and emits the DAG's Asset. With
+def source_dag(declared: SourceDag):
+    """A source folder's DAG (``SourceDag``): one task that lands what the folder's sources have
+    new, on the declared schedule, and emits the DAG's Asset; then ``check_landing``. With
     ``skip_when_nothing_new``, a run that lands nothing is skipped, so no Asset event starts a
     transform for nothing."""
     from airflow.sdk import dag, get_current_context, task
@@ -76,14 +76,15 @@ def source_dag(dag_id: str, task_id: str, tags: list[str], doc: str,
     from pipeline import steps
     from pipeline.warehouse import safe_run_id
 
+    dag_id, skip_when_nothing_new = declared.dag_id, declared.skip_when_nothing_new
     specs = catalog.of_dag(dag_id)
     asset = ASSETS[dag_id]
 
-    @dag(dag_id=dag_id, schedule=specs[0].schedule, start_date=START_DATE, catchup=False,
-         max_active_runs=1, default_args=SOURCE_DEFAULT_ARGS, tags=["source", *tags],
-         doc_md=doc)
+    @dag(dag_id=dag_id, schedule=declared.schedule, start_date=START_DATE, catchup=False,
+         max_active_runs=1, default_args=SOURCE_DEFAULT_ARGS, tags=["source", *declared.tags],
+         doc_md=f"Airflow DAG {dag_id}: {declared.doc}")
     def source():
-        @task(task_id=task_id, outlets=[asset],
+        @task(task_id=declared.task_id, outlets=[asset],
               doc_md=f"Land what {', '.join(s.name for s in specs)} have new.")
         @fail_fast
         def land_new_files() -> list[dict]:

@@ -9,6 +9,7 @@ by DuckDB into a few rows that GX then checks. See docs/decisions.md for the mea
 """
 from __future__ import annotations
 
+import csv
 import json
 import gc
 import logging
@@ -26,6 +27,7 @@ from expectations import data_docs
 log = logging.getLogger(__name__)
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
+SOURCE_SUITES = Path(__file__).resolve().parents[1] / "ingest" / "sources"
 SAMPLE_ROWS = 5
 MAX_CATEGORIES = 10_000
 """A text column with at most this many distinct values (or at most one per CATEGORY_RATIO rows)
@@ -55,7 +57,7 @@ def parts(rows: int, key: str, described: str) -> list[tuple[str, str, str]]:
 @dataclass(frozen=True)
 class Check:
     suite: str
-    """File stem in ``expectations/suites``."""
+    """File stem in ``expectations/suites`` or a source folder's ``suites/`` (``suite_path``)."""
     sql: str
     """The frame to validate."""
     subject: str
@@ -108,8 +110,46 @@ def accepted_suspicious() -> set[str]:
             if ev.event == READMITTED and (ev.reason or "").startswith(ACCEPTED_SUSPICIOUS)}
 
 
+def suite_path(name: str) -> Path:
+    """``<name>.json`` in ``expectations/suites`` (the marts of several sources) or in a source
+    folder's ``suites/`` (``ingest/sources/<name>/suites``)."""
+    candidates = [SUITES_DIR / f"{name}.json",
+                  *sorted(SOURCE_SUITES.glob(f"*/suites/{name}.json"))]
+    found = [p for p in candidates if p.is_file()]
+    if not found:
+        raise FileNotFoundError(f"no suite {name}.json in {SUITES_DIR} or "
+                                f"{SOURCE_SUITES}/*/suites")
+    return found[0]
+
+
 def load_suite_json(name: str) -> dict:
-    return json.loads((SUITES_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    return json.loads(suite_path(name).read_text(encoding="utf-8"))
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    """``sql``'s count, 0 when its table does not exist yet."""
+    try:
+        return con.execute(sql).fetchone()[0]
+    except duckdb.CatalogException:
+        return 0
+
+
+def sql_list(values) -> str:
+    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
+
+
+def _seed_column(path: Path, column: str, where=lambda row: True) -> list[str]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return sorted(row[column] for row in csv.DictReader(fh) if where(row))
+
+
+def seed_parameters() -> dict:
+    """The known funds, funding stages and member states (the seeds), for the funding suites."""
+    from ingest.config import SEEDS_DIR
+    return {"known_funds": _seed_column(SEEDS_DIR / "funds.csv", "fund_code"),
+            "known_stages": _seed_column(SEEDS_DIR / "funding_stages.csv", "stage"),
+            "member_states": _seed_column(SEEDS_DIR / "country_codes.csv", "eurostat_code",
+                                          lambda r: r["is_eu_member"] == "true")}
 
 
 DOCS_SITE = "warehouse_audit"

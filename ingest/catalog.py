@@ -1,247 +1,144 @@
-"""Every source, declared once.
+"""Every source, found by discovering its folder.
 
-A declaration says what the rest of the pipeline needs to know about a source: its name (the
-``source`` of its landing entries), the module that finds, fetches and parses its files, the raw
-table its rows go to and that table's columns, how a release is identified (files of the same
-release with other bytes are corrections: the newest supersedes the others), the load mode, the
-Airflow DAG and schedule that land it and the Asset that DAG emits.
+A source is one folder, ``ingest/sources/<name>/``, whose ``__init__.py`` declares what the rest
+of the pipeline needs to know (``ingest.spec``): ``SPECS`` (one ``SourceSpec`` per raw table:
+name, the module that finds, fetches and parses its files, raw columns, release key, load mode,
+the marts it feeds, its checks), ``DAG`` (the Airflow DAG that lands them, its schedule) and
+``SETTINGS`` (its ``WH_*`` variables: URLs, caps). Its code (``source.py``: discovery, fetch,
+parse), its checks (``checks.py`` and ``suites/``) and its tests live there too; its dbt staging
+folder is where dbt puts it (``dbt_project/models/staging/<name>/``).
 
-Landing (``pipeline.steps.land``), the raw load (``ingest.load``), the DAGs (``dags/``),
-``make run`` (``pipeline.run``) and the file states (``pipeline.files``) all read this list;
-none of them names a source. Adding a source: see "Adding a source" in docs/architecture.md.
+Landing (``pipeline.steps``), the raw load (``ingest.load``), the audits
+(``expectations.suites_by_stage``), the DAGs (``dags/source_ingest.py``), the settings
+(``ingest.config``), the allowed hosts (``ingest.http``) and the file states (``pipeline.files``)
+all read this module; none of them names a source. Adding a source: docs/architecture.md.
 """
 from __future__ import annotations
 
+import functools
 import importlib
-from collections.abc import Callable
+import pkgutil
 from dataclasses import dataclass
+from types import ModuleType
 
-from ingest.landing import ManifestEntry
+from ingest.spec import SourceDag, SourceSpec
 
-EVERY_RELEASE = "every release"
-"""Each release is a slice of its own in the marts (Frontex releases, Cohesion snapshots)."""
-NEWEST_VINTAGE = "newest vintage"
-"""Every file is kept in raw; staging reads the newest vintage of each observation."""
-
-LINEAGE_COLUMNS = """
-    source_row integer not null,
-    landing_file varchar not null,
-    sha256 varchar not null,
-    release_date date,
-    loaded_at timestamptz not null"""
+SOURCES_PACKAGE = "ingest.sources"
 
 
 @dataclass(frozen=True)
-class SourceSpec:
-    name: str
-    """The ``source`` of its landing entries and of ``raw.load_log``."""
-    factory: str
-    """``module:Class`` of the object that discovers, fetches and parses its files."""
-    raw_table: str
-    columns: str
-    """The raw table's own columns (DDL); the lineage columns are added to every table."""
-    release_key: Callable[[ManifestEntry], tuple]
-    """What identifies a release among the landed files: two files with the same key and other
-    bytes are a correction and its original (the newest landed supersedes the others)."""
-    release_key_doc: str
-    load_mode: str
-    dag_id: str
-    """The source DAG that lands it (several sources may share one DAG)."""
-    schedule: str
-    asset: str
-    """Name of the Asset the DAG emits when it lands something new."""
-    enrich: str | None = None
-    """``module:function(entry, parsed)`` adding columns the file alone does not give."""
-    added_columns: tuple[str, ...] = ()
-    """Columns added to an existing raw table since it was first published (migrations)."""
-    url_settings: tuple[str, ...] = ()
-    """Settings (``ingest.config``) holding its live URLs: their hosts are the only ones its
-    requests and redirects may go to (``ingest.http.for_source``)."""
-    refetch_landed: bool = False
-    """Fetch a live URL again though it was landed: the publisher re-issues corrected files
-    under the same name (the bytes are compared; the same bytes land nothing)."""
+class SourceFolder:
+    """One folder of ``ingest/sources``: its package and what it declares."""
 
-    def source(self):
-        module, cls = self.factory.split(":")
-        return getattr(importlib.import_module(module), cls)()
-
-    def enricher(self):
-        if self.enrich is None:
-            return None
-        module, func = self.enrich.split(":")
-        return getattr(importlib.import_module(module), func)
-
-    def ddl(self) -> str:
-        alters = "".join(f"\nalter table {self.raw_table} add column if not exists {c};"
-                         for c in self.added_columns)
-        return (f"create table if not exists {self.raw_table} ({self.columns.rstrip().rstrip(',')},"
-                f"{LINEAGE_COLUMNS}\n);{alters}")
+    package: str
+    specs: tuple[SourceSpec, ...]
+    dag: SourceDag
+    settings: tuple
 
 
-SOURCES: tuple[SourceSpec, ...] = (
-    SourceSpec(
-        name="frontex", factory="ingest.frontex:FrontexSource",
-        raw_table="raw.frontex_detections",
-        columns="""
-    route varchar not null,
-    route_as_published varchar,
-    border_type varchar not null,
-    nationality varchar not null,
-    month date not null,
-    detections bigint not null,""",
-        added_columns=("route_as_published varchar",),
-        release_key=lambda e: (e.release_date,),
-        release_key_doc="the release date stated in the workbook (FRAN data as of ...)",
-        load_mode=EVERY_RELEASE, dag_id="frontex_ingest", schedule="@monthly",
-        asset="frontex_landed", refetch_landed=True,
-        url_settings=("frontex_page_url",)),
-    SourceSpec(
-        name="eurostat", factory="ingest.eurostat:EurostatSource",
-        raw_table="raw.eurostat_observations",
-        columns="""
-    dataset varchar not null,
-    source_format varchar not null,
-    freq varchar not null,
-    time_period varchar not null,
-    geo varchar,
-    geo_label varchar,
-    citizen varchar,
-    citizen_label varchar,
-    dimensions varchar not null,
-    dimension_labels varchar,
-    obs_value double,
-    obs_flag varchar,
-    conf_status varchar,
-    last_update timestamp,""",
-        release_key=lambda e: (e.dataset, e.version or e.url),
-        release_key_doc="dataset and the table of contents' update date (a replayed file: its name)",
-        load_mode=NEWEST_VINTAGE, dag_id="eurostat_ingest", schedule="@monthly",
-        asset="eurostat_landed", url_settings=("eurostat_api_url",)),
-    SourceSpec(
-        name="eurostat_published", factory="ingest.eurostat:EurostatPublishedSource",
-        raw_table="raw.eurostat_published_figures",
-        columns="""
-    period varchar not null,
-    geo varchar not null,
-    citizen varchar not null,
-    indicator varchar not null,
-    value double not null,
-    source_url varchar not null,
-    source_title varchar,
-    extracted_date_or_data_date varchar,
-    note varchar,""",
-        release_key=lambda e: (e.dataset,),
-        release_key_doc="the curated file (each new version supersedes the last)",
-        load_mode=NEWEST_VINTAGE, dag_id="eurostat_ingest", schedule="@monthly",
-        asset="eurostat_landed"),
-    SourceSpec(
-        name="cohesion", factory="ingest.cohesion:CohesionSource",
-        raw_table="raw.cohesion_records",
-        columns="""
-    dataset_id varchar not null,
-    ms varchar,
-    cci varchar,
-    fund varchar not null,
-    record varchar not null,
-    is_complete_snapshot boolean not null,
-    completeness_note varchar not null,
-    snapshot_date date,
-    snapshot_date_basis varchar not null,""",
-        enrich="ingest.cohesion:add_snapshot_columns",
-        release_key=lambda e: (e.dataset, e.release_date or e.url),
-        release_key_doc="dataset and snapshot date (the platform's last update of the rows)",
-        load_mode=EVERY_RELEASE, dag_id="cohesion_ingest", schedule="@weekly",
-        asset="cohesion_landed", url_settings=("cohesion_url", "socrata_catalog_url")),
-    SourceSpec(
-        name="fts", factory="ingest.fts:FtsSource",
-        raw_table="raw.fts_commitments",
-        columns="""
-    fts_year integer not null,
-    year integer,
-    beneficiary_name varchar,
-    amount_eur double,
-    budget_line_number varchar,
-    budget_line_name varchar,
-    programme_name varchar,
-    subject varchar,
-    beneficiary_country varchar,
-    action_location varchar,
-    commitment_total_eur double,
-    commitment_reference varchar,
-    responsible_department varchar,
-    management_type varchar,
-    funding_type varchar,
-    fund varchar not null,
-    matched_by varchar not null,""",
-        enrich="ingest.fts:add_year_column",
-        release_key=lambda e: (e.dataset,),
-        release_key_doc="the year of the workbook",
-        load_mode=NEWEST_VINTAGE, dag_id="fts_ingest", schedule="@yearly",
-        asset="fts_landed", url_settings=("fts_url",)),
-    SourceSpec(
-        name="funding_registry", factory="ingest.registries:FundingRegistrySource",
-        raw_table="raw.funding_commitments",
-        columns="""
-    as_of_date date not null,
-    as_of_precision varchar not null,
-    instrument varchar not null,
-    fund_code varchar not null,
-    action_title varchar not null,
-    beneficiary_or_partner varchar,
-    direction varchar not null,
-    stage varchar not null,
-    amount_eur double,
-    period varchar,
-    source varchar not null,
-    quote varchar not null,
-    note varchar,""",
-        release_key=lambda e: (e.dataset,),
-        release_key_doc="the registry (each new version supersedes the last)",
-        load_mode=NEWEST_VINTAGE, dag_id="registries_ingest", schedule="@daily",
-        asset="registries_landed"),
-    SourceSpec(
-        name="readmission_registry", factory="ingest.registries:ReadmissionRegistrySource",
-        raw_table="raw.readmission_events",
-        columns="""
-    third_country varchar,
-    iso2 varchar,
-    instrument_type varchar not null,
-    title varchar not null,
-    status varchar not null,
-    event_date date not null,
-    event_date_precision varchar not null,
-    event_date_last date not null,
-    scope varchar not null,
-    effect varchar not null,
-    legal_reference varchar,
-    source varchar not null,
-    note varchar,
-    has_caveat boolean not null,""",
-        release_key=lambda e: (e.dataset,),
-        release_key_doc="the registry (each new version supersedes the last)",
-        load_mode=NEWEST_VINTAGE, dag_id="registries_ingest", schedule="@daily",
-        asset="registries_landed"),
-)
+@functools.cache
+def folders() -> tuple[SourceFolder, ...]:
+    """Every source folder, in name order (a folder without ``SPECS`` is not a source)."""
+    package = importlib.import_module(SOURCES_PACKAGE)
+    found = []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if not info.ispkg:
+            continue
+        module: ModuleType = importlib.import_module(f"{SOURCES_PACKAGE}.{info.name}")
+        if not hasattr(module, "SPECS"):
+            continue
+        specs = tuple(module.SPECS)
+        dag = getattr(module, "DAG", None)
+        if dag is None or any(s.dag_id != dag.dag_id for s in specs):
+            raise ValueError(f"{module.__file__}: SPECS must name the folder's DAG "
+                             f"({dag.dag_id if dag else 'no DAG declared'})")
+        found.append(SourceFolder(module.__name__, specs, dag,
+                                  tuple(getattr(module, "SETTINGS", ()))))
+    names = [s.name for f in found for s in f.specs]
+    if len(names) != len(set(names)):
+        raise ValueError(f"two sources share a name: {sorted(names)}")
+    return tuple(found)
 
-BY_NAME = {s.name: s for s in SOURCES}
+
+def sources() -> tuple[SourceSpec, ...]:
+    return tuple(s for f in folders() for s in f.specs)
+
+
+def __getattr__(name: str):
+    # ``catalog.SOURCES`` / ``catalog.BY_NAME``: computed on first use (the folders are imported
+    # then, not when this module is).
+    if name == "SOURCES":
+        return sources()
+    if name == "BY_NAME":
+        return {s.name: s for s in sources()}
+    raise AttributeError(name)
 
 
 def spec(name: str) -> SourceSpec:
-    try:
-        return BY_NAME[name]
-    except KeyError:
-        raise KeyError(f"no source {name!r} in ingest/catalog.py (sources: "
-                       f"{', '.join(BY_NAME)})") from None
+    found = next((s for s in sources() if s.name == name), None)
+    if found is None:
+        raise KeyError(f"no source {name!r} in ingest/sources/*/ (sources: "
+                       f"{', '.join(s.name for s in sources())})")
+    return found
+
+
+def folder_of(name: str) -> SourceFolder:
+    return next(f for f in folders() if any(s.name == name for s in f.specs))
+
+
+def dags() -> tuple[SourceDag, ...]:
+    """The source DAGs, one per folder."""
+    return tuple(f.dag for f in folders())
 
 
 def dag_ids() -> tuple[str, ...]:
-    """The source DAGs, in declaration order."""
-    return tuple(dict.fromkeys(s.dag_id for s in SOURCES))
+    return tuple(d.dag_id for d in dags())
+
+
+def dag(dag_id: str) -> SourceDag:
+    return next(d for d in dags() if d.dag_id == dag_id)
 
 
 def of_dag(dag_id: str) -> tuple[SourceSpec, ...]:
-    return tuple(s for s in SOURCES if s.dag_id == dag_id)
+    return tuple(s for s in sources() if s.dag_id == dag_id)
 
 
 def by_table(raw_table: str) -> SourceSpec | None:
-    return next((s for s in SOURCES if s.raw_table == raw_table), None)
+    return next((s for s in sources() if s.raw_table == raw_table), None)
+
+
+def feeding(mart: str) -> tuple[str, ...]:
+    """The sources whose rows build ``mart`` (``SourceSpec.feeds``)."""
+    return tuple(s.name for s in sources() if mart in s.feeds)
+
+
+def title(name: str) -> str:
+    """What an analyst calls a source (its name when it is not one of the folders')."""
+    found = next((s for s in sources() if s.name == name), None)
+    return found.title if found else name
+
+
+def settings() -> tuple:
+    """The settings the source folders declare, and for each source with live URLs its
+    ``WH_ALLOWED_HOSTS_<NAME>`` (more hosts it alone may reach)."""
+    from ingest.config import HOSTS, Setting
+    declared = tuple(s for f in folders() for s in f.settings)
+    hosts = tuple(Setting(f"WH_ALLOWED_HOSTS_{s.name.upper()}", HOSTS, "",
+                          f"more hosts source {s.name} may reach or be redirected to")
+                  for s in sources() if s.url_settings)
+    return declared + hosts
+
+
+def url_settings() -> tuple[str, ...]:
+    """Every setting holding a live URL, of every source."""
+    return tuple(dict.fromkeys(a for s in sources() for a in s.url_settings))
+
+
+def check_modules() -> tuple[tuple[ModuleType, tuple[str, ...]], ...]:
+    """Each source checks module with the sources that declare it (its checks blame those
+    unless a check names its own)."""
+    modules: dict[str, list[str]] = {}
+    for s in sources():
+        if s.checks:
+            modules.setdefault(s.checks, []).append(s.name)
+    return tuple((importlib.import_module(m), tuple(names)) for m, names in modules.items())

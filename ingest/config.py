@@ -1,167 +1,330 @@
-"""The one place that knows file paths and endpoints.
+"""Every setting, declared once: name, type, default and what it does.
 
-Every setting comes from an environment variable (Airflow Variables can set them too, as
-``AIRFLOW_VAR_*`` is not used here on purpose: the same code runs under ``make run``, pytest and
-the docker-compose topology, and all three set plain environment variables).
-Settings are read on every call, so a test or a runner can change them before a step runs.
+Each setting is an environment variable ``WH_*`` (Airflow Variables are not used on purpose: the
+same code runs under ``make run``, pytest and the docker-compose topology, and all three set
+plain environment variables). The shared ones are declared here (``SHARED``); a source folder
+declares its own in its ``SETTINGS`` (``ingest/sources/<name>/__init__.py``), found by
+``ingest.catalog``. ``settings()`` reads them all on every call, so a test or a runner can change
+them before a step runs; a value that is not of its type fails naming the variable, what it
+expects and its default. ``python -m pipeline.run settings`` lists them with their current
+values.
 """
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEEDS_DIR = REPO_ROOT / "dbt_project" / "seeds"
+MB = 1024 * 1024
 
-FRONTEX_PAGE_URL = (
-    "https://www.frontex.europa.eu/what-we-do/monitoring-and-risk-analysis/migratory-map/"
-)
-EUROSTAT_API_URL = "https://ec.europa.eu/eurostat/api/dissemination"
-COHESION_URL = "https://cohesiondata.ec.europa.eu"
-# Socrata's catalogue for domains outside North America (cohesiondata is hosted in the EU).
-SOCRATA_CATALOG_URL = "https://api.eu.socrata.com/api/catalog/v1"
-FTS_URL = ("https://ec.europa.eu/budget/financial-transparency-system/download/"
-           "{year}_FTS_dataset_en.xlsx")
+
+class SettingError(ValueError):
+    """A setting whose value is not what it expects (names the variable)."""
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Resolved configuration. Paths are absolute."""
+class Kind:
+    """A type of setting: how its text becomes a value, and what it expects (for errors and the
+    listing)."""
 
-    snapshot_dir: Path | None
-    """``WH_SNAPSHOT_DIR``: replay recorded files laid out like ``../shared/data``; unset = live."""
-    landing_dir: Path
-    """``WH_LANDING_DIR``: immutable landed files and their manifest."""
-    warehouse: Path
-    """``WH_WAREHOUSE``: the published DuckDB file BI tools read."""
-    runs_dir: Path
-    """``WH_RUNS_DIR``: one folder per transform run (build DB, audit results, failure)."""
-    frontex_page_url: str
-    """``WH_FRONTEX_PAGE_URL``: the page that links the monthly Frontex workbook."""
-    eurostat_api_url: str
-    """``WH_EUROSTAT_API_URL``: base of Eurostat's dissemination API (table of contents,
-    SDMX 2.1 structure and data)."""
-    cohesion_url: str
-    """``WH_COHESION_URL``: the Cohesion Open Data platform (Socrata)."""
-    socrata_catalog_url: str
-    """``WH_SOCRATA_CATALOG_URL``: Socrata's catalogue API, to find the payment datasets."""
-    socrata_page_rows: int
-    """``WH_SOCRATA_PAGE_ROWS``: rows per page of a Socrata query (explicit ``$limit``)."""
-    socrata_max_pages: int
-    """``WH_SOCRATA_MAX_PAGES``: a paged download asking for more pages than this fails (a
-    server that ignores ``$offset`` would be paged forever)."""
-    fts_url: str
-    """``WH_FTS_URL``: the yearly Financial Transparency System workbook, ``{year}`` filled in."""
-    fts_first_year: int
-    """``WH_FTS_FIRST_YEAR``: the first year fetched (2021: the 2021-2027 budget)."""
-    fts_max_download_bytes: int
-    """``WH_FTS_MAX_DOWNLOAD_MB``: size cap of one FTS workbook (they are far larger than the
-    other sources' files)."""
-    curated_dir: Path | None
-    """``WH_CURATED_DIR``: hand-curated files laid out like ``../shared/data`` (Eurostat's
-    published headline figures, registries); defaults to ``WH_SNAPSHOT_DIR``. They have no live
-    endpoint: unset in live mode, they are not loaded (with a warning)."""
-    http_timeout_s: float
-    """``WH_HTTP_TIMEOUT_S``: connect and read timeout of one request."""
-    download_deadline_s: float
-    """``WH_DOWNLOAD_DEADLINE_S``: the whole of one download, however slowly the bytes arrive
-    (the timeout above is per read)."""
-    http_retries: int
-    """``WH_HTTP_RETRIES``: retries on connection errors, 429 and 5xx, with backoff."""
-    max_download_bytes: int
-    """``WH_MAX_DOWNLOAD_MB``: a download (or a replayed file) larger than this is refused."""
-    max_xlsx_unpacked_bytes: int
-    """``WH_MAX_XLSX_UNPACKED_MB``: a workbook whose parts unpack to more is refused before it
-    is parsed (a small file can unpack to gigabytes)."""
-    fts_max_xlsx_unpacked_bytes: int
-    """``WH_FTS_MAX_XLSX_UNPACKED_MB``: the same for FTS workbooks (big, and streamed)."""
-    http_max_retry_after_s: float
-    """``WH_HTTP_MAX_RETRY_AFTER_S``: the longest ``Retry-After`` (429, 503) the client waits;
-    a server asking for longer fails the download at once instead of being slept on."""
-    max_page_bytes: int
-    """``WH_MAX_PAGE_MB``: size cap of a page or JSON answer (the Frontex page, Eurostat's table
-    of contents and structures, Socrata's metadata), checked while streaming."""
-    page_deadline_s: float
-    """``WH_PAGE_DEADLINE_S``: the whole of one page or JSON fetch, retries and their waits
-    included (``WH_DOWNLOAD_DEADLINE_S`` is the same for files)."""
+    name: str
+    expects: str
+    parse: Callable[[str], Any]
 
 
-def _path(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
-    return (Path(value) if value else default).expanduser().resolve()
-
-
-def _optional_path(name: str) -> Path | None:
-    value = os.environ.get(name)
-    return Path(value).expanduser().resolve() if value else None
-
-
-def settings() -> Settings:
-    """Read the configuration from the environment."""
-    snapshot = os.environ.get("WH_SNAPSHOT_DIR")
-    warehouse = _path("WH_WAREHOUSE", REPO_ROOT / "warehouse" / "migration.duckdb")
-    return Settings(
-        snapshot_dir=Path(snapshot).expanduser().resolve() if snapshot else None,
-        landing_dir=_path("WH_LANDING_DIR", REPO_ROOT / "landing"),
-        warehouse=warehouse,
-        runs_dir=_path("WH_RUNS_DIR", warehouse.parent / "runs"),
-        frontex_page_url=os.environ.get("WH_FRONTEX_PAGE_URL", FRONTEX_PAGE_URL),
-        eurostat_api_url=os.environ.get("WH_EUROSTAT_API_URL", EUROSTAT_API_URL).rstrip("/"),
-        cohesion_url=os.environ.get("WH_COHESION_URL", COHESION_URL).rstrip("/"),
-        socrata_catalog_url=os.environ.get("WH_SOCRATA_CATALOG_URL", SOCRATA_CATALOG_URL),
-        socrata_page_rows=int(os.environ.get("WH_SOCRATA_PAGE_ROWS", "5000")),
-        socrata_max_pages=int(os.environ.get("WH_SOCRATA_MAX_PAGES", "1000")),
-        fts_url=os.environ.get("WH_FTS_URL", FTS_URL),
-        fts_first_year=int(os.environ.get("WH_FTS_FIRST_YEAR", "2021")),
-        fts_max_download_bytes=int(float(os.environ.get("WH_FTS_MAX_DOWNLOAD_MB", "500"))
-                                   * 1024 * 1024),
-        curated_dir=_optional_path("WH_CURATED_DIR") or (
-            Path(snapshot).expanduser().resolve() if snapshot else None),
-        http_timeout_s=float(os.environ.get("WH_HTTP_TIMEOUT_S", "60")),
-        download_deadline_s=float(os.environ.get("WH_DOWNLOAD_DEADLINE_S", "900")),
-        http_retries=int(os.environ.get("WH_HTTP_RETRIES", "4")),
-        max_download_bytes=int(float(os.environ.get("WH_MAX_DOWNLOAD_MB", "50")) * 1024 * 1024),
-        max_xlsx_unpacked_bytes=int(
-            float(os.environ.get("WH_MAX_XLSX_UNPACKED_MB", "512")) * 1024 * 1024),
-        fts_max_xlsx_unpacked_bytes=int(
-            float(os.environ.get("WH_FTS_MAX_XLSX_UNPACKED_MB", "4096")) * 1024 * 1024),
-        http_max_retry_after_s=limit("WH_HTTP_MAX_RETRY_AFTER_S", 120, "seconds", zero_ok=True),
-        max_page_bytes=int(limit("WH_MAX_PAGE_MB", 20, "megabytes") * 1024 * 1024),
-        page_deadline_s=limit("WH_PAGE_DEADLINE_S", 120, "seconds"),
-    )
-
-
-def limit(name: str, default: float, unit: str, zero_ok: bool = False) -> float:
-    """A bound from the environment variable ``name`` (``default`` when unset or empty): a
-    finite number above zero (or zero, with ``zero_ok``). Anything else fails naming the
-    variable, so a typo never turns a bound off."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return float(default)
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
-        expected = "zero or more" if zero_ok else "more than zero"
-        raise ValueError(f"{name}={raw!r}: expected a number of {unit}, {expected} "
-                         f"(default {default:g})")
+def _number(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
     return value
 
 
-def export_resolved(env: dict[str, str] | None = None) -> dict[str, str]:
-    """Write the resolved settings back as absolute paths, so subprocesses (dbt, Airflow tasks)
-    see the same files whatever their working directory."""
-    env = os.environ if env is None else env
-    s = settings()
-    if s.snapshot_dir is not None:
-        env["WH_SNAPSHOT_DIR"] = str(s.snapshot_dir)
-    env["WH_LANDING_DIR"] = str(s.landing_dir)
-    env["WH_WAREHOUSE"] = str(s.warehouse)
-    env["WH_RUNS_DIR"] = str(s.runs_dir)
-    if s.curated_dir is not None:
-        env["WH_CURATED_DIR"] = str(s.curated_dir)
-    return env
+def _positive(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise ValueError(text)
+    return value
 
+
+def _not_negative(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _path(text: str) -> Path:
+    return Path(text).expanduser().resolve()
+
+
+def _url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(text)
+    return text
+
+
+def _hosts(text: str) -> frozenset[str]:
+    return frozenset(h.strip().lower() for h in text.split(",") if h.strip())
+
+
+def _flag(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+PATH = Kind("path", "a file or folder path", _path)
+URL = Kind("url", "an http(s) URL", _url)
+URL_BASE = Kind("url", "an http(s) URL", lambda t: _url(t).rstrip("/"))
+TEXT = Kind("text", "text", str)
+HOSTS = Kind("hosts", "host names separated by commas", _hosts)
+COUNT = Kind("count", "a whole number, 0 or more", _count)
+POSITIVE_COUNT = Kind("count", "a whole number, 1 or more", _at_least_one)
+YEAR = Kind("year", "a year (four digits)", lambda t: _at_least_one(t) if len(t) == 4 else
+            int("not a year"))
+SECONDS = Kind("seconds", "a number of seconds, more than zero", _positive)
+SECONDS_OR_ZERO = Kind("seconds", "a number of seconds, zero or more", _not_negative)
+MINUTES = Kind("minutes", "a number of minutes, more than zero", _positive)
+MINUTES_OR_ZERO = Kind("minutes", "a number of minutes, zero or more", _not_negative)
+DAYS = Kind("days", "a number of days, more than zero", _positive)
+DAYS_OR_ZERO = Kind("days", "a number of days, zero or more", _not_negative)
+SHARE = Kind("share", "a share, more than 0 (0.05 = 5 %)", _positive)
+MEGABYTES = Kind("megabytes", "a number of megabytes, more than zero",
+                 lambda t: int(_positive(t) * MB))
+FLAG = Kind("flag", "true or false", _flag)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``WH_*`` variable. ``default`` is text read like the variable's own value, or a
+    function of the settings resolved before it (a path relative to another), or None (unset)."""
+
+    name: str
+    kind: Kind
+    default: str | Callable[[Mapping[str, Any]], Any] | None
+    description: str
+    attr: str | None = None
+    """The attribute of ``settings()``; by default the name without ``WH_``, in lower case."""
+    internal: bool = False
+    """Set by the pipeline itself for its subprocesses, not by users."""
+
+    @property
+    def key(self) -> str:
+        return self.attr or self.name.removeprefix("WH_").lower()
+
+    def default_text(self) -> str:
+        if self.default is None:
+            return "(unset)"
+        if callable(self.default):
+            return (self.default.__doc__ or "computed").strip()
+        return self.default
+
+    def read(self, environ: Mapping[str, str], resolved: Mapping[str, Any]) -> Any:
+        raw = environ.get(self.name, "").strip()
+        if not raw:
+            if self.default is None:
+                return None
+            if callable(self.default):
+                return self.default(resolved)
+            return self.kind.parse(self.default)
+        try:
+            return self.kind.parse(raw)
+        except (ValueError, TypeError):
+            raise SettingError(f"{self.name}={raw!r}: expected {self.kind.expects} "
+                               f"(default {self.default_text()})") from None
+
+
+def _runs_dir(resolved: Mapping[str, Any]) -> Path:
+    """beside WH_WAREHOUSE: <its folder>/runs"""
+    return resolved["warehouse"].parent / "runs"
+
+
+def _curated_dir(resolved: Mapping[str, Any]) -> Path | None:
+    """WH_SNAPSHOT_DIR"""
+    return resolved["snapshot_dir"]
+
+
+def _quality_db(resolved: Mapping[str, Any]) -> Path:
+    """beside WH_WAREHOUSE: <its folder>/quality_history.duckdb"""
+    # Not "quality.duckdb": DuckDB names a file's catalog after its stem, and a catalog named
+    # like the schema "quality" makes every "quality.<table>" ambiguous.
+    return resolved["warehouse"].with_name("quality_history.duckdb")
+
+
+def _reports_dir(resolved: Mapping[str, Any]) -> Path:
+    """<WH_WAREHOUSE's folder>/../reports/quality"""
+    return resolved["warehouse"].parent.parent / "reports" / "quality"
+
+
+SHARED: tuple[Setting, ...] = (
+    # Where things are.
+    Setting("WH_SNAPSHOT_DIR", PATH, None,
+            "replay recorded files laid out like ../shared/data instead of fetching live"),
+    Setting("WH_CURATED_DIR", PATH, _curated_dir,
+            "hand-curated files with no live endpoint (published figures, curated tables), laid out "
+            "like ../shared/data; unset in live mode: not loaded (with a warning)"),
+    Setting("WH_LANDING_DIR", PATH, str(REPO_ROOT / "landing"),
+            "immutable landed files and their manifest"),
+    Setting("WH_WAREHOUSE", PATH, str(REPO_ROOT / "warehouse" / "migration.duckdb"),
+            "the published DuckDB file BI tools read"),
+    Setting("WH_RUNS_DIR", PATH, _runs_dir,
+            "one folder per transform run (build database, audit results, failure)"),
+    Setting("WH_QUALITY_DB", PATH, _quality_db,
+            "the quality history: every transform run, published or failed, and its checks"),
+    Setting("WH_REPORTS_DIR", PATH, _reports_dir,
+            "the data-quality reports (one per run, latest.html the newest)"),
+    # HTTP: every call bounded in size and time.
+    Setting("WH_HTTP_TIMEOUT_S", SECONDS, "60", "connect and read timeout of one request"),
+    Setting("WH_DOWNLOAD_DEADLINE_S", SECONDS, "900",
+            "the whole of one download, however slowly the bytes arrive (the timeout is per "
+            "read)"),
+    Setting("WH_PAGE_DEADLINE_S", SECONDS, "120",
+            "the whole of one page or JSON fetch, retries and their waits included"),
+    Setting("WH_HTTP_RETRIES", COUNT, "4",
+            "retries on connection errors, 429 and 5xx, with backoff"),
+    Setting("WH_HTTP_BACKOFF_S", SECONDS_OR_ZERO, "2",
+            "backoff factor between retries (doubles at each retry)"),
+    Setting("WH_HTTP_MAX_RETRY_AFTER_S", SECONDS_OR_ZERO, "120",
+            "the longest Retry-After (429, 503) the client waits; longer fails at once"),
+    Setting("WH_MAX_DOWNLOAD_MB", MEGABYTES, "50",
+            "a download (or a replayed file) larger than this is refused",
+            attr="max_download_bytes"),
+    Setting("WH_MAX_PAGE_MB", MEGABYTES, "20",
+            "size cap of a page or JSON answer, checked while streaming", attr="max_page_bytes"),
+    Setting("WH_MAX_XLSX_UNPACKED_MB", MEGABYTES, "512",
+            "a workbook whose parts unpack to more is refused before it is parsed",
+            attr="max_xlsx_unpacked_bytes"),
+    Setting("WH_ALLOWED_HOSTS", HOSTS, "",
+            "more hosts every source may reach or be redirected to (a publisher's CDN)"),
+    # Airflow tasks.
+    Setting("WH_SOURCE_TASK_TIMEOUT_MIN", MINUTES, "60",
+            "Airflow fails a source task that runs longer"),
+    Setting("WH_TRANSFORM_TASK_TIMEOUT_MIN", MINUTES, "120",
+            "Airflow fails a transform or report task that runs longer"),
+    Setting("WH_SOURCE_TASK_RETRIES", COUNT, "2",
+            "retries of a source task on network errors (make run sets 0)"),
+    Setting("WH_SOURCE_RETRY_DELAY_MIN", MINUTES_OR_ZERO, "5",
+            "first delay before a source task is retried (then exponential)"),
+    # The warehouse.
+    Setting("WH_TRANSFORM_LOCK_WAIT_S", SECONDS_OR_ZERO, "600",
+            "how long a run waits for another run building the warehouse before failing"),
+    Setting("WH_TRANSFORM_LEASE_IDLE_S", SECONDS, "1800",
+            "a scheduled run's hold on the warehouse with no step running expires after this"),
+    Setting("WH_KEEP_FAILED_BUILDS", COUNT, "3",
+            "failed runs whose build database is kept for diagnosis (the newest)"),
+    Setting("WH_KEEP_FAILED_BUILDS_DAYS", DAYS_OR_ZERO, "7",
+            "failed builds younger than this are kept whatever their number"),
+    Setting("WH_SUSPICIOUS_CHANGE_SHARE", SHARE, "0.05",
+            "a new release whose totals move more than this share against the previous one is "
+            "held as suspicious until accepted (readmit FILE --accept-suspicious)"),
+    # Set by the pipeline for its own subprocesses.
+    Setting("WH_RUN_OWNER_PID", COUNT, None,
+            "the make-run process that holds the warehouse (its lease ends with it)",
+            internal=True),
+    Setting("WH_BUILD_DB", PATH, None, "the build database dbt writes (dbt's profile)",
+            internal=True),
+)
+
+
+def declared() -> tuple[Setting, ...]:
+    """Every setting: the shared ones, then each source folder's (``ingest.catalog``)."""
+    from ingest import catalog
+    return SHARED + catalog.settings()
+
+
+class Settings:
+    """Resolved configuration (paths absolute): one attribute per setting (``Setting.key``)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"no setting {name!r}: settings are declared in ingest/config.py "
+                             "(SHARED) and in each source folder's SETTINGS")
+
+    def __repr__(self) -> str:
+        return f"Settings({self.__dict__!r})"
+
+
+def resolve(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in declared():
+        values[setting.key] = setting.read(environ, values)
+    return values
+
+
+def settings() -> Settings:
+    """Read the configuration from the environment (every call: tests and runners change it)."""
+    return Settings(resolve())
+
+
+def value(name: str) -> Any:
+    """One setting by variable name (for code that needs only that one)."""
+    setting = next((s for s in declared() if s.name == name), None)
+    if setting is None:
+        raise KeyError(f"{name} is not declared (ingest/config.py SHARED or a source's SETTINGS)")
+    return settings().__dict__[setting.key]
+
+
+def limit(name: str, default: float, unit: str, zero_ok: bool = False) -> float:
+    """A bound from ``name``, kept for callers outside the declared settings (bench): a finite
+    number above zero (or zero, with ``zero_ok``); anything else fails naming the variable."""
+    kind = (Kind(unit, f"a number of {unit}, zero or more", _not_negative) if zero_ok
+            else Kind(unit, f"a number of {unit}, more than zero", _positive))
+    return Setting(name, kind, f"{default:g}", "").read(os.environ, {})
+
+
+def listing(environ: Mapping[str, str] | None = None, everything: bool = False) -> str:
+    """The settings as a table a user reads: name, type, default, value now, what it does."""
+    environ = os.environ if environ is None else environ
+    lines = []
+    try:
+        current = resolve(environ)
+    except SettingError as err:
+        current = None
+        lines.append(f"ERROR {err}\n")
+    for s in declared():
+        if s.internal and not everything:
+            continue
+        now = environ.get(s.name, "").strip()
+        shown = (f"= {now}" if now else "(default)") if current is not None or now else ""
+        lines.append(f"{s.name}  [{s.kind.name}]  default {s.default_text()}  {shown}".rstrip())
+        lines.append(f"    {s.description}")
+    return "\n".join(lines)
+
+
+def export_resolved(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Write the resolved paths back as absolute paths, so subprocesses (dbt, Airflow tasks)
+    see the same files whatever their working directory; every other setting they inherit as
+    it is (and validate the same way)."""
+    env = os.environ if env is None else env
+    values = resolve(env)
+    for s in declared():
+        if s.kind is PATH and not s.internal and values[s.key] is not None:
+            env[s.name] = str(values[s.key])
+    return env

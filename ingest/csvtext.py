@@ -22,7 +22,7 @@ def decode(content: bytes, file_name: str) -> str:
     if head.startswith(b"<"):
         if b"<queued" in content[:4096].lower() or b"syncresponse" in head:
             raise DataError(file_name, "synchronous answer",
-                            "Eurostat queued the extraction for asynchronous delivery instead "
+                            "the publisher queued the extraction for asynchronous delivery instead "
                             "of answering with data (the query is too large or costly to answer "
                             "at once)")
         raise DataError(file_name, "csv format",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -43,17 +42,13 @@ _source: contextvars.ContextVar[tuple[str, tuple[str, ...]] | None] = contextvar
 @contextlib.contextmanager
 def for_source(name: str, url_settings: tuple[str, ...]):
     """Requests made inside go only to the hosts of this source: those of its configured URLs
-    (``url_settings``: Settings attributes, from ingest/catalog.py) and of
+    (``url_settings``: settings attributes, from the source's spec) and of
     ``WH_ALLOWED_HOSTS_<SOURCE>``, besides ``WH_ALLOWED_HOSTS``."""
     token = _source.set((name, url_settings))
     try:
         yield
     finally:
         _source.reset(token)
-
-
-def _hosts(value: str) -> set[str]:
-    return {h.strip().lower() for h in value.split(",") if h.strip()}
 
 
 def allowed_hosts() -> frozenset[str]:
@@ -63,15 +58,15 @@ def allowed_hosts() -> frozenset[str]:
     s = settings()
     current = _source.get()
     if current is None:
-        attributes: tuple[str, ...] = ("frontex_page_url", "eurostat_api_url", "cohesion_url",
-                                       "socrata_catalog_url", "fts_url")
-        extra = set()
+        from ingest import catalog
+        attributes: tuple[str, ...] = catalog.url_settings()
+        extra: frozenset[str] = frozenset()
     else:
         name, attributes = current
-        extra = _hosts(os.environ.get(f"WH_ALLOWED_HOSTS_{name.upper()}", ""))
+        extra = getattr(s, f"allowed_hosts_{name}", frozenset())
     urls = [getattr(s, a) for a in attributes]
     return frozenset({h for u in urls if (h := urlsplit(u).hostname)} | extra
-                     | _hosts(os.environ.get("WH_ALLOWED_HOSTS", "")))
+                     | s.allowed_hosts)
 
 
 def check_host(url: str, via: str | None = None) -> None:
@@ -231,7 +226,7 @@ class _BoundedAdapter(HTTPAdapter):
             connect=s.http_retries,
             read=s.http_retries,
             status=s.http_retries,
-            backoff_factor=float(os.environ.get("WH_HTTP_BACKOFF_S", "2")),
+            backoff_factor=settings().http_backoff_s,
             status_forcelist=(429, 500, 502, 503, 504),
             allowed_methods=frozenset({"GET", "HEAD"}),
             respect_retry_after_header=True,
@@ -303,7 +298,7 @@ def _download(url: str, limits: _Limits, params: dict | None = None,
     check_host(url)
     s = settings()
     budget = _Budget(limits)
-    backoff = float(os.environ.get("WH_HTTP_BACKOFF_S", "2"))
+    backoff = settings().http_backoff_s
     for attempt in range(s.http_retries + 1):
         try:
             return _attempt(url, params, headers, budget)

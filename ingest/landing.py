@@ -68,9 +68,9 @@ class ManifestEntry:
     status: str
     error: str | None = None
     dataset: str | None = None
-    """For sources with several datasets (Eurostat): the dataset the file holds."""
+    """For sources with several datasets: the dataset the file holds."""
     version: str | None = None
-    """The publisher's version marker (Eurostat ``last update of data``), when it has one."""
+    """The publisher's version marker (an API's ``last update of data``), when it has one."""
     final_url: str | None = None
     """Where the bytes came from after redirects (the last request of a download in several),
     when that is not ``url``."""
@@ -100,7 +100,7 @@ def sha256_of(content: bytes) -> str:
 
 
 def _sniff_suffix(content: bytes) -> str:
-    """A file extension for URLs without one (Eurostat's API paths end in the dataset code)."""
+    """A file extension for URLs without one (an API path may end in a dataset code)."""
     if content.startswith(b"PK\x03\x04"):
         return ".xlsx"
     if content.startswith(b"\x1f\x8b"):

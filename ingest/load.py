@@ -33,7 +33,7 @@ create table if not exists raw.load_log (
     loaded_at timestamptz not null,
     dataset varchar
 );
--- Warehouses published before Eurostat was added: releases without a date, datasets per file.
+-- Warehouses published before the second source was added: releases without a date, datasets per file.
 alter table raw.load_log alter column release_date drop not null;
 alter table raw.load_log add column if not exists dataset varchar;
 """

@@ -30,13 +30,19 @@ FORMAT_VERSION = "1"
 """Bumped when the layout of the parsed files themselves changes."""
 
 
+def parser_files() -> list[Path]:
+    """What ``fingerprint`` hashes."""
+    return sorted([*(REPO_ROOT / "ingest").rglob("*.py"), *SEEDS_DIR.glob("*.csv")])
+
+
 @functools.lru_cache(maxsize=1)
 def fingerprint() -> str:
     """Hash of everything a parser's output depends on besides the bytes: the code of the
-    ``ingest`` package and the seeds under ``dbt_project/seeds`` (layouts, aliases, codes)."""
+    ``ingest`` package, the source folders under it included, and the seeds under
+    ``dbt_project/seeds`` (layouts, aliases, codes)."""
     digest = hashlib.sha256(FORMAT_VERSION.encode())
-    for path in sorted([*(REPO_ROOT / "ingest").glob("*.py"), *SEEDS_DIR.glob("*.csv")]):
-        digest.update(path.name.encode())
+    for path in parser_files():
+        digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 

@@ -23,10 +23,10 @@ class Candidate:
     source: str
     url: str
     dataset: str | None = None
-    """For sources with several datasets (Eurostat): which one, when known before fetching."""
+    """For sources with several datasets: which one, when known before fetching."""
     version: str | None = None
-    """The publisher's version marker when the URL stays the same across releases (Eurostat's
-    ``last update of data``); None when every release has its own URL (Frontex)."""
+    """The publisher's version marker when the URL stays the same across releases (an API's
+    ``last update of data``); None when every release has its own URL."""
 
     @property
     def is_local(self) -> bool:

@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ingest.config import limit, settings
+from ingest.config import settings
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def stale_reason(lease: Lease, now: float | None = None) -> str | None:
         # A step was running and nobody holds the lock: that step's process died.
         return f"its step {lease.step} ended without finishing (the process died)"
     idle = now - lease.step_ended
-    limit_s = limit("WH_TRANSFORM_LEASE_IDLE_S", 1800, "seconds")
+    limit_s = settings().transform_lease_idle_s
     if idle > limit_s:
         return f"no step for {idle:,.0f} s (WH_TRANSFORM_LEASE_IDLE_S={limit_s:g})"
     return None
@@ -145,7 +145,7 @@ def step(run_id: str, name: str):
     lease, when free or stale), or wait for another run, then fail with ``AnotherRunBuilding``.
     The lease stays with the run after the step; ``release`` gives it up."""
     lock_path, _ = _paths()
-    wait = limit("WH_TRANSFORM_LOCK_WAIT_S", 600, "seconds", zero_ok=True)
+    wait = settings().transform_lock_wait_s
     started = time.monotonic()
     last_note = started
     holder: Lease | None = None

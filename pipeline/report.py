@@ -30,6 +30,8 @@ from pathlib import Path
 import duckdb
 import jinja2
 
+from expectations.audit import sql_list as sql_text
+from ingest import catalog
 from ingest.config import settings
 from pipeline import charts, quality
 from pipeline.quality import compare
@@ -47,9 +49,7 @@ rather than drawn, so the other bars stay readable."""
 
 
 def reports_dir() -> Path:
-    configured = os.environ.get("WH_REPORTS_DIR")
-    return Path(configured).resolve() if configured else (
-        settings().warehouse.parent.parent / "reports" / "quality")
+    return settings().reports_dir
 
 
 # --- formatting (template filters) -------------------------------------------------------------
@@ -127,8 +127,10 @@ def data_run(q, run_id: str) -> str:
     return run_id
 
 
-COVERAGE_SOURCES = {"cohesion": "cohesion_open_data", "funding_registry": "registry"}
-"""Freshness source -> the source name of quality.coverage where they differ."""
+def _coverage_name(source: str) -> str:
+    """A source's name in quality.coverage (``SourceSpec.coverage_name``, else its own)."""
+    spec = catalog.BY_NAME.get(source)
+    return (spec.coverage_name if spec else None) or source
 
 
 def sources(q, run_id: str, wh) -> list[dict]:
@@ -162,9 +164,9 @@ def sources(q, run_id: str, wh) -> list[dict]:
                                 if previous else None),
             "completeness": complete, "note": c.note if c else "",
             "late_after": c.late_after if c else None, "stale_after": c.stale_after if c else None,
-            "last_period": coverage.get(COVERAGE_SOURCES.get(source, source)),
+            "last_period": coverage.get(_coverage_name(source)),
             "meaning": _freshness_meaning(status, expected, age, c,
-                                          coverage.get(COVERAGE_SOURCES.get(source, source))),
+                                          coverage.get(_coverage_name(source))),
         })
     return out
 
@@ -233,8 +235,8 @@ def verdict(q, run_id: str, fresh: list[dict], recon: dict) -> dict:
         if s["completeness"] and str(s["completeness"]).startswith("PARTIAL"):
             careful.append(f"{s['source']}: {s['completeness']}")
     if recon.get("differs"):
-        careful.append(f"{recon['differs']} of Eurostat's published headline figures differ from "
-                       "the warehouse beyond rounding (see Reconciliation).")
+        careful.append(f"{recon['differs']} of the publisher's own headline figures differ "
+                       "from the warehouse beyond rounding (see Reconciliation).")
     return {"state": run["state"], "css": css, "title": title, "why": why, "careful": careful,
             "message": "\n".join((run["failure_message"] or "").splitlines()[:12]) or None,
             "blocking": blocking, "recorded_at": run["recorded_at"],
@@ -278,7 +280,7 @@ def chart_figures(wh) -> list[dict]:
         out.append({
             "title": f"Detections by route per month, {months[0]} to {months[-1]} "
                      f"(release {routes[0]['release_date']})",
-            "caption": "Every month of the newest Frontex release, one line per route; all "
+            "caption": "Every month of the newest release, one line per route; all "
                        "border types and nationalities. Recent months are restated by later "
                        "releases.",
             "data": series, "svg": charts.line_chart(
@@ -391,9 +393,10 @@ def context(run_id: str, q, wh) -> dict:
 
 def revisions(q, run_id: str) -> list[dict]:
     # Rows recorded before the revisions marts have no label: the key stands in.
-    return dicts(q, """
-        select case source when 'frontex' then 'Frontex' when 'eurostat' then 'Eurostat'
-                    else source end as source,
+    titles = " ".join(f"when {sql_text(s.name)} then {sql_text(s.title)}"
+                      for s in catalog.sources())
+    return dicts(q, f"""
+        select case source {titles} else source end as source,
                subject, coalesce(cell_label, cell) as cell, previous_value, current_value,
                change, previous_release, current_release,
                case when is_correction then 'yes, same release re-issued'

@@ -63,8 +63,7 @@ def housekeeping(current_run_id: str) -> dict[str, int]:
     It runs under the warehouse lease (``pipeline.lock``): no other transform runs, so nothing
     of the transform's own found here is in use."""
     s = settings()
-    keep = int(os.environ.get("WH_KEEP_FAILED_BUILDS", "3"))
-    keep_days = float(os.environ.get("WH_KEEP_FAILED_BUILDS_DAYS", "7"))
+    keep, keep_days = s.keep_failed_builds, s.keep_failed_builds_days
     builds = sorted((p for p in s.runs_dir.glob(f"*/{s.warehouse.name}")
                      if p.parent.name != current_run_id), key=lambda p: p.stat().st_mtime,
                     reverse=True) if s.runs_dir.is_dir() else []

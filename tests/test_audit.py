@@ -55,10 +55,11 @@ def test_recorded_release_passes_and_results_are_saved(db, tmp_path):
     saved = json.loads((tmp_path / "results" / "frontex_raw_rows.json").read_text())
     assert saved["success"] is True
     # Not the count the same run reports (raw["checks"] is built from the very result saved):
-    # the suite file expectations/suites/frontex_raw_rows.json lists 12 expectations, counted by
-    # hand (column set, 5 not-null, type, 2 between, 2 in-set, compound unique), each saved.
-    suite = json.loads((REPO_ROOT / "expectations" / "suites" / "frontex_raw_rows.json")
-                       .read_text())
+    # the suite file ingest/sources/frontex/suites/frontex_raw_rows.json lists 12 expectations,
+    # counted by hand (column set, 5 not-null, type, 2 between, 2 in-set, compound unique), each
+    # saved.
+    suite = json.loads((REPO_ROOT / "ingest" / "sources" / "frontex" / "suites"
+                        / "frontex_raw_rows.json").read_text())
     assert len(saved["results"]) == len(suite["expectations"]) == 12
     assert sorted(r["expectation_config"]["type"] for r in saved["results"]) == sorted(
         e["type"] for e in suite["expectations"])

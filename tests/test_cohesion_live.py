@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from ingest import cohesion
-from ingest.cohesion import CohesionSource, dataset_url, page_url, parse_records
+from ingest.sources.cohesion import source as cohesion
+from ingest.sources.cohesion.source import CohesionSource, dataset_url, page_url, parse_records
 from ingest.config import settings
 from ingest.errors import DownloadError
 from ingest.landing import Landing

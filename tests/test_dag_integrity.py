@@ -156,7 +156,7 @@ def test_the_dags_folder_alone_imports_from_anywhere(tmp_path):
     assert set(got["dags"]) == {*SOURCE_DAGS, TRANSFORM_DAG, "quality_report"}
     parsed = {name.rsplit("/", 1)[-1] for name in got["files"]}
     assert "_common.py" not in parsed
-    assert "frontex_ingest.py" in parsed
+    assert "source_ingest.py" in parsed, f"the source DAGs come from dags/source_ingest.py; parsed: {sorted(parsed)}"
 
 
 def test_transform_tasks_share_a_one_slot_pool_every_deployment_creates(dagbag):

@@ -1,4 +1,4 @@
-"""The DuckDB fast path for SDMX-CSV 1.0 with codes (``ingest.eurostat_fast``) against the Python
+"""The DuckDB fast path for SDMX-CSV 1.0 with codes (``ingest.sources.eurostat.sdmx_csv_duckdb``) against the Python
 reader (``parse_observations``), the independent second reader: the same rows, values, types
 and line numbers, the same load into raw.eurostat_observations, and for every file it must not
 read itself, None and then exactly the Python reader's result or error.
@@ -24,9 +24,9 @@ import pytest
 from ingest import catalog, parsed
 from ingest.config import settings
 from ingest.errors import DataError
-from ingest.eurostat import EurostatSource, decompress
-from ingest.eurostat_fast import FastRows, parse_sdmx_codes
-from ingest.eurostat_formats import OBSERVATION_COLUMNS, parse_observations
+from ingest.sources.eurostat.source import EurostatSource, decompress
+from ingest.sources.eurostat.sdmx_csv_duckdb import FastRows, parse_sdmx_codes
+from ingest.sources.eurostat.formats import OBSERVATION_COLUMNS, parse_observations
 from ingest.landing import Landing, ManifestEntry
 from ingest.load import load_source
 from ingest.source import land_new
@@ -179,7 +179,7 @@ def test_recorded_codes_file_reads_the_same_both_ways(codes_file, tmp_path):
 
 
 def test_source_uses_the_fast_path_for_the_api_format(codes_file, caplog):
-    with caplog.at_level(logging.INFO, logger="ingest.eurostat"):
+    with caplog.at_level(logging.INFO, logger="ingest.sources.eurostat.source"):
         result = EurostatSource().parse(gzip.compress(codes_file), NAME, DATASET)
     assert isinstance(result.rows, FastRows)
     assert "read by DuckDB" in caplog.text

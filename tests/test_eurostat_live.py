@@ -13,7 +13,7 @@ import requests
 
 from ingest.config import settings
 from ingest.errors import DataError, DownloadError
-from ingest.eurostat import EurostatSource, parse_dimensions, query_key
+from ingest.sources.eurostat.source import EurostatSource, parse_dimensions, query_key
 from ingest.landing import Landing
 from ingest.source import land_new
 from tests import eurostat_api as api
@@ -142,7 +142,7 @@ def test_413_splits_the_years_until_the_answer_fits(live):
 
 def frame_of(rows):
     """Parsed rows as a frame: the Python reader gives one, the DuckDB reader
-    (ingest.eurostat_fast) rows that stay in DuckDB until written."""
+    (ingest.sources.eurostat.sdmx_csv_duckdb) rows that stay in DuckDB until written."""
     return rows if isinstance(rows, pd.DataFrame) else rows.df()
 
 

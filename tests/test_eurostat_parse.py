@@ -10,10 +10,10 @@ import json
 import pandas as pd
 import pytest
 
-from ingest import eurostat_codes
+from ingest.sources.eurostat import codes as eurostat_codes
 from ingest.errors import DataError
-from ingest.eurostat import EurostatSource, decompress, parse_published, parse_toc
-from ingest.eurostat_formats import parse_observations
+from ingest.sources.eurostat.source import EurostatSource, decompress, parse_published, parse_toc
+from ingest.sources.eurostat.formats import parse_observations
 from tests.test_reference_mappings import eurostat_code_for, legacy_export_cells
 
 LEGACY = "eurostat/legacy"
@@ -138,7 +138,7 @@ def test_every_label_in_the_recorded_files_maps(snapshot_dir):
             for label, code in set(zip(labelled[f"{column}_label"], labelled[column])):
                 seen[("country", label)] = code
     assert len(seen) > 200
-    # Expected codes not read through ingest.eurostat_codes (the lookup under test): the ISO
+    # Expected codes not read through ingest.sources.eurostat.codes (the lookup under test): the ISO
     # 3166 name, official or common name (pycountry) with Eurostat's EL and UK, and the 18
     # labels ISO does not name, read by hand from the recorded files
     # (EUROSTAT_LABELS_READ_BY_HAND in tests/test_reference_mappings.py, file and line of each).
@@ -166,7 +166,7 @@ def test_labels_map_to_eurostat_codes(label, code):
 def test_every_legacy_returns_cell_as_the_csv_module_reads_it(snapshot_dir):
     """Every cell of the legacy returns export, against a second reading through other code (the
     csv module, values without thousands separators, ':' as missing, labels to codes by
-    eurostat_code_for, not ingest.eurostat_codes). Parsing the same bytes twice and comparing
+    eurostat_code_for, not ingest.sources.eurostat.codes). Parsing the same bytes twice and comparing
     would show determinism only, not that the figures are right."""
     content = (snapshot_dir / RETURNS).read_bytes()
     rows = parse_observations(content, "migr_eirtn_Data_allcitizens.csv").rows

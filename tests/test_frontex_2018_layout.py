@@ -27,7 +27,7 @@ from openpyxl.cell import WriteOnlyCell
 
 from ingest.config import SEEDS_DIR
 from ingest.errors import DataError
-from ingest.frontex import parse_workbook
+from ingest.sources.frontex.source import parse_workbook
 from tests.conftest import OTHER_SOURCE_DAGS, point_installation_at
 
 FILE = "Monthly_detections_of_IBC_2018_07_06.xlsx"

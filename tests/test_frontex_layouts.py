@@ -21,9 +21,9 @@ from datetime import date, datetime
 import pandas as pd
 import pytest
 
-from ingest import frontex
+from ingest.sources.frontex import source as frontex
 from ingest.errors import DataError
-from ingest.frontex import parse_workbook
+from ingest.sources.frontex.source import parse_workbook
 from tests import workbooks
 
 HEADER_2019 = ["Migratory route", "Border location", "Citizenship",
@@ -350,7 +350,7 @@ def test_route_alias_seed_with_overlapping_meanings_is_refused(route_seed):
 # The seeds themselves -----------------------------------------------------------------------
 
 def test_route_aliases_point_at_known_routes():
-    from expectations.frontex import known_routes
+    from ingest.sources.frontex.checks import known_routes
     routes = set(known_routes())
     table = frontex.route_aliases()
     assert {a.route for aliases in table.values() for a in aliases} == routes

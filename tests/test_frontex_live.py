@@ -25,7 +25,7 @@ import requests
 from ingest import http
 from ingest.config import settings
 from ingest.errors import DataError, DownloadError
-from ingest.frontex import FrontexSource
+from ingest.sources.frontex.source import FrontexSource
 from ingest.landing import Landing
 from ingest import catalog
 from ingest.source import land_new

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from ingest.errors import DataError
-from ingest.frontex import find_workbook_link, parse_workbook
+from ingest.sources.frontex.source import find_workbook_link, parse_workbook
 from tests import workbooks
 
 

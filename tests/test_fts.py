@@ -11,7 +11,7 @@ import pytest
 
 from ingest.config import settings
 from ingest.errors import DataError, DownloadError
-from ingest.fts import FtsSource, parse_workbook
+from ingest.sources.fts.source import FtsSource, parse_workbook
 from ingest.landing import Landing
 from ingest.source import land_new
 from tests.replay_server import XLSX_TYPE, ReplayServer, Reply
@@ -178,7 +178,8 @@ def test_fts_rows_are_loaded_and_audited(tmp_path, monkeypatch):
     passes as written, fails with the row on a negative amount."""
     import duckdb
 
-    from expectations import audit, funding
+    from expectations import audit
+    from ingest.sources.fts import checks as fts_checks
     from ingest import catalog
     from ingest.load import load_source
 
@@ -197,9 +198,9 @@ def test_fts_rows_are_loaded_and_audited(tmp_path, monkeypatch):
         assert loaded.rows_loaded == 3
         assert con.execute("select fts_year, sum(amount_eur) from raw.fts_commitments"
                            " group by 1").fetchall() == [(2024, 4_050_000.5)]
-    summary = audit.run_checks(db, funding.raw_checks(db), tmp_path / "ok", "raw")
+    summary = audit.run_checks(db, fts_checks.raw_checks(db), tmp_path / "ok", "raw")
     assert [c["suite"] for c in summary["checks"]] == ["fts_raw_commitments"]
     with duckdb.connect(str(db)) as con:
         con.execute("update raw.fts_commitments set amount_eur = -1 where source_row = 3")
     with pytest.raises(audit.AuditFailed, match=r"amounts non-negative.*source_row=3"):
-        audit.run_checks(db, funding.raw_checks(db), tmp_path / "bad", "raw")
+        audit.run_checks(db, fts_checks.raw_checks(db), tmp_path / "bad", "raw")

@@ -11,7 +11,7 @@ import pytest
 
 from ingest.config import settings
 from ingest.errors import DataError
-from ingest.frontex import FrontexSource
+from ingest.sources.frontex.source import FrontexSource
 from ingest.landing import LANDED, QUARANTINED, Landing
 from ingest.source import land_new
 from tests import workbooks

@@ -272,10 +272,10 @@ def test_housekeeping_removes_a_build_just_past_the_days_limit_and_its_wal(wh_en
     assert done == {"builds": 1, "staged": 1, "bytes": sizes + 500}
 
 
-# --- ingest/frontex.py ---------------------------------------------------------------------------
+# --- ingest/sources/frontex/source.py ---------------------------------------------------------------------------
 
 def _frontex(rows, header=None):
-    from ingest.frontex import parse_workbook
+    from ingest.sources.frontex.source import parse_workbook
     from tests import workbooks
     return parse_workbook(workbooks.write_workbook(header=header or workbooks.HEADER, rows=rows),
                           "rows.xlsx").rows
@@ -298,7 +298,7 @@ def test_a_whole_float_count_is_read_as_its_integer():
 
 
 def test_a_row_with_counts_and_a_key_that_is_not_text_fails_naming_its_row():
-    from ingest.frontex import parse_workbook
+    from ingest.sources.frontex.source import parse_workbook
     from tests import workbooks
     content = workbooks.write_workbook(rows=[workbooks.ROWS[0],
                                              ["Western Balkan Route", "Land", 42, 1, 2, 3]])
@@ -308,10 +308,10 @@ def test_a_row_with_counts_and_a_key_that_is_not_text_fails_naming_its_row():
     assert "empty Nationality" in str(caught.value)
 
 
-# --- ingest/eurostat_formats.py ------------------------------------------------------------------
+# --- ingest/sources/eurostat/formats.py ------------------------------------------------------------------
 
 def test_a_blank_line_inside_an_sdmx_file_is_passed_over_not_the_end():
-    from ingest.eurostat_formats import parse_observations
+    from ingest.sources.eurostat.formats import parse_observations
     body = ("DATAFLOW,LAST UPDATE,freq,citizen,geo,TIME_PERIOD,OBS_VALUE,OBS_FLAG\n"
             "ESTAT:MIGR_EIORD(1.0),18/03/25 11:00:00,A,TOTAL,DE,2022,5,\n"
             "\n"
@@ -322,7 +322,7 @@ def test_a_blank_line_inside_an_sdmx_file_is_passed_over_not_the_end():
 
 
 def test_a_short_line_is_named_with_its_line_number():
-    from ingest.eurostat_formats import parse_observations
+    from ingest.sources.eurostat.formats import parse_observations
     body = ("DATAFLOW,LAST UPDATE,freq,citizen,geo,TIME_PERIOD,OBS_VALUE,OBS_FLAG\n"
             "ESTAT:MIGR_EIORD(1.0),18/03/25 11:00:00,A,TOTAL,DE,2022,5,\n"
             "ESTAT:MIGR_EIORD(1.0),18/03/25 11:00:00,A,TOTAL,DE,2023\n").encode()
@@ -333,7 +333,7 @@ def test_a_short_line_is_named_with_its_line_number():
 
 
 def test_legacy_months_and_quarters_get_their_frequency():
-    from ingest.eurostat_formats import parse_observations
+    from ingest.sources.eurostat.formats import parse_observations
     header = '"TIME","GEO","CITIZEN","UNIT","Value","Flag and Footnotes"\n'
     body = (header + '"2017M03","Belgium","Total","Person","12",""\n'
             '"2017Q1","Belgium","Total","Person","30",""\n').encode()

@@ -10,7 +10,7 @@ import pytest
 
 from ingest import catalog, parsed
 from ingest.config import settings
-from ingest.frontex import FrontexSource
+from ingest.sources.frontex.source import FrontexSource
 from ingest.landing import Landing
 from ingest.load import load_source
 from ingest.source import land_new
@@ -94,3 +94,14 @@ def test_a_parsed_form_that_is_not_current_is_parsed_again(landed, tmp_path, spo
     # ... and the parsed form is current again for the next build.
     assert parsed.lookup(landing, entry) is not None
 
+
+
+def test_the_parser_fingerprint_covers_every_source_folder():
+    """A parser lives in its source folder (ingest/sources/<name>/): a change there must make the
+    parsed forms stale, so the fingerprint hashes those files too (not only ingest/*.py)."""
+    from ingest import catalog
+    from ingest.config import REPO_ROOT
+    hashed = {p.relative_to(REPO_ROOT).as_posix() for p in parsed.parser_files()}
+    for spec in catalog.sources():
+        module = spec.factory.split(":")[0].replace(".", "/") + ".py"
+        assert module in hashed, f"{module} (the parser of {spec.name}) is not in the fingerprint"

@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 
 from ingest.errors import DataError
-from ingest.registries import READMISSION_COLUMNS, last_day, parse_readmission
+from ingest.sources.registries.source import READMISSION_COLUMNS, last_day, parse_readmission
 
 FILE = "registries/readmission_instruments.csv"
 

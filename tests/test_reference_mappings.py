@@ -15,7 +15,7 @@ Rows are numbered as in a spreadsheet: the header is row 1, the first data row r
 
 The helpers ``iso_code_for`` and ``eurostat_code_for`` (ISO plus the hand-read labels of the
 recorded Eurostat files) give the other tests an expected code that does not go through the
-warehouse's own lookup (``ingest.eurostat_codes``).
+warehouse's own lookup (``ingest.sources.eurostat.codes``).
 """
 from __future__ import annotations
 
@@ -184,7 +184,7 @@ def read_exceptions(path: Path = EXCEPTIONS_FILE) -> dict[tuple[str, str], Docum
 
 
 # The country key column is country_code (docs/decisions.md 48); country_name_aliases keeps
-# country_key (ingest.registries reads it), and older checkouts have it everywhere: read as one.
+# country_key (ingest.sources.registries.source reads it), and older checkouts have it everywhere: read as one.
 RENAMED = {"country_key": "country_code"}
 
 
@@ -471,7 +471,7 @@ EUROSTAT_LABELS_READ_BY_HAND = {
 
 def eurostat_code_for(label: str) -> str | None:
     """The Eurostat code of a label of the recorded files, by hand or by ISO (with Eurostat's
-    EL and UK), never through ``ingest.eurostat_codes``."""
+    EL and UK), never through ``ingest.sources.eurostat.codes``."""
     if label in EUROSTAT_LABELS_READ_BY_HAND:
         return EUROSTAT_LABELS_READ_BY_HAND[label]
     iso = iso_code_for(label)

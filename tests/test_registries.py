@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 
 from ingest.errors import DataError
-from ingest.registries import parse_funding, parse_partial_date
+from ingest.sources.registries.source import parse_funding, parse_partial_date
 
 FILE = "registries/funding_commitments.csv"
 

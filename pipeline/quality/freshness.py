@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import duckdb
 
+from ingest import catalog
 from ingest.config import SEEDS_DIR, settings
 from ingest.landing import LANDED, Landing
 from pipeline.quality.store import has
@@ -50,21 +51,16 @@ def freshness(run_id: str, con: duckdb.DuckDBPyConnection) -> list[tuple]:
                 select source, max(rows) filter (where n = 1), max(rows) filter (where n = 2)
                 from ranked group by source""").fetchall():
             loads[source] = (latest, previous)
-    completeness = {"cohesion": None}
-    if has(con, "raw", "cohesion_records"):
-        partial = con.execute("""select any_value(completeness_note) from raw.cohesion_records
-                                 where not is_complete_snapshot
-                                   and loaded_at = (select max(loaded_at)
-                                                    from raw.cohesion_records)""").fetchone()[0]
-        completeness["cohesion"] = f"PARTIAL: {partial}" if partial else "complete"
-    # Where the data say their own date, it beats the manifest's (a replayed file has none).
-    stated = {}
-    if has(con, "raw", "cohesion_records"):
-        stated["cohesion"] = con.execute(
-            "select max(snapshot_date) from raw.cohesion_records").fetchone()[0]
-    if has(con, "raw", "eurostat_observations"):
-        stated["eurostat"] = con.execute("""select max(coalesce(last_update::date, release_date))
-                                            from raw.eurostat_observations""").fetchone()[0]
+    # What a source's rows say of themselves (``SourceSpec``): a partial snapshot, and the
+    # release date, which beats the manifest's (a replayed file has none).
+    completeness, stated = {}, {}
+    for spec in catalog.sources():
+        table = spec.raw_table.split(".")
+        if spec.completeness_sql:
+            completeness[spec.name] = (con.execute(spec.completeness_sql).fetchone()[0]
+                                       if has(con, *table) else None)
+        if spec.stated_release_sql and has(con, *table):
+            stated[spec.name] = con.execute(spec.stated_release_sql).fetchone()[0]
     rows = []
     for source, cadence in cadences().items():
         entries = [e for e in landing.entries(source) if e.status == LANDED]

@@ -150,11 +150,7 @@ TABLES = ("runs", "checks", "results", "freshness", "completeness", "flags", "re
 
 
 def store_path() -> Path:
-    configured = os.environ.get("WH_QUALITY_DB")
-    # Not "quality.duckdb": DuckDB names a file's catalog after its stem, and a catalog named
-    # like the schema "quality" makes every "quality.<table>" ambiguous.
-    return Path(configured).resolve() if configured else settings().warehouse.with_name(
-        "quality_history.duckdb")
+    return settings().quality_db
 
 
 # --- the store --------------------------------------------------------------------------------

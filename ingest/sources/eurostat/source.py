@@ -1,6 +1,6 @@
 """Eurostat: orders to leave, returns and their context, from the dissemination API.
 
-Live, for each dataset of ``ingest.eurostat_codes.DATASETS``:
+Live, for each dataset of ``ingest.sources.eurostat.codes.DATASETS``:
 
 1. the table of contents (``catalogue/toc/txt``) says when the dataset was last updated; a
    dataset whose update date is already landed is not downloaded again;
@@ -15,7 +15,7 @@ Live, for each dataset of ``ingest.eurostat_codes.DATASETS``:
    body as received (the gzip members of a split query, one after another).
 
 Replayed, the files are ``<WH_SNAPSHOT_DIR>/eurostat/{legacy,sdmx}/*.csv`` in any of the formats
-``ingest.eurostat_formats`` reads. Eurostat's published headline figures
+``ingest.sources.eurostat.formats`` reads. Eurostat's published headline figures
 (``<WH_CURATED_DIR>/eurostat/published/*.csv``) are a source of their own
 (``EurostatPublishedSource``): they exist only as a curated file.
 """
@@ -34,12 +34,13 @@ from pathlib import Path
 import pandas as pd
 import requests
 
-from ingest import eurostat_codes, http
+from ingest import http
+from ingest.sources.eurostat import codes as eurostat_codes
 from ingest.config import settings
 from ingest.errors import DataError, DownloadError
 from ingest.csvtext import decode
-from ingest.eurostat_fast import parse_sdmx_codes
-from ingest.eurostat_formats import parse_observations
+from ingest.sources.eurostat.sdmx_csv_duckdb import parse_sdmx_codes
+from ingest.sources.eurostat.formats import parse_observations
 from ingest.source import Candidate, Parsed
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ class EurostatSource:
 
     def parse(self, content: bytes, file_name: str, dataset: str | None = None) -> Parsed:
         """SDMX-CSV 1.0 with codes (what the API sends) is read by DuckDB
-        (``ingest.eurostat_fast``) when that gives exactly what the Python reader gives; every
+        (``ingest.sources.eurostat.sdmx_csv_duckdb``) when that gives exactly what the Python reader gives; every
         other file, and any file breaking a rule, by ``parse_observations`` (its errors)."""
         text = decompress(content, file_name)
         fast = parse_sdmx_codes(text, file_name, dataset)

@@ -13,7 +13,7 @@ import duckdb
 
 from expectations import audit
 from expectations.audit import Check
-from ingest import eurostat_codes
+from ingest.sources.eurostat import codes as eurostat_codes
 
 # A new vintage of a file restates every period and adds the newest: it may lose a few
 # observations (a confidential cell, a discontinued aggregate), never a twentieth of them.
@@ -27,10 +27,6 @@ RETURNS_DATASETS = ("migr_eiord", "migr_eiord1", "migr_eirtn", "migr_eirtn1")
 FACT_MEASURES = ("ordered_to_leave", "returned", "returned_to_third_country",
                  "returned_voluntarily", "returned_enforced", "returned_assisted",
                  "returned_not_assisted")
-
-SOURCES = ("eurostat", "eurostat_published")
-"""The sources (ingest.catalog) these checks are about."""
-
 
 def _sql_list(values) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)

@@ -24,7 +24,6 @@ Completeness (issue 18), per file under audit:
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -33,7 +32,7 @@ import duckdb
 
 from expectations import audit
 from expectations.audit import Check
-from ingest.config import REPO_ROOT
+from ingest.config import SEEDS_DIR, settings
 
 # Frontex's series starts in January 2009; an earlier month means a misread header.
 FIRST_MONTH = date(2009, 1, 1)
@@ -51,34 +50,18 @@ KEYS_LOST_SHARE = 0.015
 # have one: the recorded release has no empty cell in any month (zeros are written as 0).
 NEWEST_MONTH_GAP_SHARE = 0.005
 NEWEST_MONTH_GAP_ROWS = 1
-# Days from the first day of the newest month to the release date: the recorded release is 63
-# days after April 2025; a release much later than its data is a misread date (or stale data).
-RELEASE_LAG_DAYS = ("WH_FRONTEX_RELEASE_LAG_DAYS", 150)
-# Share of total detections (months both releases cover) a release may move against the previous
-# one before it is held as suspicious.
-SUSPICIOUS_CHANGE_SHARE = ("WH_SUSPICIOUS_CHANGE_SHARE", 0.05)
+# Days from the first day of the newest month to the release date (WH_FRONTEX_RELEASE_LAG_DAYS,
+# declared in this folder's __init__): the recorded release is 63 days after April 2025; a release
+# much later than its data is a misread date (or stale data). The share of total detections
+# (months both releases cover) a release may move against the previous one before it is held as
+# suspicious is WH_SUSPICIOUS_CHANGE_SHARE (ingest.config).
 BIGGEST_CELLS = 3
-ROUTES_SEED = REPO_ROOT / "dbt_project" / "seeds" / "frontex_routes.csv"
+ROUTES_SEED = SEEDS_DIR / "frontex_routes.csv"
 
 
 # GX compares dates element by element in Python (12 s for 5M rows, see ``make bench``);
 # months are checked as an integer index that DuckDB computes and GX compares vectorised.
 MONTH_INDEX = "year(month) * 12 + month(month) - 1"
-
-
-def env_number(name: str, default: float) -> float:
-    """A setting of these checks from the environment (``default`` when unset); a value that is
-    not a positive number fails naming the variable."""
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not number >= 0:
-        raise ValueError(f"{name}={value!r}: expected a number >= 0 (default {default:g})")
-    return number
 
 
 def month_index(day: date) -> int:
@@ -89,10 +72,6 @@ def known_routes() -> list[str]:
     """The routes of dim_route (the seed), the one list of routes in the project."""
     with ROUTES_SEED.open(encoding="utf-8") as fh:
         return [row["route"] for row in csv.DictReader(fh)]
-
-
-SOURCES = ("frontex",)
-"""The sources (ingest.catalog) these checks are about."""
 
 
 def _audited_files(con: duckdb.DuckDBPyConnection, run_id: str | None) -> list[tuple]:
@@ -341,7 +320,7 @@ def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:
                        date_diff('day', max(month), release_date) as days_after_newest_month
                 from raw.frontex_detections where sha256 = '{sha}' group by release_date""",
             subject, {"min_rows": f.min_rows,
-                      "max_release_lag_days": env_number(*RELEASE_LAG_DAYS)},
+                      "max_release_lag_days": settings().frontex_release_lag_days},
             ("release_date", "newest_month", "days_after_newest_month"),
             files=(landing_file,), name_suffix=suffix))
         sql = _newest_month_sql(f)
@@ -365,7 +344,7 @@ def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:
         sql, row = _computed_once(db, _changes_sql(f, sha in accepted))
         checks.append(Check(
             "frontex_raw_changes", sql, _changes_subject(row, f),
-            {"max_change_share": env_number(*SUSPICIOUS_CHANGE_SHARE)},
+            {"max_change_share": settings().suspicious_change_share},
             ("release_date", "previous_release_date", "months_compared", "previous_total",
              "new_total", "change_share", "biggest_cells"),
             files=(landing_file,), name_suffix=suffix, suspicious=True))

@@ -13,7 +13,7 @@
 Every format becomes the same long table (``OBSERVATION_COLUMNS``): one row per observation with
 Eurostat codes for every dimension, the published labels kept beside them, the value (NULL when
 missing, never 0) and the flags as published. Labels are mapped to codes through the reference
-tables in ``dbt_project/seeds`` (``ingest.eurostat_codes``); a label without a code is an error
+tables in ``dbt_project/seeds`` (``ingest.sources.eurostat.codes``); a label without a code is an error
 naming the file, the row and the label, never a dropped row.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from datetime import date, datetime
 
 import pandas as pd
 
-from ingest import eurostat_codes
+from ingest.sources.eurostat import codes as eurostat_codes
 from ingest.csvtext import decode
 from ingest.errors import DataError
 

@@ -2,7 +2,7 @@
 
 ``parse_sdmx_codes`` reads such a file with DuckDB's own CSV reader (``read_csv`` with explicit
 VARCHAR columns, strict: every line as wide as the header) and checks in SQL every rule
-``ingest.eurostat_formats.parse_observations`` checks for this format; the rows are then written
+``ingest.sources.eurostat.formats.parse_observations`` checks for this format; the rows are then written
 to Parquet by DuckDB (``FastRows.write_parquet``), never held in Python, so a file of tens of
 millions of observations parses in bounded memory.
 
@@ -42,9 +42,9 @@ from pathlib import Path
 
 import duckdb
 
-from ingest import eurostat_codes
+from ingest.sources.eurostat import codes as eurostat_codes
 from ingest.errors import DataError
-from ingest.eurostat_formats import (
+from ingest.sources.eurostat.formats import (
     OWN_COLUMNS, SDMX_FIELDS, _dataflow_code, _dataset_from_name, parse_last_update,
 )
 from ingest.parsed import kv_sql

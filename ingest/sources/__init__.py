@@ -1,0 +1,2 @@
+"""One folder per source (``ingest.catalog`` finds them; docs/architecture.md, "Adding a
+source")."""

@@ -1,0 +1,108 @@
+"""Settings in one typed place (issue 19, item 3): every WH_* variable the code or the docs name
+is declared once; a bad value names the variable and what it expects."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ingest import config
+from ingest.config import REPO_ROOT
+
+NAME = re.compile(r"\bWH_[A-Z0-9_]*[A-Z0-9]\b")
+PATTERNS = {"WH_ALLOWED_HOSTS_", "WH_"}
+"""Prefixes the code builds names from (WH_ALLOWED_HOSTS_<SOURCE>), not variables."""
+
+
+def _declared() -> set[str]:
+    return {s.name for s in config.declared()}
+
+
+def test_each_setting_is_declared_once():
+    names = [s.name for s in config.declared()]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    assert not twice, f"declared more than once: {twice}"
+    keys = [s.key for s in config.declared()]
+    assert len(keys) == len(set(keys)), "two settings share an attribute of settings()"
+
+
+@pytest.mark.parametrize("top", ["ingest", "pipeline", "expectations", "dags", "bench"])
+def test_every_variable_the_code_names_is_declared(top):
+    undeclared = []
+    for path in sorted((REPO_ROOT / top).rglob("*.py")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for name in NAME.findall(line):
+                if name not in _declared() and name not in PATTERNS:
+                    undeclared.append(f"{path.relative_to(REPO_ROOT)}:{number} {name}")
+    assert not undeclared, ("variables read or named without a declaration in ingest/config.py "
+                            "or a source folder's SETTINGS:\n" + "\n".join(undeclared))
+
+
+def _test_harness_variables() -> set[str]:
+    """Variables the test suite itself reads (WH_SHARED_DIR, the topology's hosts): documented
+    for whoever runs the tests, not settings of the pipeline."""
+    found = set()
+    for path in (REPO_ROOT / "tests").rglob("*.py"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if "environ" in line or "getenv" in line:
+                found.update(NAME.findall(line))
+    return found - _declared()
+
+
+def test_every_variable_the_docs_name_is_declared():
+    harness = _test_harness_variables()
+    undeclared = []
+    for path in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]:
+        if path.name == "decisions.md":  # history: names as they were then
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for name in NAME.findall(line):
+                if (name not in _declared() and name not in harness
+                        and not name.startswith("WH_ALLOWED_HOSTS_")):
+                    undeclared.append(f"{path.name}:{number} {name}")
+    assert not undeclared, "documented variables that are not declared:\n" + "\n".join(undeclared)
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("WH_MAX_DOWNLOAD_MB", "10MB", "expected a number of megabytes, more than zero (default 50)"),
+    ("WH_HTTP_RETRIES", "-1", "expected a whole number, 0 or more (default 4)"),
+    ("WH_FTS_FIRST_YEAR", "21", "expected a year (four digits) (default 2021)"),
+    ("WH_EUROSTAT_API_URL", "ftp://example.org", "expected an http(s) URL"),
+    ("WH_KEEP_FAILED_BUILDS_DAYS", "a week", "expected a number of days, zero or more"),
+    ("WH_SUSPICIOUS_CHANGE_SHARE", "5%", "expected a share, more than 0"),
+    ("WH_TRANSFORM_LOCK_WAIT_S", "nan", "expected a number of seconds, zero or more"),
+])
+def test_a_bad_value_names_the_variable_and_what_it_expects(monkeypatch, name, value, expected):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(config.SettingError) as caught:
+        config.settings()
+    assert str(caught.value).startswith(f"{name}={value!r}: "), caught.value
+    assert expected in str(caught.value), caught.value
+
+
+def test_values_are_typed_and_defaults_hold(monkeypatch, tmp_path):
+    for s in config.declared():
+        monkeypatch.delenv(s.name, raising=False)
+    monkeypatch.setenv("WH_WAREHOUSE", str(tmp_path / "wh" / "migration.duckdb"))
+    monkeypatch.setenv("WH_MAX_DOWNLOAD_MB", " 1.5 ")
+    monkeypatch.setenv("WH_EUROSTAT_API_URL", "http://127.0.0.1:8000/api/")
+    s = config.settings()
+    assert s.max_download_bytes == int(1.5 * 1024 * 1024)
+    assert s.eurostat_api_url == "http://127.0.0.1:8000/api", "a base URL loses its trailing /"
+    assert s.runs_dir == tmp_path / "wh" / "runs", "runs/ defaults to beside the warehouse"
+    assert s.quality_db == tmp_path / "wh" / "quality_history.duckdb"
+    assert s.curated_dir is None and s.snapshot_dir is None
+    assert s.http_retries == 4 and isinstance(s.http_retries, int)
+    with pytest.raises(AttributeError, match="no setting 'not_a_setting'"):
+        s.not_a_setting
+
+
+def test_the_listing_shows_every_user_setting(monkeypatch):
+    monkeypatch.setenv("WH_HTTP_RETRIES", "7")
+    text = config.listing()
+    for s in config.declared():
+        assert (s.name in text) != s.internal, f"{s.name} listed={s.name in text}"
+    assert "WH_HTTP_RETRIES  [count]  default 4  = 7" in text
+    monkeypatch.setenv("WH_HTTP_RETRIES", "seven")
+    assert text != (bad := config.listing())
+    assert bad.startswith("ERROR WH_HTTP_RETRIES='seven'"), bad[:200]
