@@ -3,7 +3,7 @@
 "The current Frontex release" lives in one model, marts.fct_border_crossings_current; "the EU
 total" (EU27_2020, else EU28, else EU27_2007) in one macro, dbt_project/macros/eu_total.sql,
 applied once as fct_returns.is_eu_total. Everything else reads them: the dbt models, the quality
-report (pipeline/report.py), make run's summary (pipeline/run.py) and the BI examples of the
+report (pipeline/report.py), make run's summary (pipeline/summary.py) and the BI examples of the
 README and docs/bi.md. The first tests grep those files and fail naming any that filters the
 newest release by hand or spells the EU aggregates itself; the others check, on the built
 warehouse (session fixture ``built_db``), that the readers agree with each other and that the
@@ -155,7 +155,7 @@ def test_one_eu_aggregate_per_period_and_citizenship(con):
 
 
 def test_summary_reads_the_report_models(built_db):
-    from pipeline.run import summary
+    from pipeline.summary import summary
 
     text = summary(built_db)
     assert "Frontex release 2025-06-03: 173,460 rows, 4,966,869 detections, Jan 2009 - Apr 2025" \
