@@ -28,10 +28,10 @@ def _has(con, schema: str, table: str) -> bool:
 
 def _frontex_summary(con) -> list[str]:
     """The current Frontex release (marts.fct_border_crossings_current), its routes in the latest
-    complete year (the report's chart data, quality.report_detections_by_route) and the year to
+    complete year (the report's chart data, quality.rpt_detections_by_route_month) and the year to
     date (marts.rpt_detections_ytd_by_route)."""
     if not (_has(con, "marts", "fct_border_crossings_current")
-            and _has(con, "quality", "report_detections_by_route")):
+            and _has(con, "quality", "rpt_detections_by_route_month")):
         return ["Frontex: this warehouse was published by an older version (no "
                 "marts.fct_border_crossings_current); the next run rebuilds it"]
     found = con.execute("""
@@ -43,12 +43,12 @@ def _frontex_summary(con) -> list[str]:
     lines = [f"Frontex release {release}: {rows:,} rows, {total:,} detections, "
              f"{first:%b %Y} - {last:%b %Y}"]
     year = con.execute("""
-        select year(month) from quality.report_detections_by_route
+        select year(month) from quality.rpt_detections_by_route_month
         group by 1 having count(distinct month) = 12 order by 1 desc limit 1""").fetchone()
     if year:
         lines.append(f"Detections by route, {year[0]} (latest complete year):")
         for route, n in con.execute("""
-                select route, sum(detections) from quality.report_detections_by_route
+                select route, sum(detections) from quality.rpt_detections_by_route_month
                 where year(month) = ? group by route order by 2 desc""", [year[0]]).fetchall():
             lines.append(f"  {route:<40} {n:>10,}")
     ytd = con.execute("""select route, through_month, ytd_detections, prior_ytd_detections,
@@ -64,15 +64,16 @@ def _frontex_summary(con) -> list[str]:
 
 
 def _headlines_summary(con) -> list[str]:
-    """The report's headline indicators (dbt model quality.report_headlines), as it shows them."""
+    """The report's headline indicators (dbt model quality.rpt_headline_indicators), as it
+    shows them."""
     from pipeline.report import in_unit
 
-    if not _has(con, "quality", "report_headlines"):
+    if not _has(con, "quality", "rpt_headline_indicators"):
         return []
     lines = ["Headline indicators (the quality report's; definitions there):"]
     for label, unit, period, value, previous_period, previous, change in con.execute("""
             select label, unit, period, value, previous_period, previous_value, change_pct
-            from quality.report_headlines order by position""").fetchall():
+            from quality.rpt_headline_indicators order by position""").fetchall():
         before = (f" (was {in_unit(previous, unit)} in {previous_period}"
                   + (f", {change:+.1f}%" if change is not None else "") + ")"
                   if previous is not None else "")

@@ -128,7 +128,7 @@ def test_readmission_fact_and_report_agree_on_each_country_year(con):
     chart = con.execute("""
         select q.citizen, q.period, q.geo, q.ordered_to_leave, q.returned, q.return_rate_pct,
                c.returns_geo, c.orders_to_leave, c.returned, 100 * c.return_rate
-        from quality.report_return_rates q
+        from quality.rpt_return_rates_top_citizenships q
         join marts.dim_country d on d.eurostat_code = q.citizen
         left join marts.fct_readmission_cooperation c
           on c.country_code = d.country_code and c.year = q.period::integer""").fetchall()
