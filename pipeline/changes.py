@@ -23,8 +23,10 @@ from ingest.landing import Landing
 # DuckDB and GX) is a reason to rebuild.
 CODE = ("dbt_project", "expectations", "ingest", "pipeline", "requirements.txt")
 SKIPPED_DIRS = {"target", "logs", "dbt_packages", "__pycache__", ".user.yml"}
-SKIPPED_FILES = {"report.py", "charts.py", "run.py"}
-"""Code that reads the warehouse but does not build it (pipeline.report, charts, run)."""
+SKIPPED_FILES = {"report.py", "charts.py", "run.py", "airflow_setup.py", "summary.py",
+                 "landed_files_cli.py"}
+"""Code that reads the warehouse or runs the DAGs but does not build it (pipeline.report, charts,
+run and the modules of make run: airflow_setup, summary, landed_files_cli)."""
 
 
 @functools.lru_cache(maxsize=1)

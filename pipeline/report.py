@@ -266,10 +266,10 @@ def reconciliation(wh) -> dict:
 def chart_figures(wh) -> list[dict]:
     """Each chart with its data, its caption (what it shows, what it does not) and the SVG."""
     out: list[dict] = []
-    if wh is None or not has(wh, "quality", "report_detections_by_route"):
+    if wh is None or not has(wh, "quality", "rpt_detections_by_route_month"):
         return out
     routes = dicts(wh, """select route, strftime(month, '%Y-%m') as month, detections,
-                                  release_date from quality.report_detections_by_route
+                                  release_date from quality.rpt_detections_by_route_month
                            order by month, route""")
     if routes:
         months = sorted({r["month"] for r in routes})
@@ -305,7 +305,8 @@ def chart_figures(wh) -> list[dict]:
             "svg": charts.bar_chart(
                 f"Year-to-date change by route, through {through:%b %Y} (%)",
                 [(r["route"], r["change_pct"]) for r in shown], "%", signed=True)})
-    rates = dicts(wh, """select * from quality.report_return_rates order by orders_rank""")
+    rates = dicts(wh, """select * from quality.rpt_return_rates_top_citizenships
+                         order by orders_rank""")
     if rates:
         over = [r["citizen_label"] for r in rates if r["exceeds_100"]]
         out.append({
@@ -324,8 +325,8 @@ def chart_figures(wh) -> list[dict]:
                 reference=100.0)})
     funding = dicts(wh, """
         with latest as (select source, max(as_of_date) as as_of_date
-                        from quality.report_funding_by_stage group by source)
-        select f.* from quality.report_funding_by_stage f join latest using (source, as_of_date)
+                        from quality.rpt_funding_by_stage group by source)
+        select f.* from quality.rpt_funding_by_stage f join latest using (source, as_of_date)
         order by f.source, f.stage_order""")
     for source in sorted({r["source"] for r in funding}):
         rows = [r for r in funding if r["source"] == source]

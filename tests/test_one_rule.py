@@ -3,7 +3,7 @@
 "The current Frontex release" lives in one model, marts.fct_border_crossings_current; "the EU
 total" (EU27_2020, else EU28, else EU27_2007) in one macro, dbt_project/macros/eu_total.sql,
 applied once as fct_returns.is_eu_total. Everything else reads them: the dbt models, the quality
-report (pipeline/report.py), make run's summary (pipeline/run.py) and the BI examples of the
+report (pipeline/report.py), make run's summary (pipeline/summary.py) and the BI examples of the
 README and docs/bi.md. The first tests grep those files and fail naming any that filters the
 newest release by hand or spells the EU aggregates itself; the others check, on the built
 warehouse (session fixture ``built_db``), that the readers agree with each other and that the
@@ -128,7 +128,7 @@ def test_readmission_fact_and_report_agree_on_each_country_year(con):
     chart = con.execute("""
         select q.citizen, q.period, q.geo, q.ordered_to_leave, q.returned, q.return_rate_pct,
                c.returns_geo, c.orders_to_leave, c.returned, 100 * c.return_rate
-        from quality.report_return_rates q
+        from quality.rpt_return_rates_top_citizenships q
         join marts.dim_country d on d.eurostat_code = q.citizen
         left join marts.fct_readmission_cooperation c
           on c.country_code = d.country_code and c.year = q.period::integer""").fetchall()
@@ -155,14 +155,17 @@ def test_one_eu_aggregate_per_period_and_citizenship(con):
 
 
 def test_summary_reads_the_report_models(built_db):
-    from pipeline.run import summary
+    from pipeline.summary import summary
 
     text = summary(built_db)
-    assert "Frontex release 2025-06-03: 173,460 rows, 4,966,869 detections, Jan 2009 - Apr 2025" \
-        in text
-    assert "Detections by route, 2024 (latest complete year):" in text
-    assert "  2015 EU28       ordered   533,395  returned   227,975  rate 42.7%" in text
-    assert "  Return rate, 2016: 50.1 % (was 42.7 % in 2015)" in text
+    assert re.search(r"^Frontex release 2025-06-03, Jan 2009 - Apr 2025:\n  rows +173,460 rows\n"
+                     r"  detections, all routes and months +4,966,869 detections$", text,
+                     re.M), text
+    assert "\nDetections by route, 2024 (latest complete year):\n" in text
+    assert re.search(r"^  Eastern Mediterranean Route +69,954 detections$", text, re.M)
+    assert re.search(r"^  2015 EU28 +42\.7 %  returned 227,975 of 533,395 ordered to leave$", text,
+                     re.M)
+    assert re.search(r"^  Return rate, 2016 +50\.1 % \(was 42\.7 % in 2015\)$", text, re.M)
 
 
 def test_a_second_release_is_not_added_to_current_figures(built_db, tmp_path):

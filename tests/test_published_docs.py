@@ -249,7 +249,7 @@ def test_a_sqlalchemy_client_lists_every_column_with_its_description(built_db, t
     finally:
         engine.dispose()
     assert len([c for c in columns if c[0] == "marts"]) > 300
-    assert {"runs", "results", "coverage", "report_headlines"} <= {t for s, t in tables
+    assert {"runs", "results", "coverage", "rpt_headline_indicators"} <= {t for s, t in tables
                                                                     if s == "quality"}
     assert [f"{s}.{t}.{c}" for s, t, c, comment in columns if not (comment or "").strip()] == []
     assert [f"{s}.{t}" for (s, t), comment in table_comments.items()

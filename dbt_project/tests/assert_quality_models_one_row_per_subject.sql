@@ -7,8 +7,8 @@ union all
 select 'current_completeness', source || ' / ' || subject, count(*)
 from {{ ref('current_completeness') }} group by all having count(*) > 1
 union all
-select 'report_headlines', indicator, count(*)
-from {{ ref('report_headlines') }} group by all having count(*) > 1
+select 'rpt_headline_indicators', indicator, count(*)
+from {{ ref('rpt_headline_indicators') }} group by all having count(*) > 1
 union all
-select 'report_return_rates', period || ' / ' || citizen, count(*)
-from {{ ref('report_return_rates') }} group by all having count(*) > 1
+select 'rpt_return_rates_top_citizenships', period || ' / ' || citizen, count(*)
+from {{ ref('rpt_return_rates_top_citizenships') }} group by all having count(*) > 1

@@ -1,9 +1,9 @@
 {#- The readmission fact and the report state the same EU-total returns for the same country and
     year: every country-year of fct_readmission_cooperation against the EU-total row of
     rpt_return_rates (the aggregate, orders to leave, returns and rate), and every bar of the
-    report's return-rate chart (quality.report_return_rates) against the fact. Both read
-    fct_returns.is_eu_total (macros/eu_total.sql); a model that picked its own aggregate again
-    would show up here. Returns the disagreeing country-years. -#}
+    report's return-rate chart (quality.rpt_return_rates_top_citizenships) against the fact.
+    Both read fct_returns.is_eu_total (macros/eu_total.sql); a model that picked its own
+    aggregate again would show up here. Returns the disagreeing country-years. -#}
 with
 
 cooperation as (
@@ -45,7 +45,7 @@ chart as (
         chart.ordered_to_leave,
         chart.returned,
         chart.return_rate_pct
-    from {{ ref('report_return_rates') }} as chart
+    from {{ ref('rpt_return_rates_top_citizenships') }} as chart
     inner join third_countries on third_countries.eurostat_code = chart.citizen
 
 )
@@ -63,7 +63,7 @@ where cooperation.returns_geo is distinct from eu_rates.geo
 
 union all
 
-select 'report_return_rates', chart.country_code, chart.year,
+select 'rpt_return_rates_top_citizenships', chart.country_code, chart.year,
        cooperation.returns_geo, chart.geo,
        cooperation.orders_to_leave, chart.ordered_to_leave,
        cooperation.returned, chart.returned

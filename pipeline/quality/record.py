@@ -44,11 +44,11 @@ MEASURES = {
                 "release from quality.current_coverage order by source, subject",
     "headlines": "select position, indicator, label, definition, unit, period, value, "
                  "previous_period, previous_value, basis, source_model, change_pct "
-                 "from quality.report_headlines order by position",
+                 "from quality.rpt_headline_indicators order by position",
 }
 MODELS = {"completeness": "current_completeness", "flags": "current_flags",
           "revisions": "current_revisions", "revision_counts": "current_revisions",
-          "coverage": "current_coverage", "headlines": "report_headlines"}
+          "coverage": "current_coverage", "headlines": "rpt_headline_indicators"}
 
 
 def record_run(run_id: str, state: str, measured_db: Path | None = None,

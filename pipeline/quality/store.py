@@ -104,7 +104,8 @@ alter table quality.revisions add column if not exists cell_label varchar;   -- 
 alter table quality.revisions add column if not exists is_correction boolean; -- same release re-issued
 alter table quality.revisions add column if not exists first_value double;    -- first published
 alter table quality.revisions add column if not exists first_release varchar;
--- Added with the report's "what changed" (dbt models quality.current_coverage, report_headlines).
+-- Added with the report's "what changed" (dbt models quality.current_coverage and
+-- rpt_headline_indicators, then named report_headlines).
 alter table quality.results add column if not exists description varchar;    -- what the rule means
 create table if not exists quality.coverage (
     run_id varchar not null,
