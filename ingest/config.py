@@ -139,6 +139,8 @@ class Setting:
     def default_text(self) -> str:
         if self.default is None:
             return "(unset)"
+        if self.default == "":
+            return "(none)"
         if callable(self.default):
             return (self.default.__doc__ or "computed").strip()
         return self.default
@@ -300,22 +302,37 @@ def limit(name: str, default: float, unit: str, zero_ok: bool = False) -> float:
 
 
 def listing(environ: Mapping[str, str] | None = None, everything: bool = False) -> str:
-    """The settings as a table a user reads: name, type, default, value now, what it does."""
+    """The settings as a user reads them: name, type, default, value now, what it does; the
+    shared ones first, then each source folder's."""
+    import textwrap
+
+    from ingest import catalog
     environ = os.environ if environ is None else environ
     lines = []
     try:
-        current = resolve(environ)
+        resolve(environ)
     except SettingError as err:
-        current = None
         lines.append(f"ERROR {err}\n")
-    for s in declared():
-        if s.internal and not everything:
+    source_settings = set(catalog.settings())
+    groups = [("Shared", [s for s in SHARED])]
+    for folder in catalog.folders():
+        own = [s for s in catalog.settings() if s in folder.settings
+               or any(s.name == f"WH_ALLOWED_HOSTS_{spec.name.upper()}" for spec in folder.specs)]
+        groups.append((f"Source folder {folder.package.rsplit('.', 1)[-1]}", own))
+    assert {s for _, group in groups for s in group} >= source_settings
+    for title, group in groups:
+        shown = [s for s in group if everything or not s.internal]
+        if not shown:
             continue
-        now = environ.get(s.name, "").strip()
-        shown = (f"= {now}" if now else "(default)") if current is not None or now else ""
-        lines.append(f"{s.name}  [{s.kind.name}]  default {s.default_text()}  {shown}".rstrip())
-        lines.append(f"    {s.description}")
-    return "\n".join(lines)
+        lines.append(f"{title}:")
+        for s in shown:
+            now = environ.get(s.name, "").strip()
+            lines.append(f"  {s.name}  [{s.kind.name}]  default {s.default_text()}"
+                         + (f"  = {now}" if now else ""))
+            lines.append(textwrap.fill(s.description, 96, initial_indent="      ",
+                                       subsequent_indent="      "))
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def export_resolved(env: dict[str, str] | None = None) -> dict[str, str]:

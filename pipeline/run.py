@@ -21,17 +21,14 @@ Commands for landed files (no Airflow needed):
   FILE is a landing path (<source>/20261127T101500000000Z_1a2b3c4d5e6f.xlsx), its file name or a
   sha256 prefix (8+ characters), as `files` prints them.
 
-Configuration (environment variables):
-  WH_SNAPSHOT_DIR   replay recorded files laid out like ../shared/data instead of fetching live
-  WH_CURATED_DIR    curated files with no live endpoint (published figures, hand-kept lists);
-                    default WH_SNAPSHOT_DIR
-  WH_WAREHOUSE      published DuckDB file (default warehouse/migration.duckdb)
-  WH_LANDING_DIR    landed files and manifest (default landing/)
-  WH_RUNS_DIR       per-run build databases, audit results, failures (default <warehouse dir>/runs)
+Settings (environment variables WH_*, each declared once with its type and default):
+  python -m pipeline.run settings [--all]
+                                  every setting with its type, default, the value set now and
+                                  what it does (--all: also those the pipeline sets for itself);
+                                  a value of the wrong type stops any command naming the variable
   AIRFLOW_HOME      Airflow's home with its SQLite database (default .airflow/)
-  WH_SOURCE_TASK_RETRIES  Airflow retries of source tasks (default here 0: dag.test() sleeps
-                    through retry delays; the HTTP client still retries each request)
-  (the sources' endpoints and limits: see the configuration table of the README)
+  Common ones: WH_SNAPSHOT_DIR (replay recorded files laid out like ../shared/data instead of
+  fetching live), WH_WAREHOUSE (the published DuckDB file), WH_LANDING_DIR, WH_RUNS_DIR.
 """
 from __future__ import annotations
 
@@ -44,7 +41,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from ingest import catalog
+from ingest import catalog, config
 from ingest.config import export_resolved, settings
 # This module runs the DAGs and ends the run; the other jobs of make run have their own modules:
 # the Airflow environment and metadata database, the summary printed after a publish, and the
@@ -180,16 +177,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true",
                    help="build, audit and publish even when nothing is new since the last "
                         "publish (by default such a run changes nothing and says so)")
-    sub = p.add_subparsers(dest="command", metavar="{run,files,reject,readmit}")
+    sub = p.add_subparsers(dest="command", metavar="{run,files,reject,readmit,settings}")
     run = sub.add_parser("run", help="run the pipeline (the default)")
     run.add_argument("--dag", action="append", choices=DAG_IDS, help=argparse.SUPPRESS)
     run.add_argument("--rebuild", action="store_true", help=argparse.SUPPRESS)
     landed_files_cli.add_commands(sub)
+    listing = sub.add_parser("settings", help="list every WH_* setting: type, default, value now")
+    listing.add_argument("--all", action="store_true",
+                         help="also the settings the pipeline sets for its own subprocesses")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "settings":
+        text = config.listing(everything=args.all)
+        print(text)
+        return 2 if text.startswith("ERROR") else 0
+    try:
+        settings()
+    except config.SettingError as err:
+        print(f"Configuration error: {err}\n(python -m pipeline.run settings lists every "
+              "setting)", file=sys.stderr)
+        return 2
     if args.command in landed_files_cli.COMMANDS:
         export_resolved()
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

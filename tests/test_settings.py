@@ -102,7 +102,29 @@ def test_the_listing_shows_every_user_setting(monkeypatch):
     text = config.listing()
     for s in config.declared():
         assert (s.name in text) != s.internal, f"{s.name} listed={s.name in text}"
-    assert "WH_HTTP_RETRIES  [count]  default 4  = 7" in text
+    assert "  WH_HTTP_RETRIES  [count]  default 4  = 7\n" in text, text
     monkeypatch.setenv("WH_HTTP_RETRIES", "seven")
     assert text != (bad := config.listing())
     assert bad.startswith("ERROR WH_HTTP_RETRIES='seven'"), bad[:200]
+
+
+def test_the_command_lists_settings_and_any_command_stops_on_a_bad_value(tmp_path):
+    """`python -m pipeline.run settings` is what --help points to; a bad value stops a command
+    before it touches anything, exit 2, naming the variable (not 'could not convert string')."""
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "WH_LANDING_DIR": str(tmp_path / "landing")}
+    listed = subprocess.run([sys.executable, "-m", "pipeline.run", "settings"], cwd=REPO_ROOT,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    for s in config.declared():
+        assert (s.name in listed.stdout) != s.internal, f"{s.name} in the listing: {not s.internal}"
+    assert f"WH_LANDING_DIR  [path]  default {REPO_ROOT / 'landing'}  = {tmp_path / 'landing'}" \
+        in listed.stdout, listed.stdout[:600]
+    env["WH_MAX_DOWNLOAD_MB"] = "10MB"
+    bad = subprocess.run([sys.executable, "-m", "pipeline.run", "files"], cwd=REPO_ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2, (bad.returncode, bad.stderr)
+    assert "WH_MAX_DOWNLOAD_MB='10MB': expected a number of megabytes" in bad.stderr, bad.stderr
+    assert "could not convert" not in bad.stderr and not (tmp_path / "landing").exists()
