@@ -119,6 +119,9 @@ def suite_path(name: str) -> Path:
     if not found:
         raise FileNotFoundError(f"no suite {name}.json in {SUITES_DIR} or "
                                 f"{SOURCE_SUITES}/*/suites")
+    if len(found) > 1:
+        raise ValueError(f"suite {name}.json is in {len(found)} places ({', '.join(map(str, found))}):"
+                         " suite names are global, rename one")
     return found[0]
 
 

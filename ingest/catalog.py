@@ -17,11 +17,17 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
+import logging
 import pkgutil
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 from ingest.spec import SourceDag, SourceSpec
+
+log = logging.getLogger(__name__)
 
 SOURCES_PACKAGE = "ingest.sources"
 
@@ -36,27 +42,78 @@ class SourceFolder:
     settings: tuple
 
 
+class CatalogError(ValueError):
+    """A source folder that cannot be used; the message names the folder and what is wrong."""
+
+
+NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _module_exists(reference: str) -> bool:
+    try:
+        return importlib.util.find_spec(reference.split(":")[0]) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _check(module: ModuleType, specs: tuple, dag) -> None:
+    folder, root = Path(module.__file__).parent, Path(__file__).resolve().parents[1]
+    where = folder.relative_to(root) if folder.is_relative_to(root) else folder
+    if not specs:
+        raise CatalogError(f"{where}: SPECS is empty (a source folder declares one SourceSpec "
+                           "per raw table)")
+    if not isinstance(dag, SourceDag):
+        raise CatalogError(f"{where}: no DAG = SourceDag(...) (the DAG that lands its sources)")
+    for spec in specs:
+        if not isinstance(spec, SourceSpec):
+            raise CatalogError(f"{where}: SPECS holds {type(spec).__name__}, not SourceSpec")
+        if not NAME.fullmatch(spec.name):
+            raise CatalogError(f"{where}: source name {spec.name!r}: lower-case letters, digits "
+                               "and _ only (it names landing folders and WH_ALLOWED_HOSTS_<NAME>)")
+        if spec.dag_id != dag.dag_id:
+            raise CatalogError(f"{where}: source {spec.name} names DAG {spec.dag_id!r}, the "
+                               f"folder's DAG is {dag.dag_id!r}")
+        for what, reference in (("factory", spec.factory), ("checks", spec.checks),
+                                ("enrich", spec.enrich)):
+            if reference and not _module_exists(reference):
+                raise CatalogError(f"{where}: source {spec.name}: {what} module "
+                                   f"{reference.split(':')[0]!r} does not exist")
+
+
 @functools.cache
 def folders() -> tuple[SourceFolder, ...]:
-    """Every source folder, in name order (a folder without ``SPECS`` is not a source)."""
+    """Every source folder, in name order. A package under ``ingest/sources`` without ``SPECS``
+    is not a source (a warning says so); anything else wrong with a folder stops here, naming
+    it, rather than half-way through a run."""
     package = importlib.import_module(SOURCES_PACKAGE)
     found = []
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
         if not info.ispkg:
             continue
-        module: ModuleType = importlib.import_module(f"{SOURCES_PACKAGE}.{info.name}")
+        try:
+            module: ModuleType = importlib.import_module(f"{SOURCES_PACKAGE}.{info.name}")
+        except Exception as err:
+            raise CatalogError(f"source folder {info.name}: its __init__.py does not import: "
+                               f"{type(err).__name__}: {err}") from err
         if not hasattr(module, "SPECS"):
+            log.warning("ingest/sources/%s has no SPECS: not a source folder, skipped", info.name)
             continue
-        specs = tuple(module.SPECS)
-        dag = getattr(module, "DAG", None)
-        if dag is None or any(s.dag_id != dag.dag_id for s in specs):
-            raise ValueError(f"{module.__file__}: SPECS must name the folder's DAG "
-                             f"({dag.dag_id if dag else 'no DAG declared'})")
+        specs, dag = tuple(module.SPECS), getattr(module, "DAG", None)
+        _check(module, specs, dag)
         found.append(SourceFolder(module.__name__, specs, dag,
                                   tuple(getattr(module, "SETTINGS", ()))))
-    names = [s.name for f in found for s in f.specs]
-    if len(names) != len(set(names)):
-        raise ValueError(f"two sources share a name: {sorted(names)}")
+    for what, key in (("source name", lambda s: s.name), ("raw table", lambda s: s.raw_table)):
+        seen: dict[str, str] = {}
+        for folder in found:
+            for spec in folder.specs:
+                if key(spec) in seen:
+                    raise CatalogError(f"{what} {key(spec)!r} is declared twice: in "
+                                       f"{seen[key(spec)]} and in {folder.package}")
+                seen[key(spec)] = folder.package
+    dag_ids = [f.dag.dag_id for f in found]
+    if len(dag_ids) != len(set(dag_ids)):
+        twice = sorted({d for d in dag_ids if dag_ids.count(d) > 1})
+        raise CatalogError(f"DAG id(s) {twice} declared by more than one source folder")
     return tuple(found)
 
 
@@ -125,7 +182,7 @@ def settings() -> tuple:
     declared = tuple(s for f in folders() for s in f.settings)
     hosts = tuple(Setting(f"WH_ALLOWED_HOSTS_{s.name.upper()}", HOSTS, "",
                           f"more hosts source {s.name} may reach or be redirected to")
-                  for s in sources() if s.url_settings)
+                  for s in sources())
     return declared + hosts
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ from urllib.parse import urlsplit
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEEDS_DIR = REPO_ROOT / "dbt_project" / "seeds"
 MB = 1024 * 1024
+NOT_SETTINGS = ("WH_SHARED_DIR", "WH_TOPOLOGY_")
+"""Names (prefixes) of the test suite's own ``WH_*`` variables: not settings of the pipeline, no
+warning when they are set."""
 
 
 class SettingError(ValueError):
@@ -59,15 +63,38 @@ def _not_negative(text: str) -> float:
     return value
 
 
+def _whole(text: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text, re.ASCII):
+        raise ValueError(text)
+    return int(text)
+
+
 def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
+    return _whole(text)
+
+
+def _at_least_one(text: str) -> int:
+    value = _whole(text)
+    if value < 1:
         raise ValueError(text)
     return value
 
 
-def _at_least_one(text: str) -> int:
-    value = int(text)
+def _year(text: str) -> int:
+    if not re.fullmatch(r"[12][0-9]{3}", text, re.ASCII):
+        raise ValueError(text)
+    return int(text)
+
+
+def _share(text: str) -> float:
+    value = _positive(text)
+    if value > 1:
+        raise ValueError(text)
+    return value
+
+
+def _megabytes(text: str) -> int:
+    value = int(_positive(text) * MB)
     if value < 1:
         raise ValueError(text)
     return value
@@ -77,15 +104,23 @@ def _path(text: str) -> Path:
     return Path(text).expanduser().resolve()
 
 
+HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", re.ASCII)
+
+
 def _url(text: str) -> str:
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if (parts.scheme not in ("http", "https") or not parts.hostname or " " in text
+            or not HOST.fullmatch(parts.hostname)):
         raise ValueError(text)
+    parts.port  # noqa: B018 - raises ValueError on a port out of range
     return text
 
 
 def _hosts(text: str) -> frozenset[str]:
-    return frozenset(h.strip().lower() for h in text.split(",") if h.strip())
+    hosts = frozenset(h.strip().lower() for h in text.split(",") if h.strip())
+    if any(not HOST.fullmatch(h) for h in hosts):
+        raise ValueError(text)
+    return hosts
 
 
 def _flag(text: str) -> bool:
@@ -101,20 +136,18 @@ PATH = Kind("path", "a file or folder path", _path)
 URL = Kind("url", "an http(s) URL", _url)
 URL_BASE = Kind("url", "an http(s) URL", lambda t: _url(t).rstrip("/"))
 TEXT = Kind("text", "text", str)
-HOSTS = Kind("hosts", "host names separated by commas", _hosts)
+HOSTS = Kind("hosts", "host names separated by commas (no scheme, port or path)", _hosts)
 COUNT = Kind("count", "a whole number, 0 or more", _count)
 POSITIVE_COUNT = Kind("count", "a whole number, 1 or more", _at_least_one)
-YEAR = Kind("year", "a year (four digits)", lambda t: _at_least_one(t) if len(t) == 4 else
-            int("not a year"))
+YEAR = Kind("year", "a year (four digits)", _year)
 SECONDS = Kind("seconds", "a number of seconds, more than zero", _positive)
 SECONDS_OR_ZERO = Kind("seconds", "a number of seconds, zero or more", _not_negative)
 MINUTES = Kind("minutes", "a number of minutes, more than zero", _positive)
 MINUTES_OR_ZERO = Kind("minutes", "a number of minutes, zero or more", _not_negative)
 DAYS = Kind("days", "a number of days, more than zero", _positive)
 DAYS_OR_ZERO = Kind("days", "a number of days, zero or more", _not_negative)
-SHARE = Kind("share", "a share, more than 0 (0.05 = 5 %)", _positive)
-MEGABYTES = Kind("megabytes", "a number of megabytes, more than zero",
-                 lambda t: int(_positive(t) * MB))
+SHARE = Kind("share", "a share, more than 0 and at most 1 (0.05 = 5 %)", _share)
+MEGABYTES = Kind("megabytes", "a number of megabytes, more than zero", _megabytes)
 FLAG = Kind("flag", "true or false", _flag)
 
 
@@ -152,10 +185,14 @@ class Setting:
                 return None
             if callable(self.default):
                 return self.default(resolved)
-            return self.kind.parse(self.default)
+            try:
+                return self.kind.parse(self.default)
+            except (ValueError, TypeError, RuntimeError):
+                raise SettingError(f"{self.name}: its declared default {self.default!r} is not "
+                                   f"{self.kind.expects} (fix the declaration)") from None
         try:
             return self.kind.parse(raw)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RuntimeError):
             raise SettingError(f"{self.name}={raw!r}: expected {self.kind.expects} "
                                f"(default {self.default_text()})") from None
 
@@ -253,9 +290,27 @@ SHARED: tuple[Setting, ...] = (
 
 
 def declared() -> tuple[Setting, ...]:
-    """Every setting: the shared ones, then each source folder's (``ingest.catalog``)."""
+    """Every setting: the shared ones, then each source folder's (``ingest.catalog``). A name
+    or an attribute declared twice is refused (one source would read another's value)."""
     from ingest import catalog
-    return SHARED + catalog.settings()
+    every = SHARED + catalog.settings()
+    for what, key in (("variable", lambda s: s.name), ("attribute", lambda s: s.key)):
+        seen: set[str] = set()
+        for setting in every:
+            if key(setting) in seen:
+                raise SettingError(f"{what} {key(setting)!r} is declared twice (ingest/config.py "
+                                   "SHARED and the source folders' SETTINGS)")
+            seen.add(key(setting))
+    return every
+
+
+def undeclared(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``WH_*`` variables set in the environment that no setting declares (a typo reads as the
+    default, silently, unless someone says so)."""
+    environ = os.environ if environ is None else environ
+    names = {s.name for s in declared()}
+    return sorted(n for n in environ if n.startswith("WH_") and n not in names
+                  and not n.startswith(NOT_SETTINGS))
 
 
 class Settings:
@@ -313,6 +368,8 @@ def listing(environ: Mapping[str, str] | None = None, everything: bool = False) 
         resolve(environ)
     except SettingError as err:
         lines.append(f"ERROR {err}\n")
+    for name in undeclared(environ):
+        lines.append(f"WARNING {name} is set but no setting has that name (a typo?)")
     source_settings = set(catalog.settings())
     groups = [("Shared", [s for s in SHARED])]
     for folder in catalog.folders():
@@ -340,7 +397,7 @@ def export_resolved(env: dict[str, str] | None = None) -> dict[str, str]:
     see the same files whatever their working directory; every other setting they inherit as
     it is (and validate the same way)."""
     env = os.environ if env is None else env
-    values = resolve(env)
+    values = resolve(os.environ)  # from this process's settings, written into ``env``
     for s in declared():
         if s.kind is PATH and not s.internal and values[s.key] is not None:
             env[s.name] = str(values[s.key])

@@ -149,6 +149,31 @@ def load_all(con: duckdb.DuckDBPyConnection, landing: Landing, run_id: str,
     return results
 
 
+LOAD_COLUMNS = ("landing_file", "sha256", "release_date", "loaded_at")
+"""Lineage columns the load adds; ``source_row`` comes with the parsed rows."""
+
+
+def _check_columns(con: duckdb.DuckDBPyConnection, table: str, entry: ManifestEntry,
+                   names: list[str]) -> None:
+    """The parsed rows have every column the raw table requires and none it lacks (a parser
+    out of step with its spec), else ``LoadFailed`` naming the file and the columns."""
+    schema, name = table.split(".")
+    declared = dict(con.execute(
+        """select column_name, is_nullable from information_schema.columns
+           where table_schema = ? and table_name = ?""", [schema, name]).fetchall())
+    missing = [c for c, nullable in declared.items()
+               if nullable == "NO" and c not in LOAD_COLUMNS and c not in names]
+    unknown = [c for c in names if c not in declared or c in LOAD_COLUMNS]
+    if missing or unknown:
+        raise LoadFailed(entry, DataError(entry.path, f"{table} columns", (
+            f"the parsed rows lack required column(s) {missing}" if missing else "")
+            + ("; " if missing and unknown else "")
+            + (f"the parsed rows have column(s) {unknown} the raw table does not declare"
+               if unknown else "")
+            + " (the parser and its source's SPECS columns disagree; source_row is the "
+              "parser's too)"))
+
+
 def _insert(con: duckdb.DuckDBPyConnection, table: str, entry: ManifestEntry,
             release: date | None, rows, run_id: str, dataset: str | None = None) -> LoadResult:
     """Insert ``rows`` (a Parquet path, read by DuckDB, or a DataFrame) with their lineage, and
@@ -161,6 +186,7 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, entry: ManifestEntry,
         relation, params = "incoming_rows", []
     try:
         names = [d[0] for d in con.execute(f"select * from {relation} limit 0", params).description]
+        _check_columns(con, table, entry, names)
         columns = ", ".join(f'"{c}"' for c in names)
         con.execute("begin")
         try:
@@ -175,6 +201,10 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, entry: ManifestEntry,
                         [entry.source, table, entry.path, entry.sha256, release, count, run_id,
                          loaded_at, dataset])
             con.execute("commit")
+        except (duckdb.ConstraintException, duckdb.ConversionException) as err:
+            con.execute("rollback")
+            raise LoadFailed(entry, DataError(entry.path, f"{table} constraints",
+                                              f"{type(err).__name__}: {err}")) from err
         except Exception:
             con.execute("rollback")
             raise

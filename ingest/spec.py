@@ -39,7 +39,7 @@ class SourceSpec:
     raw_table: str
     columns: str
     """The raw table's own columns (DDL); the lineage columns are added to every table. The dbt
-    source of the raw table declares the same columns (tests/test_source_specs.py)."""
+    source of the raw table declares the same columns (tests/test_source_layout.py)."""
     release_key: Callable[[ManifestEntry], tuple]
     """What identifies a release among the landed files: two files with the same key and other
     bytes are a correction and its original (the newest landed supersedes the others)."""
@@ -51,7 +51,8 @@ class SourceSpec:
     asset: str
     """Name of the Asset the DAG emits when it lands something new."""
     feeds: tuple[str, ...] = ()
-    """The marts built from its rows: a failed check on one of them can blame its files."""
+    """The marts built from its rows: a failed check on one of them can blame its files
+    (required by tests/test_source_layout.py: a source nobody reads is not published)."""
     checks: str | None = None
     """Module with ``raw_checks(db, run_id)`` and ``mart_checks(db, run_id)`` (its GX suites are
     in ``suites/`` beside it)."""

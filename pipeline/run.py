@@ -50,8 +50,12 @@ from pipeline import landed_files_cli
 from pipeline.airflow_setup import configure_environment, prepare_metadata_db
 from pipeline.summary import summary
 
-SOURCE_DAG_IDS = catalog.dag_ids()
-DAG_IDS = (*SOURCE_DAG_IDS, "warehouse_transform")
+TRANSFORM_DAG_ID = "warehouse_transform"
+
+
+def dag_ids() -> tuple[str, ...]:
+    """The source DAGs (one per source folder), then the transform."""
+    return (*catalog.dag_ids(), TRANSFORM_DAG_ID)
 NETWORK_ERRORS = {"ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout", "SSLError",
                   "HTTPError", "RetryError", "ChunkedEncodingError"}
 
@@ -63,6 +67,8 @@ class Outcome:
     failures: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
+    published_then_failed: bool = False
+    """The transform published, then a later step failed (the warehouse did change)."""
     transform_run: str | None = None
     """This invocation's transform run (its outcome and report are this run's, whatever
     another run at the same time recorded after it)."""
@@ -79,7 +85,7 @@ def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> Outcome:
     from airflow.dag_processing.dagbag import DagBag
 
     from pipeline import steps
-    from pipeline.warehouse import FAILURE_FILE, NOTICE_FILE, safe_run_id
+    from pipeline.warehouse import FAILURE_FILE, NOTICE_FILE, published_by, safe_run_id
 
     outcome = Outcome()
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
@@ -124,6 +130,11 @@ def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> Outcome:
                             "(python -m pipeline.run files --state rejected); the same bytes are "
                             "skipped from now on. Once a parser or seed is fixed: "
                             "python -m pipeline.run readmit FILE")
+        elif dag_id == "warehouse_transform" and published_by(run_id):
+            # Published, then a later step (the report) failed: the warehouse did change.
+            outcome.published_then_failed = True
+            message = (f"{dag_id} published the warehouse, then a later step failed (state "
+                       f"{state}); see the task log above")
         else:
             message = f"{dag_id} failed (state {state}); see the task log above"
         outcome.failures.append(message.rstrip())
@@ -172,14 +183,14 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m pipeline.run", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dag", action="append", choices=DAG_IDS,
+    p.add_argument("--dag", action="append", choices=dag_ids(),
                    help="run only this DAG (repeatable; default: all, in order)")
     p.add_argument("--rebuild", action="store_true",
                    help="build, audit and publish even when nothing is new since the last "
                         "publish (by default such a run changes nothing and says so)")
     sub = p.add_subparsers(dest="command", metavar="{run,files,reject,readmit,settings}")
     run = sub.add_parser("run", help="run the pipeline (the default)")
-    run.add_argument("--dag", action="append", choices=DAG_IDS, help=argparse.SUPPRESS)
+    run.add_argument("--dag", action="append", choices=dag_ids(), help=argparse.SUPPRESS)
     run.add_argument("--rebuild", action="store_true", help=argparse.SUPPRESS)
     landed_files_cli.add_commands(sub)
     listing = sub.add_parser("settings", help="list every WH_* setting: type, default, value now")
@@ -189,6 +200,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        catalog.folders()
+    except catalog.CatalogError as err:
+        print(f"Source folder error: {err}", file=sys.stderr)
+        return 2
     args = parser().parse_args(argv)
     if args.command == "settings":
         text = config.listing(everything=args.all)
@@ -200,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Configuration error: {err}\n(python -m pipeline.run settings lists every "
               "setting)", file=sys.stderr)
         return 2
+    for name in config.undeclared():
+        print(f"WARNING: {name} is set but no setting has that name (a typo? python -m "
+              "pipeline.run settings lists them)", file=sys.stderr)
     if args.command in landed_files_cli.COMMANDS:
         export_resolved()
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -209,22 +228,23 @@ def main(argv: list[str] | None = None) -> int:
     s = settings()
     print(f"Sources: {'replayed from ' + str(s.snapshot_dir) if s.snapshot_dir else 'live'}; "
           f"landing {s.landing_dir}; warehouse {s.warehouse}", flush=True)
-    prepare_metadata_db(tuple(args.dag) if args.dag else DAG_IDS)
-    outcome = run_dags(tuple(args.dag) if args.dag else DAG_IDS, rebuild=args.rebuild)
+    prepare_metadata_db(tuple(args.dag) if args.dag else dag_ids())
+    outcome = run_dags(tuple(args.dag) if args.dag else dag_ids(), rebuild=args.rebuild)
     # This run's report: a transform refused while another run built has none of its own.
     report = report_of(outcome.transform_run) if outcome.transform_run else latest_report()
     notices = "".join(f"\nNOTE: {n}" for n in outcome.notices)
-    transform_failed = any(m.startswith("warehouse_transform ") for m in outcome.failures)
-    dag_ids = tuple(args.dag) if args.dag else DAG_IDS
+    transform_failed = (any(m.startswith("warehouse_transform ") for m in outcome.failures)
+                        and not outcome.published_then_failed)
+    ran = tuple(args.dag) if args.dag else dag_ids()
     if notices:
         print(notices.lstrip("\n"), flush=True)
     if not outcome.ok and (transform_failed or not s.warehouse.exists()
-                           or "warehouse_transform" not in dag_ids):
+                           or "warehouse_transform" not in ran):
         reports = [*outcome.reports, *([report] if report and report not in outcome.reports
                                        else [])]
         print("\nPIPELINE FAILED: " + "\n\nPIPELINE FAILED: ".join(outcome.failures)
               + (f"\nThe published warehouse was not changed: {s.warehouse}" if transform_failed
-                 or "warehouse_transform" not in dag_ids else "")
+                 or "warehouse_transform" not in ran else "")
               + "".join(f"\nQuality report (red): {r}" for r in reports),
               file=sys.stderr, flush=True)
         return 1
@@ -245,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     # A source failed; the transform built what the others had (or found nothing new): say so
     # last, and fail the run.
     after = ("\nThe published warehouse was not changed: " + str(s.warehouse) if unchanged
+             else "\nThe warehouse was published (above); the step after publish failed."
+             if outcome.published_then_failed
              else "\nThe other sources' new files were published (above).")
     print("\nPIPELINE FAILED: " + "\n\nPIPELINE FAILED: ".join(outcome.failures) + after
           + "".join(f"\nQuality report (red): {r}" for r in outcome.reports),

@@ -186,6 +186,12 @@ def _read_record(published: Path) -> dict | None:
         return None
 
 
+def published_by(run_id: str) -> bool:
+    """Whether the file now published is the one run ``run_id`` published (its record)."""
+    record = _read_record(settings().warehouse)
+    return bool(record) and record.get("run_id") == run_id
+
+
 def _last_publish(path: Path) -> str | None:
     """Open ``path`` read-only as DuckDB and read its last publish; raises ``duckdb.Error``."""
     with duckdb.connect(str(path), read_only=True) as con:

@@ -41,3 +41,19 @@ def test_no_answer_at_all_suggests_the_network():
         requests.get(url, timeout=2)
     hint = network_hint(type(caught.value).__name__, str(caught.value))
     assert hint.startswith("No answer from the server")
+
+
+def test_a_run_knows_whether_the_file_now_published_is_its_own(tmp_path, monkeypatch):
+    """A transform that failed after its publish step (the report, say) must not be told as
+    'the published warehouse was not changed': make run asks the publish record whose file is
+    published now (pipeline.warehouse.published_by)."""
+    import duckdb
+
+    from pipeline import warehouse
+    monkeypatch.setenv("WH_WAREHOUSE", str(tmp_path / "migration.duckdb"))
+    published = tmp_path / "migration.duckdb"
+    assert not warehouse.published_by("r1"), "no file, no record: nothing was published"
+    duckdb.connect(str(published)).close()
+    warehouse._write_record(published, "r1", "0" * 64)
+    assert warehouse.published_by("r1"), "the record names run r1"
+    assert not warehouse.published_by("r2"), "run r2 did not publish the file now published"

@@ -32,7 +32,8 @@ def test_every_variable_the_code_names_is_declared(top):
     for path in sorted((REPO_ROOT / top).rglob("*.py")):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             for name in NAME.findall(line):
-                if name not in _declared() and name not in PATTERNS:
+                if (name not in _declared() and name not in PATTERNS
+                        and not name.startswith(config.NOT_SETTINGS)):
                     undeclared.append(f"{path.relative_to(REPO_ROOT)}:{number} {name}")
     assert not undeclared, ("variables read or named without a declaration in ingest/config.py "
                             "or a source folder's SETTINGS:\n" + "\n".join(undeclared))
@@ -65,6 +66,16 @@ def test_every_variable_the_docs_name_is_declared():
 
 @pytest.mark.parametrize("name, value, expected", [
     ("WH_MAX_DOWNLOAD_MB", "10MB", "expected a number of megabytes, more than zero (default 50)"),
+    ("WH_MAX_DOWNLOAD_MB", "1e-9", "expected a number of megabytes"),
+    ("WH_HTTP_RETRIES", "1_000", "expected a whole number"),
+    ("WH_FTS_FIRST_YEAR", "0999", "expected a year"),
+    ("WH_FTS_FIRST_YEAR", "2_21", "expected a year"),
+    ("WH_ALLOWED_HOSTS", "https://cdn.example.org/path", "expected host names separated by commas"),
+    ("WH_ALLOWED_HOSTS_FRONTEX", "a b", "expected host names"),
+    ("WH_SUSPICIOUS_CHANGE_SHARE", "50", "at most 1"),
+    ("WH_FRONTEX_PAGE_URL", "https://exa mple.org/", "expected an http(s) URL"),
+    ("WH_FRONTEX_PAGE_URL", "https://example.org:99999/", "expected an http(s) URL"),
+    ("WH_LANDING_DIR", "~no_such_user_here/x", "expected a file or folder path"),
     ("WH_HTTP_RETRIES", "-1", "expected a whole number, 0 or more (default 4)"),
     ("WH_FTS_FIRST_YEAR", "21", "expected a year (four digits) (default 2021)"),
     ("WH_EUROSTAT_API_URL", "ftp://example.org", "expected an http(s) URL"),
@@ -128,3 +139,20 @@ def test_the_command_lists_settings_and_any_command_stops_on_a_bad_value(tmp_pat
     assert bad.returncode == 2, (bad.returncode, bad.stderr)
     assert "WH_MAX_DOWNLOAD_MB='10MB': expected a number of megabytes" in bad.stderr, bad.stderr
     assert "could not convert" not in bad.stderr and not (tmp_path / "landing").exists()
+
+
+def test_a_typo_in_a_variable_name_is_said_not_ignored(monkeypatch):
+    monkeypatch.setenv("WH_MAX_DOWNLOADS_MB", "10")
+    assert "WH_MAX_DOWNLOADS_MB" in config.undeclared()
+    assert "WARNING WH_MAX_DOWNLOADS_MB is set but no setting has that name" in config.listing()
+    monkeypatch.setenv("WH_SHARED_DIR", "/tmp")
+    assert "WH_SHARED_DIR" not in config.undeclared(), "the test suite's own variable"
+
+
+def test_resolved_paths_are_written_into_the_given_environment(monkeypatch, tmp_path):
+    """deploy/airflow-local.sh calls export_resolved({}) to get this process's paths as
+    absolute exports: they come from the environment, not from the empty dict."""
+    monkeypatch.setenv("WH_WAREHOUSE", str(tmp_path / "wh" / "migration.duckdb"))
+    out = config.export_resolved({})
+    assert out["WH_WAREHOUSE"] == str(tmp_path / "wh" / "migration.duckdb"), out
+    assert out["WH_RUNS_DIR"] == str(tmp_path / "wh" / "runs"), out

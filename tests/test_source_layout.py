@@ -98,35 +98,100 @@ def test_every_source_folder_gives_a_dag_a_cadence_and_its_checks():
         f"source_cadence.csv names sources no folder declares: {set(known) - set(catalog.BY_NAME)}"
 
 
-def test_a_new_source_folder_is_found_with_its_dag_settings_and_hosts(tmp_path, monkeypatch):
-    """Adding a source is adding a folder: a package under ingest/sources with SPECS, DAG and
-    SETTINGS is found by the catalog, its setting is read and typed, its host is allowed."""
-    from ingest import http
-    folder = SOURCES_DIR / "zz_probe_source"
-    folder.mkdir()
-    try:
-        (folder / "__init__.py").write_text('''
+PROBE = """
 from ingest.config import URL, Setting
 from ingest.spec import NEWEST_VINTAGE, SourceDag, SourceSpec
 SETTINGS = (Setting("WH_ZZ_PROBE_URL", URL, "https://probe.example.org/data", "probe"),)
-DAG = SourceDag(dag_id="zz_probe_ingest", task_id="land", schedule="@daily", doc="probe")
-SPECS = (SourceSpec(name="zz_probe", title="Probe", factory="x:Y", raw_table="raw.zz_probe",
-                    columns="a varchar,", release_key=lambda e: (e.dataset,),
-                    release_key_doc="-", load_mode=NEWEST_VINTAGE, dag_id="zz_probe_ingest",
-                    asset="zz_probe_landed", url_settings=("zz_probe_url",)),)
-''')
-        catalog.folders.cache_clear()
-        assert "zz_probe" in catalog.BY_NAME
-        assert "zz_probe_ingest" in catalog.dag_ids()
-        assert config.settings().zz_probe_url == "https://probe.example.org/data"
-        assert "probe.example.org" in http.allowed_hosts()
-        monkeypatch.setenv("WH_ZZ_PROBE_URL", "not a url")
-        with pytest.raises(config.SettingError, match=r"WH_ZZ_PROBE_URL='not a url': expected "
-                                                      r"an http\(s\) URL"):
-            config.settings()
-    finally:
-        for path in sorted(folder.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        folder.rmdir()
-        catalog.folders.cache_clear()
-    assert "zz_probe" not in catalog.BY_NAME
+DAG = SourceDag(dag_id="{dag_id}", task_id="land", schedule="@daily", doc="probe")
+SPECS = (SourceSpec(name="{name}", title="Probe", factory="{factory}",
+                    raw_table="{table}", columns="a varchar,", release_key=lambda e: (e.dataset,),
+                    release_key_doc="-", load_mode=NEWEST_VINTAGE, dag_id="{spec_dag}",
+                    asset="zz_probe_landed", url_settings=("zz_probe_url",),
+                    feeds=("fct_probe",)),)
+"""
+
+
+def probe_sources(tmp_path, monkeypatch, **folders: dict) -> None:
+    """A package of source folders of its own (``folder name -> PROBE fields``) that the catalog
+    discovers instead of ingest/sources (the real folders are not touched)."""
+    import sys
+    package = f"probe_sources_{abs(hash(str(tmp_path))) % 10**8}"
+    root = tmp_path / package
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    for folder, fields in folders.items():
+        (root / folder).mkdir()
+        values = {"dag_id": "zz_probe_ingest", "name": "zz_probe", "table": "raw.zz_probe",
+                  "factory": "ingest.source:Candidate", "spec_dag": fields.get(
+                      "dag_id", "zz_probe_ingest"), **fields}
+        (root / folder / "__init__.py").write_text(PROBE.format(**values))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(catalog, "SOURCES_PACKAGE", package)
+    catalog.folders.cache_clear()
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_catalog():
+    catalog.folders.cache_clear()
+    yield
+    catalog.folders.cache_clear()
+
+
+def test_a_new_source_folder_is_found_with_its_dag_settings_and_hosts(tmp_path, monkeypatch):
+    """Adding a source is adding a folder: a package with SPECS, DAG and SETTINGS is found by the
+    catalog, its setting is read and typed, its host is allowed."""
+    from ingest import http
+    probe_sources(tmp_path, monkeypatch, zz_probe={})
+    assert list(catalog.BY_NAME) == ["zz_probe"]
+    assert catalog.dag_ids() == ("zz_probe_ingest",)
+    assert config.settings().zz_probe_url == "https://probe.example.org/data"
+    assert "probe.example.org" in http.allowed_hosts()
+    assert "WH_ALLOWED_HOSTS_ZZ_PROBE" in config.listing()
+    monkeypatch.setenv("WH_ZZ_PROBE_URL", "not a url")
+    with pytest.raises(config.SettingError, match=r"WH_ZZ_PROBE_URL='not a url': expected "
+                                                  r"an http\(s\) URL"):
+        config.settings()
+
+
+@pytest.mark.parametrize("folders, message", [
+    ({"a": {"dag_id": "a_ingest", "spec_dag": "b_ingest"}},
+     "source zz_probe names DAG 'b_ingest', the folder's DAG is 'a_ingest'"),
+    ({"a": {"dag_id": "a_ingest"}, "b": {"dag_id": "b_ingest"}},
+     "source name 'zz_probe' is declared twice: in probe_sources_"),
+    ({"a": {"dag_id": "a_ingest"}, "b": {"dag_id": "b_ingest", "name": "zz_other"}},
+     "raw table 'raw.zz_probe' is declared twice"),
+    ({"a": {"dag_id": "x_ingest"}, "b": {"dag_id": "x_ingest", "name": "zz_other",
+                                         "table": "raw.zz_other"}},
+     "DAG id(s) ['x_ingest'] declared by more than one source folder"),
+    ({"a": {"factory": "ingest.no_such_module:Source"}},
+     "factory module 'ingest.no_such_module' does not exist"),
+    ({"a": {"name": "Zz-Probe"}}, "source name 'Zz-Probe': lower-case letters"),
+])
+def test_a_broken_source_folder_stops_at_discovery_naming_it(tmp_path, monkeypatch, folders,
+                                                              message):
+    probe_sources(tmp_path, monkeypatch, **folders)
+    with pytest.raises(catalog.CatalogError) as caught:
+        catalog.folders()
+    assert message in str(caught.value), caught.value
+
+
+def test_a_broken_source_folder_stops_every_command_cleanly(tmp_path):
+    """Not a traceback from an import: exit 2 naming the folder, before anything is touched."""
+    import os
+    import subprocess
+    import sys
+    folder = tmp_path / "probe_broken" / "a"
+    folder.mkdir(parents=True)
+    (tmp_path / "probe_broken" / "__init__.py").write_text("")
+    (folder / "__init__.py").write_text("SPECS = ()\n")
+    script = ("import sys; from ingest import catalog; catalog.SOURCES_PACKAGE = 'probe_broken'; "
+              "from pipeline import run; sys.exit(run.main(sys.argv[1:]))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO_ROOT)])}
+    for args in (["settings"], ["files"], ["--help"]):
+        done = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, (args, done.returncode, done.stderr[-1500:])
+        assert "Source folder error: " in done.stderr and "probe_broken/a" in done.stderr, \
+            (args, done.stderr[-1500:])
+        assert "SPECS is empty" in done.stderr and "Traceback" not in done.stderr, done.stderr
