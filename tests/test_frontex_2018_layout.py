@@ -327,6 +327,7 @@ def test_july_2018_and_recorded_files_are_both_published(published_2018):
     assert states == ["published", "published"]
 
 
+@pytest.mark.slow  # lands, loads, dbt-builds and publishes in its body
 def test_july_2018_backfilled_beside_the_recorded_release_in_one_run(tmp_path, recorded_workbook,
                                                                      snapshot_dir, monkeypatch):
     """The archive case: the 2018 release landed with (or after) the 2025 one. It parses, and
