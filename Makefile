@@ -5,12 +5,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run test report bench soak mutate clean
+.PHONY: help venv run test test-fast report bench soak mutate clean
 
 help:
 	@echo "make run    run the whole pipeline through Airflow (dag.test on embedded SQLite)"
 	@echo "            WH_SNAPSHOT_DIR=../shared/data make run   replays recorded files offline"
 	@echo "make test   run the test suite"
+	@echo "make test-fast  only the tests that need no dbt build and no Airflow run (about 2 min;"
+	@echo "            pytest -m 'not slow', the marker set in tests/conftest.py)"
 	@echo "make report rebuild the data-quality report of the latest run from the stored results"
 	@echo "make bench  speed goals side by side at 1x, 10x, 100x the recorded data (table and"
 	@echo "            bench/results/latest.json); ARGS=\"--scales 1\" for a quick run, ARGS=--help"
@@ -35,6 +37,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 report: $(STAMP)
 	$(BIN)/python -m pipeline.report $(ARGS)

@@ -2,13 +2,78 @@
 (``WH_SNAPSHOT_DIR``, else ``../shared/data`` beside the repository), never copied here."""
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# --- The fast lane ------------------------------------------------------------------------------
+# `make test-fast` runs `pytest -m "not slow"`: every test that needs no Airflow run (dag.test(),
+# python -m pipeline.run, the Airflow components) and no dbt build. A test is slow when it is
+# marked airflow, topology or slow (a test that builds in its own body), or when it uses, however
+# indirectly, one of the fixtures below, each of which runs dbt build or a whole pipeline run once
+# for its scope. A test that is not slow and starts dbt, Airflow or a pipeline run from this
+# process anyway fails, saying how to mark it.
+SLOW_FIXTURES = {
+    "built_db",            # tests/conftest.py: the recorded sources landed, loaded, dbt-built
+    "archive_published",   # test_lifecycle: an archive of three releases through every step
+    "inst",                # test_completeness: an installation driven by python -m pipeline.run
+    "published_2018",      # test_frontex_2018_layout: the July 2018 release published
+    "site",                # test_hostile: a published warehouse for hostile answers
+}
+SLOW_MARKERS = ("airflow", "topology")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if (any(item.get_closest_marker(m) for m in SLOW_MARKERS)
+                or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))):
+            item.add_marker(pytest.mark.slow)
+
+
+def _slow_work(argv) -> str | None:
+    """What a command line starts that the fast lane must not: dbt, Airflow, a pipeline run."""
+    if isinstance(argv, (str, bytes, os.PathLike)):
+        argv = [argv]
+    args = [os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else str(a) for a in argv]
+    if args and Path(args[0]).name in ("dbt", "airflow"):
+        return f"{Path(args[0]).name} ({' '.join(args[:3])} ...)"
+    if any(a == "-m" and b == "pipeline.run" for a, b in zip(args, args[1:])):
+        return "python -m pipeline.run (Airflow dag.test())"
+    return None
+
+
+@contextlib.contextmanager
+def _refuse_slow_work(item: pytest.Item):
+    """While a test not marked slow runs (its fixtures included): dbt (pipeline.dbt.build runs
+    it as a subprocess), Airflow or a pipeline run started from this process fails the test."""
+    real_init = subprocess.Popen.__init__
+
+    def guarded_init(self, args, *rest, **kwargs):
+        if (what := _slow_work(args)) is not None:
+            self._child_created = False  # what Popen.__del__ reads of an object never started
+            pytest.fail(f"{item.nodeid} is not marked slow but runs {what}: make test-fast must "
+                        "need no dbt build and no Airflow run. Mark the test @pytest.mark.slow, "
+                        "or add the fixture that does it to SLOW_FIXTURES in tests/conftest.py",
+                        pytrace=False)
+        real_init(self, args, *rest, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(subprocess.Popen, "__init__", guarded_init)
+        yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    if item.get_closest_marker("slow"):
+        return (yield)
+    with _refuse_slow_work(item):
+        return (yield)
 
 
 def snapshot_root() -> Path:

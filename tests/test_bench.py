@@ -9,12 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench import speed
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"measure", "scale", "project_s", "anchor_s", "ratio", "peak_mib", "target", "met", "note"}
 
 
+@pytest.mark.slow  # make bench end to end in a subprocess (load and audit, two scales): ~16 s
 def test_bench_speed_writes_rows_of_every_measure_asked(tmp_path, snapshot_dir):
     out = tmp_path / "latest.json"
     env = {**os.environ, "WH_SNAPSHOT_DIR": str(snapshot_dir)}

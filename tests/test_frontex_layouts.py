@@ -180,16 +180,20 @@ def test_month_header_spellings(jan, feb):
     parsed = parse_workbook(workbooks.write_layout(header, rows, notes=[[workbooks.NOTE]]),
                             "months.xlsx")
     by_month = parsed.rows.groupby("month")["detections"].sum().to_dict()
-    assert by_month == {pd.Timestamp("2009-01-01"): 3, pd.Timestamp("2009-02-01"): 10}
+    assert by_month == {pd.Timestamp("2009-01-01"): 3, pd.Timestamp("2009-02-01"): 10}, (
+        f"columns D and E headed {jan!r} and {feb!r} should read as Jan 2009 (D2 = 3) and "
+        f"Feb 2009 (E2 + E3 = 4 + 6), got {({f'{m:%b %Y}': n for m, n in by_month.items()})}")
 
 
 def test_sept_is_september():
     header = ["Route", "Border type", "Nationality", "Aug 2015", "Sept 2015", "Oct 2015"]
     parsed = parse_workbook(workbooks.write_layout(
         header, [["Black Sea", "Sea", "Iraq", 1, 2, 3]], notes=[[workbooks.NOTE]]), "sept.xlsx")
-    assert parsed.rows.set_index("month")["detections"].to_dict() == {
-        pd.Timestamp("2015-08-01"): 1, pd.Timestamp("2015-09-01"): 2,
-        pd.Timestamp("2015-10-01"): 3}
+    got = parsed.rows.set_index("month")["detections"].to_dict()
+    assert got == {pd.Timestamp("2015-08-01"): 1, pd.Timestamp("2015-09-01"): 2,
+                   pd.Timestamp("2015-10-01"): 3}, (
+        f"'Aug 2015', 'Sept 2015', 'Oct 2015' in D, E, F (1, 2, 3) should read as Aug, Sep and "
+        f"Oct 2015, got {({f'{m:%b %Y}': n for m, n in got.items()})}")
 
 
 # Release notes -------------------------------------------------------------------------------

@@ -54,14 +54,23 @@ def test_landing_the_same_bytes_twice_without_a_pre_check_returns_the_existing_e
     again, again_new = landing.land("frontex", "https://example.org/b/ibc.xlsx", data,
                                     date(2025, 7, 1))
     assert (first_new, again_new) == (True, False), (
-        "Landing.land landed bytes whose sha256 is already in the manifest a second time")
-    assert asdict(again) == asdict(first)
-    assert len(manifest_lines(landing)) == 1 and landed_files(landing) == [first.path]
-    assert landing.file(first).read_bytes() == data
+        f"the same bytes landed twice (another URL and release date, no pre-check) must return "
+        f"the first entry and is_new=False; Landing.land returned is_new={again_new} and "
+        f"{again.path} (the first: {first.path}, is_new={first_new})")
+    assert asdict(again) == asdict(first), (
+        f"the same bytes landed twice must return the first entry {asdict(first)}, "
+        f"got {asdict(again)}")
+    lines, files = manifest_lines(landing), landed_files(landing)
+    assert len(lines) == 1 and files == [first.path], (
+        f"the same bytes landed twice must leave one manifest entry and one file ({first.path}), "
+        f"found {len(lines)} entries and files {files}")
+    assert landing.file(first).read_bytes() == data, f"{first.path} does not hold the bytes landed"
     # Other bytes still land.
     other, other_new = landing.land("frontex", "https://example.org/a/ibc.xlsx",
                                     content("other", 64 << 10), date(2025, 7, 1))
-    assert other_new and other.status == LANDED and len(manifest_lines(landing)) == 2
+    assert other_new and other.status == LANDED and len(manifest_lines(landing)) == 2, (
+        f"other bytes from a known URL must land as new: is_new={other_new}, status "
+        f"{other.status}, {len(manifest_lines(landing))} manifest entries (2 expected)")
 
 
 LANDER = r"""
@@ -150,8 +159,16 @@ def test_two_processes_landing_the_same_bytes_at_once_land_them_once(wh_env, tmp
         assert len(entries) == 1 and len(files) == 1, (
             f"two processes landing the same bytes at once ({gate}, round {r}) left "
             f"{len(entries)} manifest entries and {len(files)} landed files: {files}")
-        assert sorted(res["new"] for res in results) == [False, True], results
-        assert {res["path"] for res in results} == {entries[0]["path"]} == set(files)
-        assert landing.file(landing.find_sha(digest)).read_bytes() == data
-    assert not list(landing.root.rglob("*.part"))
-    assert len(manifest_lines(landing)) == rounds
+        assert sorted(res["new"] for res in results) == [False, True], (
+            f"of two processes landing the same bytes at once ({gate}, round {r}) exactly one "
+            f"must get is_new=True and the other the first entry with is_new=False, got {results}")
+        assert {res["path"] for res in results} == {entries[0]["path"]} == set(files), (
+            f"both processes must return the one landed file {entries[0]['path']}, got "
+            f"{[res['path'] for res in results]} (files: {files})")
+        assert landing.file(landing.find_sha(digest)).read_bytes() == data, (
+            f"the landed file of round {r} does not hold the bytes landed")
+    parts = list(landing.root.rglob("*.part"))
+    assert not parts, f"staged .part files left behind: {parts}"
+    assert len(manifest_lines(landing)) == rounds, (
+        f"{rounds} different contents should leave {rounds} manifest entries, "
+        f"found {len(manifest_lines(landing))}")

@@ -94,7 +94,13 @@ def test_as_of_a_date_gives_the_release_that_stood_then(archive_published):
     as_of = """select release_date::varchar, sum(detections)
                from marts.border_crossings_as_of(?::date) group by 1"""
     db = archive_published["warehouse"]
-    assert query(db, as_of, ["2019-01-01"]) == []
-    assert query(db, as_of, ["2019-12-31"]) == [("2019-04-05", 2_545)]
-    assert query(db, as_of, ["2020-04-05"]) == [("2020-04-05", 4_293)]
-    assert query(db, as_of, ["2025-06-30"]) == [("2025-06-03", 4_966_869)]
+    for day, expected in (("2019-01-01", []),  # before the first release of the archive
+                          ("2019-12-31", [("2019-04-05", 2_545)]),
+                          ("2020-04-05", [("2020-04-05", 4_293)]),  # on its release date
+                          ("2025-06-30", [("2025-06-03", 4_966_869)])):
+        got = query(db, as_of, [day])
+        assert got == expected, (
+            f"as of {day} the warehouse should show "
+            + (f"release {expected[0][0]} ({expected[0][1]:,} detections)" if expected
+               else "nothing")
+            + f", got {', '.join(f'release {r} ({n:,} detections)' for r, n in got) or 'nothing'}")

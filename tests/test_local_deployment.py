@@ -106,9 +106,12 @@ def test_local_recipe_schedules_unpaused_dags_on_sqlite(local: LocalDeployment):
         # The script resolved the project settings to the test's paths, not the checkout's.
         banner = re.search(r"airflow-local: AIRFLOW_HOME=(\S+) warehouse=(\S+)",
                            d.proc.log.read_text(errors="replace"))
-        assert banner and banner.groups() == (str(d.home), d.env["WH_WAREHOUSE"]), banner
+        assert banner and banner.groups() == (str(d.home), d.env["WH_WAREHOUSE"]), (
+            f"the script should resolve AIRFLOW_HOME and the warehouse to the test's "
+            f"{d.home} and {d.env['WH_WAREHOUSE']}, its banner says "
+            f"{banner.groups() if banner else 'nothing'}")
 
-        assert len(PROJECT_DAG_IDS) == 7, PROJECT_DAG_IDS
+        assert len(PROJECT_DAG_IDS) == 7, f"the project has 7 DAGs, found {PROJECT_DAG_IDS}"
         marks = ",".join("?" * len(PROJECT_DAG_IDS))
 
         def parsed():
@@ -120,8 +123,10 @@ def test_local_recipe_schedules_unpaused_dags_on_sqlite(local: LocalDeployment):
 
         d.wait_for(f"the {len(PROJECT_DAG_IDS)} DAGs to be parsed", parsed, PARSE_TIMEOUT_S)
         print(f"parsed after {time.monotonic() - started:.0f} s")
-        assert d.sql("select dag_id, is_paused from dag order by dag_id") == [
-            (dag_id, 0) for dag_id in PROJECT_DAG_IDS]
+        dags = d.sql("select dag_id, is_paused from dag order by dag_id")
+        assert dags == [(dag_id, 0) for dag_id in PROJECT_DAG_IDS], (
+            f"every project DAG should be in the metadata DB and unpaused at creation, "
+            f"got (dag_id, is_paused) {dags}")
 
         timed = sorted(set(PROJECT_DAG_IDS) - set(EVENT_DAG_IDS))
 
@@ -143,21 +148,35 @@ def test_local_recipe_schedules_unpaused_dags_on_sqlite(local: LocalDeployment):
         landed = list((d.landing / "frontex").glob("*.xlsx"))
         assert landed, f"the scheduled Frontex run landed nothing under {d.landing}"
 
-        # A component dies: the script stops the others and exits with its status.
+        # A component dies: the script stops the others and exits with its status. The one to
+        # kill is the dag-processor the script started (its child): Airflow 3's dag-processor
+        # parses each DAG file in a child it forks without exec and in its own process group
+        # (DagFileProcessorProcess.start -> WatchedSubprocess.start, os.fork), so while a file is
+        # being parsed (every 30 s, slower on a loaded machine) a second process in the group
+        # shows the same command line. Killing that one would stop nothing.
         group = topo.group_processes(d.proc.proc.pid)
-        dag_processor = [pid for pid, cmd in group.items() if cmd.endswith("airflow dag-processor")]
-        assert len(dag_processor) == 1, group
+        dag_processor = [pid for pid, cmd in group.items() if cmd.endswith("airflow dag-processor")
+                         and topo.parent_pid(pid) == d.proc.proc.pid]
+        assert len(dag_processor) == 1, (
+            f"exactly one dag-processor should be a child of the script "
+            f"(pid {d.proc.proc.pid}), found {dag_processor} in its process group: "
+            + "; ".join(f"{pid} (parent {topo.parent_pid(pid)}): {cmd}"
+                        for pid, cmd in sorted(group.items())))
         os.kill(dag_processor[0], signal.SIGKILL)
         t0 = time.monotonic()
         topo.wait_for("the script to exit after its dag-processor died",
                       lambda: d.proc.exited() is not None, STOP_TIMEOUT_S, 0.5)
         rc = d.proc.exited()
         print(f"script exited {rc} {time.monotonic() - t0:.0f} s after the dag-processor died")
-        assert rc == 128 + signal.SIGKILL, rc
+        assert rc == 128 + signal.SIGKILL, (
+            f"the script should exit with its killed dag-processor's status "
+            f"{128 + signal.SIGKILL}, exited {rc}")
         components = {pid: cmd for pid, cmd in group.items()
                       if re.search(r"airflow (scheduler|triggerer)$|airflow api_server", cmd)}
-        assert len({re.search(r"scheduler|triggerer|api_server", c)[0]
-                    for c in components.values()}) == 3, group
+        kinds = {re.search(r"scheduler|triggerer|api_server", c)[0] for c in components.values()}
+        assert kinds == {"scheduler", "triggerer", "api_server"}, (
+            f"the scheduler, triggerer and API server should have been running beside the "
+            f"dag-processor, found {sorted(kinds)} in {group}")
         alive = topo.group_processes(d.proc.proc.pid)
         assert not set(components) & set(alive), f"components left running: {alive}"
         print(f"local deployment test passed in {time.monotonic() - started:.0f} s")

@@ -35,11 +35,18 @@ def test_the_same_bytes_are_landed_once_whatever_the_url(wh_env):
     landing = _landing()
     first, new = landing.land("cohesion", "https://example.org/a.csv", CSV, None)
     again, new_again = landing.land("cohesion", "https://example.org/other.csv", CSV, None)
-    assert (new, new_again) == (True, False)
-    assert again == first
-    assert len(landing.entries()) == 1
-    assert [p.name for p in (settings().landing_dir / "cohesion").iterdir()] == [
-        Path(first.path).name]
+    assert new, f"bytes never landed before must land as new, got is_new={new} for {first.path}"
+    assert (new, new_again) == (True, False), (
+        f"the same bytes landed twice (from another URL) must return the first entry and "
+        f"is_new=False, got is_new={new_again} and {again.path} (the first: {first.path})")
+    assert again == first, (
+        f"the same bytes landed twice must return the first entry {first}, got {again}")
+    entries = landing.entries()
+    assert len(entries) == 1, (f"the same bytes landed twice must leave one manifest entry, "
+                               f"found {len(entries)}: {[e.path for e in entries]}")
+    files = [p.name for p in (settings().landing_dir / "cohesion").iterdir()]
+    assert files == [Path(first.path).name], (
+        f"the same bytes landed twice must be one file, {Path(first.path).name}, found {files}")
 
 
 def test_a_landed_file_is_named_by_utc_time_and_sha_prefix_and_is_read_only(wh_env):

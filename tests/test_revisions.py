@@ -138,6 +138,11 @@ def test_fct_border_crossings_keeps_the_correction(db):
         (2, db["original"] + 130)]
 
 
+def vintage(release, correction) -> str:
+    """A Frontex vintage as a failure message names it (as its vintage_label does)."""
+    return f"release {release}" + (f" correction {correction}" if correction > 1 else "")
+
+
 @pytest.mark.parametrize("as_of, release, correction, change", [
     (date(2025, 6, 3), RELEASE, 1, 0),      # the day of the first release
     (date(2025, 6, 30), RELEASE, 1, 0),
@@ -154,19 +159,33 @@ def test_border_crossings_as_of(db, as_of, release, correction, change):
                                                       or nationality_country_code is null)
                             from marts.border_crossings_as_of(?::date) group by all""",
              *CELL, as_of)
+    expected = vintage(release, correction)
+    stood = [vintage(r[0], r[1]) for r in rows]
+    assert len(rows) == 1, (
+        f"as of {as_of} the warehouse should show {expected} (a vintage counts from its "
+        f"counts_from day on), got {stood or 'nothing'} from border_crossings_as_of")
     months = 1 if release == SECOND else 0  # the second release adds May 2025
     [(got_release, got_correction, n, cell, unkeyed)] = rows
     [(april,)] = q(db["path"], """select count(*) from raw.frontex_detections
                                   where release_date = ? and month = date '2025-04-01'""",
                    RELEASE)
-    assert (got_release, got_correction, cell, unkeyed) == (
-        release, correction, db["original"] + change, 0)
-    assert n == 173_460 + months * april
+    assert (got_release, got_correction) == (release, correction), (
+        f"as of {as_of} the warehouse should show {expected}, got {stood[0]}")
+    assert cell == db["original"] + change, (
+        f"as of {as_of}, {' / '.join(map(str, CELL))} should read {db['original'] + change:,} "
+        f"(the recorded {db['original']:,} + {change}), got {cell}")
+    assert unkeyed == 0, f"as of {as_of}, {unkeyed} rows have no route_key or nationality code"
+    assert n == 173_460 + months * april, (
+        f"as of {as_of}, {expected} should have {173_460 + months * april:,} rows (the recorded "
+        f"release{' and May 2025' if months else ''}), got {n:,}")
 
 
 def test_nothing_stood_before_the_first_release(db):
-    assert q(db["path"], """select count(*) from marts.border_crossings_as_of(DATE '2025-06-02')
-                         """) == [(0,)]
+    rows = q(db["path"], """select release_date, correction_number, count(*)
+                            from marts.border_crossings_as_of(DATE '2025-06-02') group by all""")
+    assert rows == [], (
+        f"as of 2025-06-02, the day before the first release, the warehouse should show "
+        f"nothing, got {[f'{vintage(r[0], r[1])} ({r[2]:,} rows)' for r in rows]}")
 
 
 def test_eurostat_reissue_in_a_later_run_is_a_correction(db):
@@ -207,7 +226,10 @@ def test_eurostat_observations_as_of(db, as_of, expected):
                               and citizen = 'TOTAL'
                               and dimensions = '{"age": "TOTAL", "asyl_app": "ASY_APP", "sex": "T", "unit": "PER"}'
                          """, as_of)
-    assert rows == ([] if expected is None else [(expected,)])
+    assert rows == ([] if expected is None else [(expected,)]), (
+        f"as of {as_of} the warehouse should show UK 2016 asylum applicants "
+        f"{'as not yet published' if expected is None else f'as {expected:,}'}, got "
+        f"{[r[0] for r in rows] or 'nothing'}")
 
 
 def test_quality_revisions_come_from_the_marts_with_labels(db, tmp_path, monkeypatch):

@@ -184,6 +184,7 @@ KILLED_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # dbt-builds and publishes in its body
 def test_the_files_of_a_killed_run_are_published_by_the_next_run(runs):
     landing = Landing(settings().landing_dir)
     entry, _ = landing.land("frontex", "file:///archive/ibc_2020.xlsx", layouts.archive_2020(),

@@ -383,6 +383,14 @@ def group_processes(pgid: int) -> dict[int, str]:
     return found
 
 
+def parent_pid(pid: int) -> int | None:
+    """The parent of process ``pid`` (Linux /proc), or None when it is gone."""
+    try:
+        return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def diagnostics(components, home: Path, sql, task_logs: int = 3, task_log_lines: int = 40,
                 extra: list[str] | None = None) -> str:
     """What to read when a deployment test fails: each component's log tail, the newest task
