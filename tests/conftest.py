@@ -43,8 +43,11 @@ def _slow_work(argv) -> str | None:
     args = [os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else str(a) for a in argv]
     if args and Path(args[0]).name in ("dbt", "airflow"):
         return f"{Path(args[0]).name} ({' '.join(args[:3])} ...)"
-    if any(a == "-m" and b == "pipeline.run" for a, b in zip(args, args[1:])):
-        return "python -m pipeline.run (Airflow dag.test())"
+    for i, (a, b) in enumerate(zip(args, args[1:])):
+        # Its commands for settings and landed files need no Airflow; a run does.
+        if a == "-m" and b == "pipeline.run" and (args[i + 2:i + 3] or [""])[0] not in (
+                "settings", "files", "reject", "readmit", "--help"):
+            return "python -m pipeline.run (Airflow dag.test())"
     return None
 
 
