@@ -49,13 +49,13 @@ class Module:
 
 MODULES = {
     "frontex": Module("ingest/sources/frontex/source.py",
-                      ("tests/test_frontex_parse.py", "tests/test_frontex_layouts.py")),
+                      ("tests/sources/frontex/test_frontex_parse.py", "tests/sources/frontex/test_frontex_layouts.py")),
     # Not test_eurostat_fast.py (it compares the two parsers on every variant: ~12 s per mutant
     # of parse_observations) nor the two tests that parse every recorded file (3 s per mutant).
-    "eurostat_formats": Module("ingest/sources/eurostat/formats.py", ("tests/test_eurostat_parse.py",), (
-        "tests/test_eurostat_parse.py::test_every_label_in_the_recorded_files_maps",
-        "tests/test_eurostat_parse.py::test_parsing_is_a_pure_function_of_the_bytes")),
-    "eurostat_fast": Module("ingest/sources/eurostat/sdmx_csv_duckdb.py", ("tests/test_eurostat_fast.py",)),
+    "eurostat_formats": Module("ingest/sources/eurostat/formats.py", ("tests/sources/eurostat/test_eurostat_parse.py",), (
+        "tests/sources/eurostat/test_eurostat_parse.py::test_every_label_in_the_recorded_files_maps",
+        "tests/sources/eurostat/test_eurostat_parse.py::test_parsing_is_a_pure_function_of_the_bytes")),
+    "eurostat_fast": Module("ingest/sources/eurostat/sdmx_csv_duckdb.py", ("tests/sources/eurostat/test_eurostat_fast.py",)),
     "landing": Module("ingest/landing.py",
                       ("tests/test_landing.py", "tests/test_file_states.py")),
     "warehouse": Module("pipeline/warehouse.py",

@@ -6,7 +6,7 @@ a good file after them publishes with no hand work.
 
 The recorded Frontex workbook has no empty cell (0 of its 885 x 196 = 173,460 cells: zeros are
 written as 0), no totals row and no totals column; the totals rules are exercised on the older
-layout of tests/test_frontex_layouts.py (a ``Total`` row and column).
+layout of tests/sources/frontex/test_frontex_layouts.py (a ``Total`` row and column).
 
 The cases run in order against one installation (module scope), as the DAGs would meet them:
 
@@ -40,7 +40,7 @@ import pytest
 from ingest.errors import DataError
 from ingest.landing import Landing
 from pipeline import files, steps
-from tests import test_frontex_layouts as layouts
+from tests.sources.frontex import test_frontex_layouts as layouts
 from tests import workbooks
 from tests.conftest import OTHER_SOURCE_DAGS, REPO_ROOT, point_installation_at
 

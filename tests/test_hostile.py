@@ -18,11 +18,11 @@ from ingest.config import settings
 from ingest.errors import DataError
 from ingest.landing import Landing
 from pipeline import steps
-from tests import test_frontex_layouts as layouts
+from tests.sources.frontex import test_frontex_layouts as layouts
 from tests import workbooks
 from tests.conftest import OTHER_SOURCE_DAGS, point_installation_at
 from tests.replay_server import ReplayServer, Reply
-from tests.test_frontex_live import HTML_ERROR_PAGE, NEWEST, PAGE, PAGE_HTML, xlsx
+from tests.sources.frontex.test_frontex_live import HTML_ERROR_PAGE, NEWEST, PAGE, PAGE_HTML, xlsx
 
 RUNS = iter(range(1000))
 

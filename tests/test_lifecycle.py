@@ -2,7 +2,7 @@
 first, beside the recorded release, go through the real transform steps (load, GX audits,
 dbt build, audits, publish) and every release is published, with its revisions.
 
-The archive workbooks are the ones tests/test_frontex_layouts.py writes (never copies of public
+The archive workbooks are the ones tests/sources/frontex/test_frontex_layouts.py writes (never copies of public
 files); the figures were added up by hand there.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from ingest.landing import Landing
 from pipeline import files, steps
-from tests import test_frontex_layouts as layouts
+from tests.sources.frontex import test_frontex_layouts as layouts
 from tests.conftest import OTHER_SOURCE_DAGS, point_installation_at
 
 

@@ -19,7 +19,7 @@ import pytest
 from ingest.config import settings
 from ingest.landing import Landing
 from pipeline import files, lock, steps, warehouse
-from tests import test_frontex_layouts as layouts
+from tests.sources.frontex import test_frontex_layouts as layouts
 from tests.conftest import REPO_ROOT, point_installation_at
 
 HOLDER = textwrap.dedent("""

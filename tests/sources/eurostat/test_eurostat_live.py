@@ -16,7 +16,7 @@ from ingest.errors import DataError, DownloadError
 from ingest.sources.eurostat.source import EurostatSource, parse_dimensions, query_key
 from ingest.landing import Landing
 from ingest.source import land_new
-from tests import eurostat_api as api
+from tests.sources.eurostat import eurostat_api as api
 from tests.replay_server import ReplayServer, Reply
 
 QUERY = "format=SDMX-CSV&compressed=true"

@@ -32,8 +32,8 @@ from ingest.source import land_new
 from tests import workbooks
 from tests.replay_server import XLSX_TYPE, ReplayServer, Reply
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "frontex"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "frontex"
 PAGE_HTML = (FIXTURES / "migratory_map.html").read_bytes()
 
 PAGE = "/what-we-do/monitoring-and-risk-analysis/migratory-map/"
