@@ -234,10 +234,12 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 
 
 def project_dag_ids() -> tuple[str, ...]:
-    """The project's DAG ids: one DAG per file of dags/ named like it, helper modules (``_*.py``,
-    excluded by dags/.airflowignore) aside."""
-    return tuple(sorted(p.stem for p in (REPO_ROOT / "dags").glob("*.py")
-                        if not p.name.startswith("_")))
+    """The project's DAG ids: one per source folder (``dags/source_ingest.py`` builds them from
+    ``ingest.catalog``), the transform and the report (one file each, named like the DAG)."""
+    from ingest import catalog
+    single = [p.stem for p in (REPO_ROOT / "dags").glob("*.py")
+              if not p.name.startswith("_") and p.name != "source_ingest.py"]
+    return tuple(sorted([*catalog.dag_ids(), *single]))
 
 
 def compose_common_environment() -> dict[str, str]:

@@ -209,7 +209,7 @@ lines as (
     union all
 
     select 10, 'Headline indicators (the quality report''s; definitions there)',
-        position::integer, label || ', ' || period, value, unit, previous_value,
+        position::integer, label || coalesce(', ' || period, ''), value, unit, previous_value,
         previous_period, change_pct, null
     from headlines
 
