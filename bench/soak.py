@@ -680,21 +680,13 @@ def code_provenance() -> dict:
 
 
 def code_copy(target: Path) -> tuple[Path, dict]:
-    """The work tree as git sees it (tracked and new files, nothing ignored) copied to ``target``:
-    other people's edits during the soak do not change the code its runs execute."""
-    import shutil
+    """The work tree as git sees it (tracked and new files, nothing ignored) copied to ``target``
+    (mutate.run.clean_copy): other people's edits during the soak do not change the code its
+    runs execute."""
+    from mutate.run import clean_copy
 
     provenance = code_provenance()
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
-                             "--exclude-standard"], cwd=REPO_ROOT, check=True,
-                            capture_output=True).stdout
-    for rel in filter(None, listed.decode().split("\0")):
-        src = REPO_ROOT / rel
-        if not src.is_file():  # deleted in the work tree, not yet in the index
-            continue
-        dst = target / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dst, follow_symlinks=False)
+    clean_copy(target)
     return target, provenance
 
 

@@ -137,8 +137,13 @@ def count_rows(con: duckdb.DuckDBPyConnection, sql: str) -> int:
         return 0
 
 
+def sql_text(value) -> str:
+    """``value`` as a SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def sql_list(values) -> str:
-    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
+    return ", ".join(map(sql_text, values))
 
 
 def _seed_column(path: Path, column: str, where=lambda row: True) -> list[str]:

@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 import jinja2
 
+from expectations.audit import sql_text
 from ingest import catalog
 from ingest.config import settings
 from pipeline import charts, quality
@@ -124,11 +125,6 @@ def data_run(q, run_id: str) -> str:
         if previous:
             return previous[0]
     return run_id
-
-
-def sql_text(value: str) -> str:
-    """``value`` as a SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _coverage_name(source: str) -> str:

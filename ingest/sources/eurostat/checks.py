@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import duckdb
 
 from expectations import audit
-from expectations.audit import Check
+from expectations.audit import Check, sql_list
 from ingest.sources.eurostat import codes as eurostat_codes
 
 # A new vintage of a file restates every period and adds the newest: it may lose a few
@@ -27,10 +27,6 @@ RETURNS_DATASETS = ("migr_eiord", "migr_eiord1", "migr_eirtn", "migr_eirtn1")
 FACT_MEASURES = ("ordered_to_leave", "returned", "returned_to_third_country",
                  "returned_voluntarily", "returned_enforced", "returned_assisted",
                  "returned_not_assisted")
-
-def _sql_list(values) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-
 
 def _latest_files(con: duckdb.DuckDBPyConnection) -> list[str]:
     """sha256 of every Eurostat file of the latest load of its dataset."""
@@ -112,7 +108,7 @@ def _code_parameters() -> dict:
 def _rows(db: Path, files: list[str]) -> int:
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute(f"""select count(*) from raw.eurostat_observations
-                               where sha256 in ({_sql_list(files)})""").fetchone()[0]
+                               where sha256 in ({sql_list(files)})""").fetchone()[0]
 
 
 def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:
@@ -129,7 +125,7 @@ def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:
                 "eurostat_raw_observations",
                 f"""select dataset, freq, time_period, geo, citizen, dimensions, obs_value,
                            obs_flag, conf_status, landing_file, source_row
-                    from raw.eurostat_observations where sha256 in ({_sql_list(files)}){where}""",
+                    from raw.eurostat_observations where sha256 in ({sql_list(files)}){where}""",
                 f"raw.eurostat_observations, latest load of each dataset ({len(files)} files)"
                 + part_subject, params,
                 ("landing_file", "source_row", "dataset", "time_period", "geo", "citizen"),
