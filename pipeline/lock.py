@@ -74,8 +74,10 @@ class Lease:
 
     def describe(self) -> str:
         where = f"pid {self.owner_pid or self.pid} on {self.host}"
+        step = f"step {self.step}" if self.step_ended is None else \
+            f"no step since {self.step} ended {time.time() - self.step_ended:,.0f} s ago"
         return f"run {self.run_id} ({where}, since {self.since[:19].replace('T', ' ')} UTC, " \
-               f"step {self.step})"
+               f"{step})"
 
 
 def _paths() -> tuple[Path, Path]:

@@ -33,10 +33,12 @@ Settings (environment variables WH_*, each declared once with its type and defau
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import os
 import re
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -224,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return landed_files_cli.COMMANDS[args.command](args)
     configure_environment()
+    # A run that seems stuck: `kill -USR1 <pid>` prints where every thread is, and it goes on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     s = settings()
     print(f"Sources: {'replayed from ' + str(s.snapshot_dir) if s.snapshot_dir else 'live'}; "

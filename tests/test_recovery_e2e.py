@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +25,7 @@ pytestmark = pytest.mark.airflow
 
 NEW_RELEASE_NOTE = "Source: FRAN data as of 03JUL25"
 """A re-issue of the recorded release (June 2025) a month later, with the same figures."""
+STACKS_AFTER_S = 300
 
 
 def pipeline_process(install, snapshot: Path) -> subprocess.Popen:
@@ -37,9 +40,22 @@ def two_at_once(install, snapshot: Path, apart_s: float, what: str) -> list[tupl
     first = pipeline_process(install, snapshot)
     time.sleep(apart_s)
     second = pipeline_process(install, snapshot)
-    outs = [p.communicate(timeout=900) for p in (first, second)]
-    for proc, (out, err) in zip((first, second), outs):
-        assert proc.returncode == 0, f"{what} failed:\n{out[-2000:]}\n{err[-3000:]}"
+    procs = (first, second)
+    # Two runs take about a minute here; when they take far longer, each prints where its
+    # threads are (pipeline.run dumps its stacks on SIGUSR1) so that the failure shows the hang.
+    watchdog = threading.Timer(STACKS_AFTER_S, lambda: [p.send_signal(signal.SIGUSR1)
+                                                       for p in procs if p.poll() is None])
+    watchdog.start()
+    try:
+        outs = [p.communicate(timeout=900) for p in procs]
+    finally:
+        watchdog.cancel()
+    if any(proc.returncode != 0 for proc in procs):
+        raise AssertionError(f"{what} failed (exit codes {[p.returncode for p in procs]}):\n"
+                             + "\n".join(f"--- run {i} (exit {proc.returncode}) ---\n"
+                                          f"{out[-1500:]}\n{err[-6000:]}"
+                                          for i, (proc, (out, err)) in
+                                          enumerate(zip(procs, outs), 1)))
     return outs
 
 
