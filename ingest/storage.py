@@ -444,6 +444,39 @@ def _iso(when: str) -> str:
         return when
 
 
+def httpfs_extension() -> Path:
+    """DuckDB's httpfs extension file shipped by the duckdb-extension-httpfs package (so nothing
+    is downloaded at run time)."""
+    import duckdb
+    import duckdb_extension_httpfs
+    path = (Path(duckdb_extension_httpfs.__file__).parent / "extensions"
+            / f"v{duckdb.__version__}" / "httpfs.duckdb_extension")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the httpfs extension for DuckDB {duckdb.__version__} is "
+                                "not installed (duckdb-extension-httpfs of the same version, "
+                                "requirements.txt)")
+    return path
+
+
+def open_in_duckdb(con, store: Store, name: str = "wh_storage") -> None:
+    """Let the DuckDB connection ``con`` read ``store``'s objects by their ``store.uri(key)``
+    (read_parquet, read_text, ATTACH ... (READ_ONLY)): loads the packaged httpfs and creates a
+    secret for the bucket with the store's endpoint and credentials (path-style)."""
+    def literal(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+    endpoint = urlsplit(store.endpoint)
+    c = store._credentials
+    options = {"KEY_ID": c["access_key"], "SECRET": c["secret_key"], "REGION": c["region"],
+               "ENDPOINT": endpoint.netloc + endpoint.path.rstrip("/"), "URL_STYLE": "path",
+               "SCOPE": f"s3://{store.bucket}"}
+    if c["session_token"]:
+        options["SESSION_TOKEN"] = c["session_token"]
+    con.execute(f"LOAD {literal(str(httpfs_extension()))}")
+    con.execute(f"CREATE OR REPLACE SECRET {name} (TYPE s3, "
+                + ", ".join(f"{k} {literal(v)}" for k, v in options.items())
+                + f", USE_SSL {'true' if endpoint.scheme == 'https' else 'false'})")
+
+
 def from_url(url: str) -> Store:
     """The Store of ``url`` with the endpoint and credentials of the environment (AWS_*)."""
     env = os.environ

@@ -147,7 +147,7 @@ def built_db(tmp_path_factory, recorded_workbook, snapshot_dir) -> Path:
 @pytest.fixture(scope="session")
 def s3_server():
     """A real S3 server (SeaweedFS, tests/s3server.py) on 127.0.0.1 for the whole session,
-    started (about 4 s) only when a test asks for it, killed and its folder removed at the end.
+    started (about 8 s) only when a test asks for it, killed and its folder removed at the end.
     It failing to start fails the test with the reason (never a skip)."""
     from tests.s3server import S3Server, S3ServerError
     try:

@@ -282,3 +282,24 @@ def test_the_command_exits_2_on_a_bad_storage_url(value):
     assert done.returncode == 2, (done.returncode, done.stdout[:300], done.stderr[-500:])
     assert done.stdout.startswith(f"ERROR WH_STORAGE_URL={value!r}: expected s3://"), \
         done.stdout[:300]
+
+
+def test_duckdb_reads_the_objects_through_the_packaged_httpfs(store, tmp_path):
+    """What a reader does: resolve warehouse/CURRENT, ATTACH that version read-only; Parquet by
+    its URI. The extension comes from the duckdb-extension-httpfs package (no download)."""
+    import duckdb
+    built = tmp_path / "r1.duckdb"
+    with duckdb.connect(str(built)) as con:
+        con.execute("CREATE SCHEMA marts; CREATE TABLE marts.t AS SELECT range AS n FROM range(1000)")
+        con.execute(f"COPY (SELECT 7 AS seven) TO '{tmp_path / 'p.parquet'}' (FORMAT parquet)")
+    store.put("warehouse/versions/r1.duckdb", built, if_none_match=True)
+    store.put("parsed/p.parquet", tmp_path / "p.parquet")
+    store.put("warehouse/CURRENT", b"warehouse/versions/r1.duckdb", if_none_match=True)
+    con = duckdb.connect(config={"autoinstall_known_extensions": False})
+    storage.open_in_duckdb(con, store)
+    current = con.execute("SELECT trim(content) FROM read_text(?)",
+                          [store.uri("warehouse/CURRENT")]).fetchone()[0]
+    con.execute(f"ATTACH '{store.uri(current)}' AS wh (READ_ONLY)")
+    assert con.execute("SELECT count(*), sum(n) FROM wh.marts.t").fetchone() == (1000, 499500)
+    assert con.execute("SELECT seven FROM read_parquet(?)",
+                       [store.uri("parsed/p.parquet")]).fetchone() == (7,)
