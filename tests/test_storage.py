@@ -303,3 +303,81 @@ def test_duckdb_reads_the_objects_through_the_packaged_httpfs(store, tmp_path):
     assert con.execute("SELECT count(*), sum(n) FROM wh.marts.t").fetchone() == (1000, 499500)
     assert con.execute("SELECT seven FROM read_parquet(?)",
                        [store.uri("parsed/p.parquet")]).fetchone() == (7,)
+
+
+class _AnswerDroppingProxy:
+    """A TCP proxy on 127.0.0.1 in front of the S3 server that forwards each request whole and,
+    for the first ``drop`` PUTs, closes the client's connection instead of relaying the answer:
+    the write happened, the client never heard of it (a lost answer, as on a flaky network)."""
+
+    def __init__(self, upstream_port: int, drop: int) -> None:
+        import socket
+        import threading
+        self.upstream, self.drop, self.dropped = upstream_port, drop, 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(client,), daemon=True).start()
+
+    def _one(self, client) -> None:
+        import socket
+        with client:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            length = next((int(v) for k, _, v in (ln.partition(b":") for ln in lines[1:])
+                           if k.strip().lower() == b"content-length"), 0)
+            while len(body) < length:
+                body += client.recv(65536)
+            kept = [ln for ln in lines if not ln.lower().startswith(b"connection:")]
+            request = b"\r\n".join(kept + [b"Connection: close"]) + b"\r\n\r\n" + body
+            with socket.create_connection(("127.0.0.1", self.upstream)) as up:
+                up.sendall(request)
+                answer = b""
+                while chunk := up.recv(65536):
+                    answer += chunk
+            if lines[0].startswith(b"PUT ") and self.dropped < self.drop:
+                self.dropped += 1
+                return  # closes the client's connection without a word
+            client.sendall(answer)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_a_write_whose_answer_was_lost_is_not_made_twice(store, caplog):
+    """A conditional PUT retried after a lost answer meets its own first attempt (412): the
+    object there is the one sent, so it counts as written, and update appends the line once."""
+    proxy = _AnswerDroppingProxy(int(store.endpoint.rsplit(":", 1)[1]), drop=1)
+    try:
+        c = store._credentials
+        flaky = storage.Store(store.url, f"http://127.0.0.1:{proxy.port}", c["access_key"],
+                              c["secret_key"], retries=2, backoff_s=0.01)
+        etag = flaky.put("landing/once.csv", b"landed", if_none_match=True)
+        assert proxy.dropped == 1, "the PUT's answer was dropped"
+        assert "412 on a retry, but the object is the one sent" in caplog.text, caplog.text
+        assert store.get("landing/once.csv") == (b"landed", etag)
+        with pytest.raises(storage.PreconditionFailed):
+            flaky.put("landing/once.csv", b"other bytes", if_none_match=True)
+
+        store.put("landing/manifest.jsonl", b"line 1\n")
+        proxy.drop += 1
+        flaky.update("landing/manifest.jsonl", lambda old: old + b"line 2\n")
+        assert proxy.dropped == 2, "the PUT's answer was dropped"
+        assert store.get("landing/manifest.jsonl")[0] == b"line 1\nline 2\n", \
+            "a lost answer made the append twice"
+    finally:
+        proxy.close()
