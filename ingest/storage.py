@@ -53,6 +53,8 @@ class StorageError(Exception):
                  message: str = "") -> None:
         self.operation, self.url, self.status = operation, url, status
         self.code, self.message = code, message
+        self.attempts = 1
+        """How many times the request was sent (more than 1: retried)."""
         what = f"HTTP {status}" if status is not None else "no answer"
         detail = ": ".join(p for p in (code, message) if p)
         super().__init__(f"{operation} {url}: {what}" + (f" {detail}" if detail else ""))
@@ -178,18 +180,18 @@ class Store:
                  query: dict[str, str] | None = None, headers: dict[str, str] | None = None,
                  body: bytes | Callable[[], object] = b"", payload_sha256: str | None = None,
                  stream: bool = False, ok: tuple[int, ...] = (200,),
-                 missing_ok: bool = False) -> requests.Response | None:
+                 missing_ok: bool = False, where: str | None = None) -> requests.Response | None:
         """One signed request, retried on connection errors and 5xx. ``body`` is bytes, or a
         function giving a fresh file object for each attempt (with ``payload_sha256``).
         Returns the response, or None for a missing key when ``missing_ok``; anything else
         raises StorageError (PreconditionFailed for 412)."""
         full = self._full(key) if key is not None else None
-        where = f"s3://{self.bucket}" + (f"/{full}" if full is not None else "")
+        where = where or f"s3://{self.bucket}" + (f"/{full}" if full is not None else "")
         url = self._http_url(full, query)
         if payload_sha256 is None:
             assert isinstance(body, bytes)
             payload_sha256 = _sha256(body) if body else EMPTY_SHA256
-        attempt = self.last_attempts = 0
+        attempt = 0
         while True:
             signed = sign(method, url, dict(headers or {}), payload_sha256, **self._credentials)
             data = body() if callable(body) else (body or None)
@@ -205,7 +207,7 @@ class Store:
                     data.close()
             if failure is None or attempt >= self.retries:
                 break
-            attempt = self.last_attempts = attempt + 1
+            attempt += 1
             wait = self.backoff_s * 2 ** (attempt - 1)
             log.warning("%s %s: %s; retry %d of %d in %.1f s", operation, where, failure,
                         attempt, self.retries, wait)
@@ -213,22 +215,29 @@ class Store:
                 resp.close()
             time.sleep(wait)
         if resp is None:
-            raise StorageError(operation, where, None, "",
+            err = StorageError(operation, where, None, "",
                                f"{failure} (endpoint {self.endpoint}, {attempt + 1} attempts)")
+            err.attempts = attempt + 1
+            raise err
         if resp.status_code in ok:
             self._bucket_seen = True
             return resp
         code, message = _error_of(resp) if method != "HEAD" else ("", "")
+        if method == "HEAD" and resp.status_code in (401, 403):
+            message = "access denied: wrong credentials or no permission (a HEAD has no body)"
         resp.close()
         if resp.status_code == 404 and missing_ok and full is not None:
             if code == "NoSuchKey" or (not code and self._bucket_exists()):
                 return None
             code = code or "NoSuchBucket"
             message = message or f"the bucket {self.bucket} does not exist at {self.endpoint}"
-        if resp.status_code == 412:
-            raise PreconditionFailed(operation, where, 412, code or "PreconditionFailed", message
-                                     or "the key exists or changed since its etag was read")
-        raise StorageError(operation, where, resp.status_code, code, message)
+        cls = PreconditionFailed if resp.status_code == 412 else StorageError
+        err = cls(operation, where, resp.status_code, code or ("PreconditionFailed" if cls is
+                  PreconditionFailed else ""), message or ("the key exists or changed since its "
+                                                           "etag was read" if cls is
+                                                           PreconditionFailed else ""))
+        err.attempts = attempt + 1
+        raise err
 
     def _check_bucket(self, operation: str, key: str) -> None:
         """Before the first write: the bucket must exist (SeaweedFS creates a missing bucket on a
@@ -294,10 +303,10 @@ class Store:
         try:
             resp = self._request("put", "PUT", key, headers=headers, body=body,
                                  payload_sha256=sha256)
-        except PreconditionFailed:
+        except PreconditionFailed as err:
             # A conditional PUT retried after a lost answer finds its own first attempt: the
             # object there is ours (same MD5), so the write did happen.
-            if self.last_attempts and md5 and (now := self.head(key)) is not None \
+            if err.attempts > 1 and md5 and (now := self.head(key)) is not None \
                     and now.etag.strip('"') == md5:
                 log.warning("put %s: 412 on a retry, but the object is the one sent (the first "
                             "attempt's answer was lost)", self.uri(key))
@@ -387,7 +396,8 @@ class Store:
             query = {"list-type": "2", "max-keys": str(self.page_size), "prefix": full}
             if token:
                 query["continuation-token"] = token
-            resp = self._request("list", "GET", None, query=query)
+            resp = self._request("list", "GET", None, query=query,
+                                 where=f"s3://{self.bucket}/{full}")
             root = ET.fromstring(resp.content)
             for item in root.iter(f"{S3_NS}Contents"):
                 found.append(Obj(item.findtext(f"{S3_NS}Key", "")[strip:],

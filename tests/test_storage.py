@@ -213,6 +213,9 @@ def test_wrong_credentials_and_a_missing_bucket_name_the_url(s3_server):
     assert "SignatureDoesNotMatch" in message, message
     with pytest.raises(storage.StorageError, match=r"HTTP 403"):
         bad.put("landing/x", b"x")
+    with pytest.raises(storage.StorageError, match=r"head s3://.*/wh/landing/x: HTTP 403 access "
+                                                   "denied: wrong credentials"):
+        bad.head("landing/x")
 
     gone = storage.Store("s3://no-such-bucket-here/wh", s3_server.endpoint, ACCESS_KEY,
                          SECRET_KEY, retries=0)
@@ -224,7 +227,7 @@ def test_wrong_credentials_and_a_missing_bucket_name_the_url(s3_server):
         message = str(caught.value)
         assert message.startswith(f"{operation} s3://no-such-bucket-here/wh/k: HTTP 404 "
                                   "NoSuchBucket"), message
-    with pytest.raises(storage.StorageError, match=r"list s3://no-such-bucket-here: HTTP 404"):
+    with pytest.raises(storage.StorageError, match=r"list s3://no-such-bucket-here/wh/: HTTP 404 NoSuchBucket"):
         gone.list()
     assert "no-such-bucket-here" not in [o.key for o in storage.Store(
         f"s3://{bucket}", s3_server.endpoint, ACCESS_KEY, SECRET_KEY).list()]
