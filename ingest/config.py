@@ -220,6 +220,23 @@ def _scratch_dir(resolved: Mapping[str, Any]) -> Path:
     return Path(tempfile.gettempdir()).resolve() / "wh-scratch"
 
 
+def _task_scratch(resolved: Mapping[str, Any]) -> Path | None:
+    """<WH_SCRATCH_DIR>/task-<pid> when WH_STORAGE_URL is set, else none"""
+    if not resolved["storage_url"]:
+        return None
+    return resolved["scratch_dir"] / f"task-{os.getpid()}"
+
+
+def _landing_dir(resolved: Mapping[str, Any]) -> Path:
+    """<checkout>/landing (with WH_STORAGE_URL: <WH_SCRATCH_DIR>/task-<pid>/landing)"""
+    return (resolved["scratch"] or REPO_ROOT) / "landing"
+
+
+def _warehouse(resolved: Mapping[str, Any]) -> Path:
+    """<checkout>/warehouse/migration.duckdb (with WH_STORAGE_URL: under <WH_SCRATCH_DIR>/task-<pid>)"""
+    return (resolved["scratch"] or REPO_ROOT) / "warehouse" / "migration.duckdb"
+
+
 def _runs_dir(resolved: Mapping[str, Any]) -> Path:
     """beside WH_WAREHOUSE: <its folder>/runs"""
     return resolved["warehouse"].parent / "runs"
@@ -243,30 +260,36 @@ def _reports_dir(resolved: Mapping[str, Any]) -> Path:
 
 
 SHARED: tuple[Setting, ...] = (
-    # Where things are.
-    Setting("WH_SNAPSHOT_DIR", PATH, None,
-            "replay recorded files laid out like ../shared/data instead of fetching live"),
-    Setting("WH_CURATED_DIR", PATH, _curated_dir,
-            "hand-curated files with no live endpoint (published figures, curated tables), laid out "
-            "like ../shared/data; unset in live mode: not loaded (with a warning)"),
-    Setting("WH_LANDING_DIR", PATH, str(REPO_ROOT / "landing"),
-            "immutable landed files and their manifest"),
-    Setting("WH_WAREHOUSE", PATH, str(REPO_ROOT / "warehouse" / "migration.duckdb"),
-            "the published DuckDB file BI tools read"),
-    Setting("WH_RUNS_DIR", PATH, _runs_dir,
-            "one folder per transform run (build database, audit results, failure)"),
-    Setting("WH_QUALITY_DB", PATH, _quality_db,
-            "the quality history: every transform run, published or failed, and its checks"),
-    Setting("WH_REPORTS_DIR", PATH, _reports_dir,
-            "the data-quality reports (one per run, latest.html the newest)"),
-    # Object storage (ingest/storage.py): instead of the local folders above.
+    # Object storage (ingest/storage.py): instead of the local folders below.
     Setting("WH_STORAGE_URL", S3_URL, None,
             "keep landing, the warehouse, the runs, the quality history and the reports in this "
             "S3 bucket and prefix instead of local files; the endpoint and credentials are the "
             "standard AWS_ENDPOINT_URL (required with it), AWS_ACCESS_KEY_ID, "
             "AWS_SECRET_ACCESS_KEY, AWS_REGION (default us-east-1), AWS_SESSION_TOKEN"),
     Setting("WH_SCRATCH_DIR", PATH, _scratch_dir,
-            "local scratch space of a task when WH_STORAGE_URL is set (removed by the task)"),
+            "local scratch space of the tasks when WH_STORAGE_URL is set: each process works "
+            "in a folder of its own there, which its tasks remove"),
+    Setting("WH_TASK_SCRATCH", PATH, _task_scratch,
+            "this process's scratch folder (WH_STORAGE_URL set): the local folders below "
+            "default into it", internal=True, attr="scratch"),
+    # Where things are.
+    Setting("WH_SNAPSHOT_DIR", PATH, None,
+            "replay recorded files laid out like ../shared/data instead of fetching live"),
+    Setting("WH_CURATED_DIR", PATH, _curated_dir,
+            "hand-curated files with no live endpoint (published figures, curated tables), laid out "
+            "like ../shared/data; unset in live mode: not loaded (with a warning)"),
+    Setting("WH_LANDING_DIR", PATH, _landing_dir,
+            "immutable landed files and their manifest (with WH_STORAGE_URL: a scratch cache of "
+            "the landed objects)"),
+    Setting("WH_WAREHOUSE", PATH, _warehouse,
+            "the published DuckDB file BI tools read (with WH_STORAGE_URL: a scratch copy of the "
+            "published object)"),
+    Setting("WH_RUNS_DIR", PATH, _runs_dir,
+            "one folder per transform run (build database, audit results, failure)"),
+    Setting("WH_QUALITY_DB", PATH, _quality_db,
+            "the quality history: every transform run, published or failed, and its checks"),
+    Setting("WH_REPORTS_DIR", PATH, _reports_dir,
+            "the data-quality reports (one per run, latest.html the newest)"),
     # HTTP: every call bounded in size and time.
     Setting("WH_HTTP_TIMEOUT_S", SECONDS, "60", "connect and read timeout of one request"),
     Setting("WH_DOWNLOAD_DEADLINE_S", SECONDS, "900",

@@ -5,6 +5,14 @@ deleted by a run) and described by one JSON line in ``<landing>/manifest.jsonl``
 fails parsing is landed too, with ``status: quarantined`` and the reason, so it can be diagnosed.
 A file whose sha256 is already in the manifest is not landed again.
 
+With ``WH_STORAGE_URL`` set the same records live in the object store instead (``landing/``
+under its prefix; ``ingest.storage``): each landed file is one object written with
+``If-None-Match: *`` (never overwritten), the manifest and the state events are the objects
+``landing/manifest.jsonl`` and ``landing/states.jsonl``, appended by compare-and-swap
+(``Store.update``), so two hosts landing at once never lose each other's lines, and the same
+bytes landed by two hosts at once get one entry (the other host's copy is deleted). The local
+landing directory is then a scratch cache of the files a task reads (``Landing.file``).
+
 What happens to a landed file afterwards is appended to ``<landing>/states.jsonl``, one event per
 line (never rewritten): ``loaded`` into a run's build, ``published`` with that run, ``rejected``
 (by the pipeline when the file failed an audit or a dbt test, or by hand, with the reason) and
@@ -25,6 +33,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
+from ingest import storage
 from ingest.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -111,19 +120,68 @@ def _sniff_suffix(content: bytes) -> str:
     return ".bin"
 
 
-class Landing:
-    """The landing directory of one installation."""
+def _landing_path(source: str, url: str, content: bytes, dataset: str | None,
+                  fetched_at: datetime) -> Path:
+    """Where a landed file goes, relative to landing: ``<source>[/<dataset>]/<time>_<sha>``."""
+    suffix = PurePosixPath(urlparse(url).path).suffix
+    if not SAFE_SUFFIX.fullmatch(suffix):
+        suffix = _sniff_suffix(content)
+    return Path(safe_part("source", source, url),
+                *([safe_part("dataset", dataset, url)] if dataset else []),
+                f"{fetched_at:%Y%m%dT%H%M%S%fZ}_{sha256_of(content)[:12]}{suffix}")
 
-    def __init__(self, root: Path):
+
+def _entry(source: str, url: str, content: bytes, release_date: date | None, error: str | None,
+           dataset: str | None, version: str | None, final_url: str | None,
+           fetched_at: datetime, rel: Path) -> ManifestEntry:
+    return ManifestEntry(
+        source=source, url=url, fetched_at=fetched_at.isoformat(), sha256=sha256_of(content),
+        bytes=len(content), release_date=release_date.isoformat() if release_date else None,
+        path=rel.as_posix(), status=QUARANTINED if error else LANDED, error=error,
+        dataset=dataset, version=version,
+        final_url=final_url if final_url and final_url != url else None)
+
+
+OBJECT_PREFIX = "landing/"
+"""Where landing lives in the object store (``WH_STORAGE_URL``)."""
+MANIFEST_NAME = "manifest.jsonl"
+STATES_NAME = "states.jsonl"
+
+_CONFIGURED = object()
+
+
+def _appended(old: bytes | None, lines: bytes) -> bytes:
+    text = old or b""
+    return text + (b"" if not text or text.endswith(b"\n") else b"\n") + lines
+
+
+class Landing:
+    """The landing of one installation: a local directory, or (``WH_STORAGE_URL``) objects
+    under ``landing/`` with ``root`` as the task's scratch cache of the files."""
+
+    def __init__(self, root: Path, store: storage.Store | None | object = _CONFIGURED):
         self.root = root
-        self.manifest = root / "manifest.jsonl"
-        self.states = root / "states.jsonl"
+        self.manifest = root / MANIFEST_NAME
+        self.states = root / STATES_NAME
+        self.store: storage.Store | None = (storage.configured() if store is _CONFIGURED
+                                            else store)  # type: ignore[assignment]
+
+    def where(self) -> str:
+        """Where the manifest is, for messages."""
+        return self.store.uri(OBJECT_PREFIX + MANIFEST_NAME) if self.store else str(self.manifest)
+
+    def _lines(self, local: Path) -> list[str]:
+        if self.store is not None:
+            got = self.store.get(OBJECT_PREFIX + local.name)
+            text = got[0].decode("utf-8") if got else ""
+            return [line for line in text.splitlines() if line.strip()]
+        if not local.exists():
+            return []
+        with local.open(encoding="utf-8") as fh:
+            return [line for line in fh if line.strip()]
 
     def entries(self, source: str | None = None) -> list[ManifestEntry]:
-        if not self.manifest.exists():
-            return []
-        with self.manifest.open(encoding="utf-8") as fh:
-            rows = [ManifestEntry(**json.loads(line)) for line in fh if line.strip()]
+        rows = [ManifestEntry(**json.loads(line)) for line in self._lines(self.manifest)]
         return [r for r in rows if source is None or r.source == source]
 
     def find_sha(self, sha256: str) -> ManifestEntry | None:
@@ -138,7 +196,15 @@ class Landing:
                      and (version is None or e.version == version)), None)
 
     def file(self, entry: ManifestEntry) -> Path:
-        return self.root / entry.path
+        """The landed bytes of ``entry`` as a local file (from the object store: downloaded
+        into the scratch cache once)."""
+        local = self.root / entry.path
+        if self.store is not None and not local.exists():
+            if self.store.download(OBJECT_PREFIX + entry.path, local) is None:
+                raise DataError(self.store.uri(OBJECT_PREFIX + entry.path), "landed file",
+                                "the manifest lists this file but the object store has no such "
+                                "object (deleted by hand?)")
+        return local
 
     def land(self, source: str, url: str, content: bytes, release_date: date | None,
              error: str | None = None, dataset: str | None = None,
@@ -148,6 +214,9 @@ class Landing:
 
         Returns the entry and whether it is new (False: these bytes were landed before)."""
         digest = sha256_of(content)
+        if self.store is not None:
+            return self._land_object(source, url, content, release_date, error, dataset,
+                                     version, final_url)
         with self._locked():
             known = self.find_sha(digest)
             if known is not None:
@@ -155,12 +224,7 @@ class Landing:
                          url, digest[:12], known.path)
                 return known, False
             fetched_at = datetime.now(timezone.utc)
-            suffix = PurePosixPath(urlparse(url).path).suffix
-            if not SAFE_SUFFIX.fullmatch(suffix):
-                suffix = _sniff_suffix(content)
-            rel = Path(safe_part("source", source, url),
-                       *([safe_part("dataset", dataset, url)] if dataset else []),
-                       f"{fetched_at:%Y%m%dT%H%M%S%fZ}_{digest[:12]}{suffix}")
+            rel = _landing_path(source, url, content, dataset, fetched_at)
             target = self.root / rel
             if not target.resolve().is_relative_to(self.root.resolve()):
                 raise DataError(url, "inside landing",
@@ -173,12 +237,8 @@ class Landing:
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o444)
             os.replace(tmp, target)
-            entry = ManifestEntry(
-                source=source, url=url, fetched_at=fetched_at.isoformat(), sha256=digest,
-                bytes=len(content), release_date=release_date.isoformat() if release_date else None,
-                path=rel.as_posix(), status=QUARANTINED if error else LANDED, error=error,
-                dataset=dataset, version=version,
-                final_url=final_url if final_url and final_url != url else None)
+            entry = _entry(source, url, content, release_date, error, dataset, version,
+                           final_url, fetched_at, rel)
             with self.manifest.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(asdict(entry), ensure_ascii=False) + "\n")
                 fh.flush()
@@ -186,13 +246,50 @@ class Landing:
             log.info("landed %s -> %s (%s, %s bytes)", url, rel, entry.status, f"{len(content):,}")
             return entry, True
 
+    def _land_object(self, source: str, url: str, content: bytes, release_date: date | None,
+                     error: str | None, dataset: str | None, version: str | None,
+                     final_url: str | None) -> tuple[ManifestEntry, bool]:
+        """``land`` on the object store: the bytes as a new object (If-None-Match), then the
+        manifest line by compare-and-swap. When another task landed the same bytes first, its
+        entry stands and this copy is deleted."""
+        assert self.store is not None
+        digest = sha256_of(content)
+        known = self.find_sha(digest)
+        if known is not None:
+            log.info("%s: sha256 %s already landed as %s, not landed again",
+                     url, digest[:12], known.path)
+            return known, False
+        fetched_at = datetime.now(timezone.utc)
+        rel = _landing_path(source, url, content, dataset, fetched_at)
+        key = OBJECT_PREFIX + rel.as_posix()
+        self.store.put(key, content, if_none_match=True)
+        entry = _entry(source, url, content, release_date, error, dataset, version, final_url,
+                       fetched_at, rel)
+        line = (json.dumps(asdict(entry), ensure_ascii=False) + "\n").encode("utf-8")
+        first: list[ManifestEntry] = []
+
+        def append(old: bytes | None) -> bytes | None:
+            first.clear()
+            for row in (old or b"").decode("utf-8").splitlines():
+                if row.strip() and json.loads(row)["sha256"] == digest:
+                    first.append(ManifestEntry(**json.loads(row)))
+                    return None
+            return _appended(old, line)
+
+        self.store.update(OBJECT_PREFIX + MANIFEST_NAME, append)
+        if first:
+            self.store.delete(key)
+            log.info("%s: sha256 %s was landed at the same time by another task as %s, not "
+                     "landed again", url, digest[:12], first[0].path)
+            return first[0], False
+        log.info("landed %s -> %s (%s, %s bytes)", url, self.store.uri(key), entry.status,
+                 f"{len(content):,}")
+        return entry, True
+
     # --- states -------------------------------------------------------------------------------
 
     def events(self) -> list[StateEvent]:
-        if not self.states.exists():
-            return []
-        with self.states.open(encoding="utf-8") as fh:
-            return [StateEvent(**json.loads(line)) for line in fh if line.strip()]
+        return [StateEvent(**json.loads(line)) for line in self._lines(self.states)]
 
     def record(self, entries: list[ManifestEntry], event: str, run_id: str | None = None,
                reason: str | None = None, by: str = "pipeline") -> None:
@@ -200,14 +297,17 @@ class Landing:
         if not entries:
             return
         at = datetime.now(timezone.utc).isoformat()
-        with self._locked():
-            with self.states.open("a", encoding="utf-8") as fh:
-                for e in entries:
-                    fh.write(json.dumps(asdict(StateEvent(e.path, e.sha256, event, at, run_id,
-                                                          reason, by)),
-                                        ensure_ascii=False) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+        lines = "".join(json.dumps(asdict(StateEvent(e.path, e.sha256, event, at, run_id,
+                                                     reason, by)), ensure_ascii=False) + "\n"
+                        for e in entries).encode("utf-8")
+        if self.store is not None:
+            self.store.update(OBJECT_PREFIX + STATES_NAME, lambda old: _appended(old, lines))
+        else:
+            with self._locked():
+                with self.states.open("ab") as fh:
+                    fh.write(lines)
+                    fh.flush()
+                    os.fsync(fh.fileno())
         for e in entries:
             log.info("%s: %s%s%s", e.path, event, f" by {by}" if by != "pipeline" else "",
                      f": {reason}" if reason else "")
@@ -255,7 +355,7 @@ class Landing:
         if len(found) == 1:
             return found[0]
         if not found:
-            raise LookupError(f"no landed file matches {name!r} in {self.manifest} "
+            raise LookupError(f"no landed file matches {name!r} in {self.where()} "
                               "(give its landing path, file name or sha256 prefix)")
         raise LookupError(f"{name!r} matches {len(found)} landed files: "
                           + ", ".join(e.path for e in found))

@@ -7,7 +7,9 @@ metadata, the sha256 of the bytes it was parsed from and the parser fingerprint 
 parsing code in ``ingest/`` and of the seeds the parsers read). The load uses a parsed file only
 when both match; otherwise (a file landed before this existed, a parser or seed changed since,
 a parsed file deleted) it parses the landed bytes and writes the parsed form anew. The landed
-bytes stay the record; ``parsed/`` is a cache that can be deleted at any time.
+bytes stay the record; ``parsed/`` is a cache that can be deleted at any time. With
+``WH_STORAGE_URL`` set it is kept as objects ``parsed/<fingerprint>/<landing path>.parquet``
+too, so that a task on another host reads it instead of parsing again.
 """
 from __future__ import annotations
 
@@ -70,9 +72,17 @@ def write(landing: Landing, entry: ManifestEntry, rows, release_date: date | Non
             con.execute(f"copy parsed_rows to '{_sql_path(staged)}' "
                         f"(format parquet, compression zstd, kv_metadata {{{kv_sql(meta)}}})")
     os.replace(staged, target)
+    if landing.store is not None:  # kept beside the landed objects, for every host
+        landing.store.put(object_key(entry), target)
     log.info("kept the parsed form of %s (%s rows): %s", entry.path, f"{len(rows):,}",
              target.relative_to(landing.root))
     return target
+
+
+def object_key(entry: ManifestEntry) -> str:
+    """The parsed form's object under ``WH_STORAGE_URL``: one per parser fingerprint, so that
+    hosts running two versions of the code never overwrite each other's."""
+    return f"{PARSED_DIR}/{fingerprint()}/{entry.path}.parquet"
 
 
 def lookup(landing: Landing, entry: ManifestEntry,
@@ -81,6 +91,8 @@ def lookup(landing: Landing, entry: ManifestEntry,
     bytes by the parsers of this code; else None. ``con``: a connection to read it with (the
     load's), else an in-memory one."""
     target = path_for(landing, entry)
+    if not target.exists() and landing.store is not None:
+        landing.store.download(object_key(entry), target)
     if not target.exists():
         return None
     try:

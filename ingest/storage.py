@@ -17,6 +17,7 @@ otherwise); ``update`` builds a compare-and-swap loop on it. Every request has a
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import logging
@@ -504,9 +505,16 @@ def from_url(url: str) -> Store:
     if missing:
         raise config.SettingError(f"{' and '.join(missing)} not set: the credentials for {url} "
                                   f"at {endpoint}")
-    return Store(url, endpoint, env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"],
-                 env.get("AWS_REGION", "").strip() or "us-east-1",
-                 env.get("AWS_SESSION_TOKEN") or None)
+    return _store(url, endpoint, env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"],
+                  env.get("AWS_REGION", "").strip() or "us-east-1",
+                  env.get("AWS_SESSION_TOKEN") or None)
+
+
+@functools.lru_cache(maxsize=8)
+def _store(url: str, endpoint: str, access_key: str, secret_key: str, region: str,
+           token: str | None) -> Store:
+    """One Store (one HTTP session, its connections kept alive) per configuration."""
+    return Store(url, endpoint, access_key, secret_key, region, token)
 
 
 def configured() -> Store | None:

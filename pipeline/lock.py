@@ -26,6 +26,11 @@ failure and when nothing was new. It is taken over when its run cannot be alive 
   ``WH_TRANSFORM_LEASE_IDLE_S`` (default 1,800 s; between two tasks of a live run there are
   seconds).
 
+With ``WH_STORAGE_URL`` (hosts with no shared disk) the lease is the object
+``runs/.transform.lease``, taken, updated and given up by compare-and-swap (``If-Match``) instead
+of under a file lock; a running step rewrites its ``beat`` every ``BEAT_S`` seconds, and a lease
+whose step has not beaten for ``STALE_BEAT_S`` belongs to a host or process that died.
+
 Under a scheduler the transform DAG also has ``max_active_runs=1`` and the one-slot pool
 ``warehouse_writer``; the lease is what holds between deployments that do not share a metadata
 database, and when a run's tasks are retried on another worker.
@@ -39,11 +44,13 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ingest import storage
 from ingest.config import settings
 
 log = logging.getLogger(__name__)
@@ -54,6 +61,10 @@ OWNER_PID_VAR = "WH_RUN_OWNER_PID"
 """Set by ``make run`` (pipeline.run): the process in which every task of the run executes."""
 POLL_S = 0.5
 PROGRESS_S = 30.0
+LEASE_KEY = "runs/.transform.lease"
+"""The lease in the object store (``WH_STORAGE_URL``)."""
+BEAT_S = 15.0
+STALE_BEAT_S = 120.0
 
 
 class AnotherRunBuilding(Exception):
@@ -71,6 +82,8 @@ class Lease:
     step: str
     step_ended: float | None = None
     """Epoch seconds when the last step of the run ended (None while one runs)."""
+    beat: float | None = None
+    """On the object store: epoch seconds of the running step's last heartbeat."""
 
     def describe(self) -> str:
         where = f"pid {self.owner_pid or self.pid} on {self.host}"
@@ -86,7 +99,27 @@ def _paths() -> tuple[Path, Path]:
     return runs / LOCK_FILE, runs / LEASE_FILE
 
 
+def _parse(body: bytes, where: str) -> Lease | None:
+    if not body.strip():
+        return None  # given up
+    try:
+        return Lease(**json.loads(body))
+    except (ValueError, TypeError) as err:
+        log.warning("unreadable lease %s (%s): treated as free", where, err)
+        return None
+
+
+def _read_remote(remote: storage.Store) -> tuple[Lease | None, str | None]:
+    got = remote.get(LEASE_KEY)
+    if got is None:
+        return None, None
+    return _parse(got[0], remote.uri(LEASE_KEY)), got[1]
+
+
 def read_lease() -> Lease | None:
+    remote = storage.configured()
+    if remote is not None:
+        return _read_remote(remote)[0]
     path = _paths()[1]
     try:
         return Lease(**json.loads(path.read_text(encoding="utf-8")))
@@ -132,6 +165,12 @@ def stale_reason(lease: Lease, now: float | None = None) -> str | None:
             return f"its process {lease.owner_pid} is gone"
         return None
     if lease.step_ended is None:
+        if lease.beat is not None:  # the object store: no lock to tell, a heartbeat does
+            silent = now - lease.beat
+            if silent > STALE_BEAT_S:
+                return (f"its step {lease.step} on {lease.host} has not beaten for "
+                        f"{silent:,.0f} s (its host or process died)")
+            return None
         # A step was running and nobody holds the lock: that step's process died.
         return f"its step {lease.step} ended without finishing (the process died)"
     idle = now - lease.step_ended
@@ -146,6 +185,11 @@ def step(run_id: str, name: str):
     """Run one transform step of ``run_id`` as the owner of the warehouse: take the lock (and the
     lease, when free or stale), or wait for another run, then fail with ``AnotherRunBuilding``.
     The lease stays with the run after the step; ``release`` gives it up."""
+    remote = storage.configured()
+    if remote is not None:
+        with _remote_step(remote, run_id, name) as held:
+            yield held
+        return
     lock_path, _ = _paths()
     wait = settings().transform_lock_wait_s
     started = time.monotonic()
@@ -175,12 +219,7 @@ def step(run_id: str, name: str):
                 holder = read_lease() or holder
             waited = time.monotonic() - started
             if waited >= wait:
-                who = holder.describe() if holder else "a run whose lease is being written"
-                raise AnotherRunBuilding(
-                    f"another run is building the warehouse: {who}. Waited {waited:,.0f} s "
-                    f"(WH_TRANSFORM_LOCK_WAIT_S). This run ({run_id}) changed nothing and "
-                    "rejected no file; what it landed is built by the next run (make run, or "
-                    "the next scheduled transform).")
+                raise _refused(holder, waited, run_id)
             if time.monotonic() - last_note >= PROGRESS_S:
                 last_note = time.monotonic()
                 log.info("waiting for %s to finish (%.0f s of %g s)",
@@ -207,6 +246,94 @@ def step(run_id: str, name: str):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _refused(holder: Lease | None, waited: float, run_id: str) -> AnotherRunBuilding:
+    who = holder.describe() if holder else "a run whose lease is being written"
+    return AnotherRunBuilding(
+        f"another run is building the warehouse: {who}. Waited {waited:,.0f} s "
+        f"(WH_TRANSFORM_LOCK_WAIT_S). This run ({run_id}) changed nothing and "
+        "rejected no file; what it landed is built by the next run (make run, or "
+        "the next scheduled transform).")
+
+
+def _lease_json(lease: Lease | None) -> bytes:
+    return b"" if lease is None else json.dumps(asdict(lease)).encode()
+
+
+@contextlib.contextmanager
+def _remote_step(remote: storage.Store, run_id: str, name: str):
+    """``step`` on the object store: the lease taken by compare-and-swap, kept alive by a
+    heartbeat while the step runs, given up or marked idle by compare-and-swap at its end."""
+    wait = settings().transform_lock_wait_s
+    started = last_note = time.monotonic()
+    while True:
+        holder, etag = _read_remote(remote)
+        reason = None
+        if holder is not None and holder.run_id != run_id:
+            reason = stale_reason(holder)
+        if holder is None or holder.run_id == run_id or reason is not None:
+            now = time.time()
+            mine = Lease(run_id=run_id, host=socket.gethostname(), pid=os.getpid(),
+                         owner_pid=_owner_pid(),
+                         since=holder.since if holder is not None and holder.run_id == run_id
+                         else datetime.now(timezone.utc).isoformat(),
+                         step=name, beat=now)
+            try:
+                etag = remote.put(LEASE_KEY, _lease_json(mine), if_match=etag,
+                                  if_none_match=etag is None)
+            except storage.PreconditionFailed:
+                continue  # another run wrote it meanwhile: look again
+            if reason is not None:
+                log.warning("taking over the warehouse from %s: %s; its build is abandoned "
+                            "(its files are loaded again by this run)", holder.describe(),
+                            reason)
+            break
+        waited = time.monotonic() - started
+        if waited >= wait:
+            raise _refused(holder, waited, run_id)
+        if time.monotonic() - last_note >= PROGRESS_S:
+            last_note = time.monotonic()
+            log.info("waiting for %s to finish (%.0f s of %g s)", holder.describe(), waited,
+                     wait)
+        time.sleep(POLL_S)
+
+    state = {"etag": etag, "lost": False}
+    guard = threading.Lock()
+    stop = threading.Event()
+
+    def rewrite(lease: Lease | None) -> None:
+        """Write ``lease`` over ours; when another run took it over, leave it alone."""
+        with guard:
+            if state["lost"]:
+                return
+            try:
+                state["etag"] = remote.put(LEASE_KEY, _lease_json(lease), if_match=state["etag"])
+            except storage.PreconditionFailed:
+                state["lost"] = True
+                log.error("run %s lost the warehouse lease %s: another run took it over",
+                          run_id, remote.uri(LEASE_KEY))
+
+    def beat() -> None:
+        while not stop.wait(BEAT_S):
+            rewrite(Lease(**{**asdict(mine), "beat": time.time()}))
+
+    beating = threading.Thread(target=beat, name=f"lease-beat-{run_id}", daemon=True)
+    beating.start()
+    held = Held(run_id)
+    try:
+        yield held
+    except BaseException:
+        held.release()
+        raise
+    finally:
+        stop.set()
+        beating.join()
+        if held.releasing:
+            rewrite(None)
+            log.info("run %s released the warehouse", run_id)
+        else:
+            rewrite(Lease(**{**asdict(mine), "beat": None, "step_ended": time.time()}))
+
+
 class Held:
     """The lease inside a step: ``release()`` gives it up when the step ends (publish done,
     nothing new)."""
@@ -223,6 +350,18 @@ def release(run_id: str) -> bool:
     """Give up the lease of ``run_id`` outside its steps (the report task, last of every run,
     in case a step could not). A lease of another run is left alone. Returns whether one was
     released. Never call it inside ``step`` (the lock is held there: use ``Held.release``)."""
+    remote = storage.configured()
+    if remote is not None:
+        while True:
+            current, etag = _read_remote(remote)
+            if current is None or current.run_id != run_id:
+                return False
+            try:
+                remote.put(LEASE_KEY, b"", if_match=etag)
+            except storage.PreconditionFailed:
+                continue
+            log.info("run %s released the warehouse", run_id)
+            return True
     lock_path, _ = _paths()
     current = read_lease()
     if current is None or current.run_id != run_id:

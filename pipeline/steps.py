@@ -20,7 +20,7 @@ from ingest.errors import DataError
 from ingest.landing import LOADED, PUBLISHED, Landing
 from ingest.load import load_all, unload_rejected
 from ingest.source import land_new
-from pipeline import changes, dbt, files, lock, quality, warehouse
+from pipeline import changes, dbt, files, lock, quality, scratch, warehouse
 from pipeline import report as quality_report
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ class SourcesFailed(DataError):
     """One or more sources of a source DAG failed while others landed their files."""
 
 
+@scratch.in_task
 @reported_on_failure
 @records_failure
 def land(run_id: str, dag_id: str) -> list[dict]:
@@ -131,6 +132,7 @@ def landing_outcome(run_id: str) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
+@scratch.in_task
 def check_landing(run_id: str) -> None:
     """Source step after ``land`` (whatever it did): fail the source run when a source failed
     while others landed files (their Asset event is out, so the transform builds them), naming
@@ -156,6 +158,7 @@ def landing_failed(run_id: str, outcome: dict) -> None:
                         + "\n  ".join(lines))
 
 
+@scratch.in_task
 @records_failure
 @owns_warehouse
 def check_for_changes(run_id: str, rebuild: bool = False, held=None) -> bool:
@@ -187,12 +190,14 @@ def check_for_changes(run_id: str, rebuild: bool = False, held=None) -> bool:
     return False
 
 
+@scratch.in_task
 @records_failure
 @owns_warehouse
 def prepare(run_id: str, held=None) -> str:
     return str(warehouse.prepare_build(run_id))
 
 
+@scratch.in_task
 @records_failure
 @owns_warehouse
 @rejects_culprits
@@ -211,6 +216,7 @@ def load(run_id: str, held=None) -> dict:
     return {"loaded": by_source, "unloaded": [e.path for e in unloaded]}
 
 
+@scratch.in_task
 @records_failure
 @owns_warehouse
 @rejects_culprits
@@ -221,6 +227,7 @@ def audit_raw(run_id: str, held=None) -> dict:
                             docs_dir=warehouse.run_dir(run_id) / "data_docs" / "raw")
 
 
+@scratch.in_task
 @records_failure
 @owns_warehouse
 @rejects_culprits
@@ -228,6 +235,7 @@ def dbt_build(run_id: str, held=None) -> dict:
     return dbt.build(warehouse.build_db(run_id), warehouse.run_dir(run_id))
 
 
+@scratch.in_task
 @records_failure
 @owns_warehouse
 @rejects_culprits
@@ -238,6 +246,7 @@ def audit_marts(run_id: str, held=None) -> dict:
                             docs_dir=warehouse.run_dir(run_id) / "data_docs" / "marts")
 
 
+@scratch.in_task
 @records_failure
 @owns_warehouse
 def publish(run_id: str, held=None) -> str:
@@ -260,6 +269,7 @@ class RunFailed(Exception):
     """The transform run failed before publishing; the report says where and why."""
 
 
+@scratch.in_task
 def report(run_id: str) -> str:
     """Last task of every transform run, published or not: write the quality report. A run that
     failed is recorded as failed first (measured on its build database when there is one), and

@@ -131,8 +131,9 @@ def test_the_command_lists_settings_and_any_command_stops_on_a_bad_value(tmp_pat
     assert listed.returncode == 0, listed.stderr
     for s in config.declared():
         assert (s.name in listed.stdout) != s.internal, f"{s.name} in the listing: {not s.internal}"
-    assert f"WH_LANDING_DIR  [path]  default {REPO_ROOT / 'landing'}  = {tmp_path / 'landing'}" \
-        in listed.stdout, listed.stdout[:600]
+    assert "WH_LANDING_DIR  [path]  default <checkout>/landing (with WH_STORAGE_URL: " \
+        f"<WH_SCRATCH_DIR>/task-<pid>/landing)  = {tmp_path / 'landing'}" \
+        in listed.stdout, listed.stdout[:1600]
     env["WH_MAX_DOWNLOAD_MB"] = "10MB"
     bad = subprocess.run([sys.executable, "-m", "pipeline.run", "files"], cwd=REPO_ROOT, env=env,
                          capture_output=True, text=True, timeout=120)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingest import storage
 from ingest.config import REPO_ROOT, settings
 
 log = logging.getLogger(__name__)
@@ -150,8 +151,36 @@ TABLES = ("runs", "checks", "results", "freshness", "completeness", "flags", "re
           "coverage", "revision_counts", "headlines")
 
 
+OBJECT_KEY = "quality/quality_history.duckdb"
+"""The history in the object store (``WH_STORAGE_URL``); ``WH_QUALITY_DB`` is then its local
+copy in scratch space, refreshed whenever the object changed."""
+
+
 def store_path() -> Path:
-    return settings().quality_db
+    path = settings().quality_db
+    remote = storage.configured()
+    if remote is not None:
+        _refresh(remote, path)
+    return path
+
+
+def _etag_file(path: Path) -> Path:
+    return path.with_name(f".{path.name}.etag")
+
+
+def _refresh(remote: storage.Store, path: Path) -> None:
+    """Make ``path`` the object's current content (or absent when there is none)."""
+    found = remote.head(OBJECT_KEY)
+    mark = _etag_file(path)
+    if found is None:
+        path.unlink(missing_ok=True)
+        mark.unlink(missing_ok=True)
+        return
+    if path.exists() and mark.exists() and mark.read_text() == found.etag:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    etag = remote.download(OBJECT_KEY, path)
+    mark.write_text(etag or "")
 
 
 # --- the store --------------------------------------------------------------------------------
@@ -169,7 +198,13 @@ def write(run_id: str, rows: dict[str, list[tuple]]) -> None:
 
 def _atomically(change) -> None:
     """Copy the store, change the copy, replace the store: readers never block the writer, and
-    a lock keeps two writers (a failed source DAG, the transform) from losing each other's rows."""
+    a lock keeps two writers (a failed source DAG, the transform) from losing each other's rows.
+    On the object store the lock is a compare-and-swap: the change is made again on the newer
+    history when another task wrote it in between."""
+    remote = storage.configured()
+    if remote is not None:
+        _atomically_object(remote, change)
+        return
     path = store_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     with (path.parent / f".{path.name}.lock").open("w") as lock:
@@ -189,6 +224,34 @@ def _atomically(change) -> None:
             change(con)
             con.execute("checkpoint")
         os.replace(staged, path)
+
+
+CAS_ATTEMPTS = 20
+
+
+def _atomically_object(remote: storage.Store, change) -> None:
+    path = settings().quality_db
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f"{path.stem}_{os.getpid()}_staged.duckdb")
+    for _ in range(CAS_ATTEMPTS):
+        staged.unlink(missing_ok=True)
+        etag = remote.download(OBJECT_KEY, staged)
+        with duckdb.connect(str(staged)) as con:
+            con.execute(DDL)
+            change(con)
+            con.execute("checkpoint")
+        try:
+            new = remote.put(OBJECT_KEY, staged, if_match=etag, if_none_match=etag is None)
+        except storage.PreconditionFailed:
+            log.info("quality history changed by another task meanwhile: changing it again")
+            continue
+        os.replace(staged, path)
+        _etag_file(path).write_text(new)
+        return
+    staged.unlink(missing_ok=True)
+    raise storage.StorageError("update", remote.uri(OBJECT_KEY), None, "",
+                               f"changed by other tasks under every one of {CAS_ATTEMPTS} "
+                               "attempts")
 
 
 def copy_into(con: duckdb.DuckDBPyConnection) -> None:

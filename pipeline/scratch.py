@@ -1,0 +1,120 @@
+"""Tasks on hosts with no shared disk: the run folder and the reports travel through the object
+store, and a task leaves no data behind on its host.
+
+With ``WH_STORAGE_URL`` unset nothing here does anything: the run folders, the reports, landing
+and the warehouse are the local directories they always were.
+
+With it set, every local path the pipeline uses (``WH_LANDING_DIR``, ``WH_WAREHOUSE``,
+``WH_RUNS_DIR``, ``WH_QUALITY_DB``, ``WH_REPORTS_DIR``) defaults to a folder of this process's
+scratch space (``WH_SCRATCH_DIR``, see ``ingest.config``), and each step of a run is wrapped in
+``task``:
+
+- before it, the run's folder (``runs/<run_id>/``: its build database, audit results, dbt
+  artefacts, failure record) is downloaded when this host does not have it (the previous step
+  ran on another worker, or this process removed it);
+- after it, successful or not, what the step added or changed in the run folder is uploaded
+  (and what it deleted is deleted), the reports it wrote go to ``reports/quality/``, and the
+  scratch space is removed.
+
+Landing, the parsed cache, the quality history, the lease and the published warehouse talk to
+the object store themselves (``ingest.landing``, ``ingest.parsed``, ``pipeline.quality.store``,
+``pipeline.lock``, ``pipeline.warehouse``); what they download into scratch is a cache that
+goes with it.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import shutil
+import threading
+from pathlib import Path
+
+from ingest import storage
+from ingest.config import settings
+
+log = logging.getLogger(__name__)
+
+RUNS_PREFIX = "runs/"
+REPORTS_PREFIX = "reports/quality/"
+
+_depth = threading.local()
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    """Relative path -> (size, mtime_ns) of every file under ``root``."""
+    if not root.is_dir():
+        return {}
+    return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in root.rglob("*") if p.is_file() and not p.name.endswith((".part", ".tmp"))}
+
+
+def pull_run(remote: storage.Store, run_id: str, folder: Path) -> None:
+    """The run folder from the object store, when this host lacks it."""
+    prefix = f"{RUNS_PREFIX}{run_id}/"
+    found = remote.list(prefix)
+    for obj in found:
+        target = folder / obj.key[len(prefix):]
+        if not target.exists():
+            remote.download(obj.key, target)
+    if found:
+        log.info("run folder %s: %d file(s) from %s", folder, len(found), remote.uri(prefix))
+
+
+def push(remote: storage.Store, prefix: str, root: Path,
+         before: dict[str, tuple[int, int]]) -> int:
+    """Upload what changed under ``root`` since ``before`` to ``prefix``; delete what went.
+    Returns the number of objects written or deleted."""
+    now = _files(root)
+    changed = [rel for rel, stat in now.items() if before.get(rel) != stat]
+    for rel in changed:
+        remote.put(prefix + rel, root / rel)
+    gone = [rel for rel in before if rel not in now]
+    for rel in gone:
+        remote.delete(prefix + rel)
+    return len(changed) + len(gone)
+
+
+@contextlib.contextmanager
+def task(run_id: str):
+    """Around one step of ``run_id`` (re-entrant: only the outermost call moves files)."""
+    remote = storage.configured()
+    depth = getattr(_depth, "n", 0)
+    if remote is None or depth:
+        _depth.n = depth + 1
+        try:
+            yield
+        finally:
+            _depth.n = depth
+        return
+    s = settings()
+    folder = s.runs_dir / run_id
+    pull_run(remote, run_id, folder)
+    before_run, before_reports = _files(folder), _files(s.reports_dir)
+    _depth.n = 1
+    try:
+        yield
+    finally:
+        _depth.n = 0
+        try:
+            moved = push(remote, f"{RUNS_PREFIX}{run_id}/", folder, before_run)
+            moved += push(remote, REPORTS_PREFIX, s.reports_dir, before_reports)
+            log.info("run %s: %d object(s) written to %s", run_id, moved, remote.url)
+        finally:
+            remove_scratch()
+
+
+def remove_scratch() -> None:
+    """This process's scratch space, gone (with WH_STORAGE_URL set; else nothing to remove)."""
+    root = settings().scratch
+    if root is not None and root.exists():
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def in_task(step):
+    """Decorator for steps whose first argument is the run id."""
+    @functools.wraps(step)
+    def wrapper(run_id: str, *args, **kwargs):
+        with task(run_id):
+            return step(run_id, *args, **kwargs)
+    return wrapper
