@@ -1,6 +1,6 @@
 """The hosts of the multi-host test (tests/netns.py) are isolated the way separate machines are:
 a host reaches the shared services over the bridge only, never the machine's 127.0.0.1, and
-cannot read what another host wrote. Fast (about 2 s): no Airflow, no dbt."""
+cannot read what another host wrote. Fast (about 10 s, most of it SeaweedFS starting): no Airflow, no dbt."""
 from __future__ import annotations
 
 import os
@@ -13,6 +13,7 @@ import pytest
 
 from tests import netns
 from tests import topology as topo
+from tests.s3server import S3Server
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +65,34 @@ def test_hosts_reach_services_over_the_bridge_only(network, tmp_path):
     redis_port = topo.free_port()
     redis = topo.start_redis(tmp_path / "redis", redis_port, password, tmp_path / "redis.log",
                              host=net.gateway)
+    s3 = None
     try:
+        s3 = S3Server(host=net.gateway).start()
         seen = netns.reach(worker, [(net.gateway, pg.address[1]), (net.gateway, redis_port),
+                                    (net.gateway, s3.port),
                                     ("127.0.0.1", topo.PG_PORT), ("127.0.0.1", redis_port),
-                                    (other.address, 22)])
+                                    ("127.0.0.1", s3.port), (other.address, 22)])
+        # The object store through the project's client, from inside the host.
+        env = {**os.environ, **s3.env(s3.create_bucket()), "PYTHONPATH": str(netns.REPO_ROOT)}
+        code = ("from ingest import storage; s = storage.configured(); "
+                "s.put('probe', b'from a host', if_none_match=True); print(s.get('probe')[0])")
+        stored = worker.run([sys.executable, "-c", code], env=env, cwd=netns.REPO_ROOT)
     finally:
         redis.stop()
+        if s3 is not None:
+            s3.stop()
+    assert stored.returncode == 0 and stored.stdout.strip() == "b'from a host'", (
+        f"host {worker.name} could not put and get an object at {env['AWS_ENDPOINT_URL']}: "
+        f"{stored.stdout}{stored.stderr[-2000:]}")
+    assert seen[(net.gateway, s3.port)] == "ok", (
+        f"host {worker.name} cannot reach the S3 server on {net.gateway}:{s3.port}: {seen}")
     assert seen[(net.gateway, pg.address[1])] == "ok", (
         f"host {worker.name} cannot reach PostgreSQL forwarded on {net.gateway}:{pg.address[1]}: "
         f"{seen}")
     assert seen[(net.gateway, redis_port)] == "ok", (
         f"host {worker.name} cannot reach Redis on {net.gateway}:{redis_port}: {seen}")
-    for local in (("127.0.0.1", topo.PG_PORT), ("127.0.0.1", redis_port)):
+    for local in (("127.0.0.1", topo.PG_PORT), ("127.0.0.1", redis_port),
+                  ("127.0.0.1", s3.port)):
         assert seen[local] != "ok", (
             f"host {worker.name} reached the machine's {local[0]}:{local[1]}: its loopback must be "
             f"its own ({seen})")
