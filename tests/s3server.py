@@ -55,13 +55,13 @@ def weed_binary() -> Path:
                         f"not found among its files (looked from {dist.locate_file('')})")
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports free on 127.0.0.1 now (all held open until all are chosen)."""
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports free on ``host`` now (all held open until all are chosen)."""
     with contextlib.ExitStack() as stack:
         ports = []
         for _ in range(count):
             sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind(("127.0.0.1", 0))
+            sock.bind((host, 0))
             ports.append(sock.getsockname()[1])
         return ports
 
@@ -69,7 +69,10 @@ def free_ports(count: int) -> list[int]:
 class S3Server:
     """One ``weed server -s3`` process with its own data folder."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        # Another address of this machine (the multi-host test's bridge) to serve other
+        # network namespaces.
+        self.host = host
         self.dir = Path(tempfile.mkdtemp(prefix="wh-weed-"))
         self.process: subprocess.Popen | None = None
         self.port = 0
@@ -77,7 +80,7 @@ class S3Server:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def env(self, bucket: str, prefix: str = "wh") -> dict[str, str]:
         """The variables that point the pipeline at ``s3://bucket/prefix`` on this server."""
@@ -88,7 +91,7 @@ class S3Server:
     def start(self) -> "S3Server":
         weed = weed_binary()
         (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc,
-         debug) = free_ports(9)
+         debug) = free_ports(9, self.host)
         self.port = s3
         config = self.dir / "s3.json"
         config.write_text(json.dumps({"identities": [{
@@ -100,7 +103,7 @@ class S3Server:
         (self.dir / "master.toml").write_text("[master.volume_growth]\ncopy_1 = 1\n")
         data = self.dir / "data"
         data.mkdir()
-        argv = [str(weed), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
+        argv = [str(weed), "server", f"-ip={self.host}", f"-ip.bind={self.host}", f"-dir={data}",
                 f"-master.port={master}", f"-master.port.grpc={master_grpc}",
                 f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
                 f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",

@@ -102,8 +102,9 @@ def query(dbname: str, sql: str, params: tuple = ()) -> list[tuple]:
 
 # --- Redis ----------------------------------------------------------------------------------
 
-def start_redis(folder: Path, port: int, password: str, log: Path) -> "Component":
-    """A Redis server of the test's own on 127.0.0.1:``port`` that, like docker-compose.yml's,
+def start_redis(folder: Path, port: int, password: str, log: Path,
+                host: str = "127.0.0.1") -> "Component":
+    """A Redis server of the test's own on ``host``:``port`` that, like docker-compose.yml's,
     requires ``password`` (``--requirepass``), keeps nothing on disk, and is stopped with the
     other components. The shared Redis of this machine is never reconfigured. Returns once an
     authenticated PING answers and an unauthenticated one is refused."""
@@ -111,25 +112,25 @@ def start_redis(folder: Path, port: int, password: str, log: Path) -> "Component
 
     folder.mkdir(parents=True, exist_ok=True)
     server = Component("redis-server", [
-        shutil.which(REDIS_SERVER) or REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(port),
+        shutil.which(REDIS_SERVER) or REDIS_SERVER, "--bind", host, "--port", str(port),
         "--requirepass", password, "--save", "", "--appendonly", "no", "--dir", str(folder)], log)
     server.start(dict(os.environ), folder)
 
     def answers() -> bool:
         try:
-            return redis.Redis(host="127.0.0.1", port=port, password=password,
+            return redis.Redis(host=host, port=port, password=password,
                                socket_timeout=5).ping()
         except redis.ConnectionError:
             return False
 
     try:
-        wait_for(f"the Redis server on 127.0.0.1:{port}", answers, 30, 0.2, [server])
+        wait_for(f"the Redis server on {host}:{port}", answers, 30, 0.2, [server])
         try:
-            redis.Redis(host="127.0.0.1", port=port, socket_timeout=5).ping()
+            redis.Redis(host=host, port=port, socket_timeout=5).ping()
         except redis.AuthenticationError:
             pass  # NOAUTH: the password is required
         else:
-            raise AssertionError(f"the Redis server on 127.0.0.1:{port} answers without a password")
+            raise AssertionError(f"the Redis server on {host}:{port} answers without a password")
     except BaseException:
         server.stop()
         raise
