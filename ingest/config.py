@@ -381,8 +381,23 @@ class Settings:
         return f"Settings({self.__dict__!r})"
 
 
+LOCAL_DATA = ("WH_LANDING_DIR", "WH_WAREHOUSE", "WH_RUNS_DIR", "WH_QUALITY_DB", "WH_REPORTS_DIR")
+"""Where the data lives on local files. With WH_STORAGE_URL set they are always in the task's
+scratch space (which it removes): set by hand they would keep data on a worker's disk."""
+
+
+def ignored_with_storage(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The LOCAL_DATA variables set although WH_STORAGE_URL is (they are ignored)."""
+    environ = os.environ if environ is None else environ
+    if not environ.get("WH_STORAGE_URL", "").strip():
+        return []
+    return [n for n in LOCAL_DATA if environ.get(n, "").strip()]
+
+
 def resolve(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     environ = os.environ if environ is None else environ
+    if ignored_with_storage(environ):
+        environ = {k: v for k, v in environ.items() if k not in LOCAL_DATA}
     values: dict[str, Any] = {}
     for setting in declared():
         values[setting.key] = setting.read(environ, values)
@@ -457,5 +472,7 @@ def export_resolved(env: dict[str, str] | None = None) -> dict[str, str]:
     values = resolve(os.environ)  # from this process's settings, written into ``env``
     for s in declared():
         if s.kind is PATH and not s.internal and values[s.key] is not None:
+            if values["storage_url"] and s.name in LOCAL_DATA:
+                continue  # in scratch space, each process its own
             env[s.name] = str(values[s.key])
     return env

@@ -218,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Configuration error: {err}\n(python -m pipeline.run settings lists every "
               "setting)", file=sys.stderr)
         return 2
+    for name in config.ignored_with_storage():
+        print(f"WARNING: {name} is ignored: WH_STORAGE_URL is set, so the data lives in the "
+              "object store and a task's scratch space (WH_SCRATCH_DIR)", file=sys.stderr)
     for name in config.undeclared():
         print(f"WARNING: {name} is set but no setting has that name (a typo? python -m "
               "pipeline.run settings lists them)", file=sys.stderr)

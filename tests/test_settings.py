@@ -2,6 +2,7 @@
 is declared once; a bad value names the variable and what it expects."""
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -157,3 +158,22 @@ def test_resolved_paths_are_written_into_the_given_environment(monkeypatch, tmp_
     out = config.export_resolved({})
     assert out["WH_WAREHOUSE"] == str(tmp_path / "wh" / "migration.duckdb"), out
     assert out["WH_RUNS_DIR"] == str(tmp_path / "wh" / "runs"), out
+
+
+def test_with_object_storage_the_local_data_paths_are_the_task_scratch(monkeypatch, tmp_path):
+    monkeypatch.setenv("WH_WAREHOUSE", str(tmp_path / "local" / "migration.duckdb"))
+    monkeypatch.setenv("WH_LANDING_DIR", str(tmp_path / "local" / "landing"))
+    monkeypatch.setenv("WH_SCRATCH_DIR", str(tmp_path / "scratch"))
+    assert config.settings().landing_dir == tmp_path / "local" / "landing"
+    assert config.settings().scratch is None, "no scratch folder without WH_STORAGE_URL"
+    monkeypatch.setenv("WH_STORAGE_URL", "s3://wh-bucket/prod")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    s = config.settings()
+    scratch = tmp_path / "scratch" / f"task-{os.getpid()}"
+    assert s.scratch == scratch
+    for path in (s.landing_dir, s.warehouse, s.runs_dir, s.quality_db, s.reports_dir):
+        assert path.is_relative_to(scratch), f"{path} is outside this task's scratch {scratch}"
+    assert config.ignored_with_storage() == ["WH_LANDING_DIR", "WH_WAREHOUSE"]
+    exported = config.export_resolved({})
+    assert not set(exported) & set(config.LOCAL_DATA), \
+        f"scratch paths exported to subprocesses: {sorted(set(exported) & set(config.LOCAL_DATA))}"
