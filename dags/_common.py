@@ -42,15 +42,20 @@ SOURCE_DEFAULT_ARGS = {
     "retry_exponential_backoff": True,
     "execution_timeout": SOURCE_TASK_TIMEOUT,
 }
-# The transform is deterministic on its inputs: a retry would fail the same way, and the next
-# asset event is the retry. It is the single DuckDB writer (max_active_runs=1).
+# The transform is deterministic on its inputs: a step that fails would fail the same way
+# again, so none is retried (transform_step turns every error into AirflowFailException) and the
+# next asset event is the retry. Only a task whose worker died (killed, its host lost: Airflow
+# sees its heartbeat stop) is retried, WH_TRANSFORM_TASK_RETRIES times, on any worker: each step
+# starts again from what the previous one left in its run folder (on the object store, with
+# WH_STORAGE_URL: pipeline.scratch). It is the single DuckDB writer (max_active_runs=1).
 # Its tasks also take the one slot of the pool WRITER_POOL, so that under a scheduler no two
 # transform tasks run at once whatever starts them (the deployment creates the pool:
 # deploy/airflow-local.sh, docker-compose.yml's airflow-init); pipeline.lock holds the warehouse
 # for a whole run, across deployments too.
 WRITER_POOL = "warehouse_writer"
 WRITER_POOL_DESCRIPTION = "one transform task at a time: the single writer of the warehouse"
-TRANSFORM_DEFAULT_ARGS = {"owner": OWNER, "retries": 0, "pool": WRITER_POOL,
+TRANSFORM_DEFAULT_ARGS = {"owner": OWNER, "retries": _SETTINGS.transform_task_retries,
+                          "retry_delay": timedelta(seconds=10), "pool": WRITER_POOL,
                           "execution_timeout": TRANSFORM_TASK_TIMEOUT}
 
 
@@ -62,6 +67,20 @@ def fail_fast(func):
             return func(*args, **kwargs)
         except DataError as err:
             raise AirflowFailException(str(err)) from err
+    return wrapper
+
+
+def transform_step(func):
+    """For transform tasks: any error a step raises fails the task for good (no retry: it would
+    fail the same way); only a task that dies without raising is retried."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except AirflowFailException:
+            raise
+        except Exception as err:
+            raise AirflowFailException(f"{type(err).__name__}: {err}") from err
     return wrapper
 
 

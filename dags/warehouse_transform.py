@@ -13,7 +13,7 @@ if (_root := str(Path(__file__).resolve().parents[1])) not in sys.path:
 
 from airflow.sdk import dag, get_current_context, task
 
-from dags._common import ANY_SOURCE_LANDED, START_DATE, TRANSFORM_DEFAULT_ARGS, fail_fast
+from dags._common import ANY_SOURCE_LANDED, START_DATE, TRANSFORM_DEFAULT_ARGS, transform_step
 from pipeline import steps
 from pipeline.warehouse import safe_run_id
 
@@ -35,7 +35,7 @@ def _run_id() -> str:
 def warehouse_transform():
     # Skips every later task at once (the report too: this step writes it when nothing is new).
     @task.short_circuit
-    @fail_fast
+    @transform_step
     def check_for_changes() -> bool:
         """Anything new since the last publish (a landed file not in the warehouse, a rejected
         file still in it, other code)? If not, it writes the report ("nothing new since
@@ -45,43 +45,44 @@ def warehouse_transform():
         return steps.check_for_changes(_run_id(), rebuild=bool(conf.get("rebuild")))
 
     @task
-    @fail_fast
+    @transform_step
     def prepare_build() -> str:
         """Copy the published warehouse to this run's build database."""
         return steps.prepare(_run_id())
 
     @task
-    @fail_fast
+    @transform_step
     def load_raw() -> dict:
         """Load every landed file that is not rejected and not loaded yet into raw.*."""
         return steps.load(_run_id())
 
     @task
-    @fail_fast
+    @transform_step
     def audit_raw() -> dict:
         """Great Expectations suites on the raw load."""
         return steps.audit_raw(_run_id())
 
     @task
-    @fail_fast
+    @transform_step
     def dbt_build() -> dict:
         """dbt build: seeds, staging, marts and their tests."""
         return steps.dbt_build(_run_id())
 
     @task
-    @fail_fast
+    @transform_step
     def audit_marts() -> dict:
         """Great Expectations suites on the marts."""
         return steps.audit_marts(_run_id())
 
     @task
-    @fail_fast
+    @transform_step
     def publish() -> str:
         """Record the quality history, checkpoint the build database and atomically replace the
         published file."""
         return steps.publish(_run_id())
 
     @task(trigger_rule="all_done")
+    @transform_step
     def report() -> str:
         """Write the data-quality report of this run, published or not (a failed run's report
         is red and names the checks that blocked publish; the task then fails too)."""

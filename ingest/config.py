@@ -320,6 +320,9 @@ SHARED: tuple[Setting, ...] = (
             "Airflow fails a transform or report task that runs longer"),
     Setting("WH_SOURCE_TASK_RETRIES", COUNT, "2",
             "retries of a source task on network errors (make run sets 0)"),
+    Setting("WH_TRANSFORM_TASK_RETRIES", COUNT, "1",
+            "retries of a transform task whose worker died or was killed (a step that fails "
+            "on its own is never retried; make run sets 0)"),
     Setting("WH_SOURCE_RETRY_DELAY_MIN", MINUTES_OR_ZERO, "5",
             "first delay before a source task is retried (then exponential)"),
     # The warehouse.

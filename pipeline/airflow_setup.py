@@ -30,6 +30,7 @@ def configure_environment() -> None:
         "airflow.serialization=WARNING", "airflow.models.dag=WARNING",
         "airflow.dag_processing=WARNING")))
     os.environ.setdefault("WH_SOURCE_TASK_RETRIES", "0")
+    os.environ.setdefault("WH_TRANSFORM_TASK_RETRIES", "0")
     # dag.test() runs every task in this process: the warehouse lease names it (pipeline.lock),
     # so a run killed mid-way is taken over by the next one at once.
     os.environ["WH_RUN_OWNER_PID"] = str(os.getpid())

@@ -66,10 +66,23 @@ def test_a_failed_source_fails_its_run_without_holding_back_the_others(dagbag):
         assert not check.downstream_list, f"{dag_id}.check_landing must be the last task"
 
 
-def test_transform_is_the_single_writer_and_does_not_retry(dagbag):
+def test_transform_is_the_single_writer_and_retries_only_a_dead_worker(dagbag):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from dags._common import transform_step
+    from ingest.config import settings
+
     dag = dagbag.dags[TRANSFORM_DAG]
     assert dag.max_active_runs == 1
-    assert all(task.retries == 0 for task in dag.tasks)
+    expected = settings().transform_task_retries
+    assert all(task.retries == expected for task in dag.tasks), \
+        {t.task_id: t.retries for t in dag.tasks}
+
+    def step():
+        raise RuntimeError("dbt build failed on marts.fct_returns")
+    # A step that raises fails for good: Airflow retries only a task whose worker died.
+    with pytest.raises(AirflowFailException, match="RuntimeError: dbt build failed"):
+        transform_step(step)()
     # A straight line: nothing publishes unless every audit before it passed.
     order, task = [], dag.get_task("check_for_changes")
     while task is not None:
