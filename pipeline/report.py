@@ -224,6 +224,10 @@ def verdict(q, run_id: str, fresh: list[dict], recon: dict) -> dict:
         why.append(f"Every blocking check passed: {totals['evaluated']:,} expectations and tests "
                    f"in {totals['suites']} suites, none failed; the warehouse was replaced "
                    "atomically.")
+    if run["state"] == "published" and run["note"]:
+        # What the run itself noticed (a step started again after its worker died, a broken
+        # published file set aside): first, in its own words.
+        careful += [line for line in str(run["note"]).splitlines() if line.strip()]
     for w in warnings:
         careful.append(f"Warning {w['rule']}"
                        + (f" ({w['unexpected_count']:,} rows)" if w["unexpected_count"] else "")
