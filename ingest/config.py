@@ -123,6 +123,21 @@ def _hosts(text: str) -> frozenset[str]:
     return hosts
 
 
+S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", re.ASCII)
+
+
+def _s3_url(text: str) -> str:
+    """s3://<bucket>[/<prefix>], without a trailing slash."""
+    if not text.startswith("s3://") or any(c.isspace() for c in text):
+        raise ValueError(text)
+    bucket, _, prefix = text[len("s3://"):].partition("/")
+    prefix = prefix.rstrip("/")
+    if (not S3_BUCKET.fullmatch(bucket) or ".." in bucket
+            or any(p in ("", ".", "..") for p in prefix.split("/") if prefix)):
+        raise ValueError(text)
+    return f"s3://{bucket}" + (f"/{prefix}" if prefix else "")
+
+
 def _flag(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -149,6 +164,8 @@ DAYS_OR_ZERO = Kind("days", "a number of days, zero or more", _not_negative)
 SHARE = Kind("share", "a share, more than 0 and at most 1 (0.05 = 5 %)", _share)
 MEGABYTES = Kind("megabytes", "a number of megabytes, more than zero", _megabytes)
 FLAG = Kind("flag", "true or false", _flag)
+S3_URL = Kind("s3 url", "s3://<bucket>/<prefix> (a bucket of 3 to 63 characters a-z, 0-9, '.', "
+              "'-'; the prefix optional)", _s3_url)
 
 
 @dataclass(frozen=True)
@@ -197,6 +214,12 @@ class Setting:
                                f"(default {self.default_text()})") from None
 
 
+def _scratch_dir(resolved: Mapping[str, Any]) -> Path:
+    """<the system temp dir>/wh-scratch"""
+    import tempfile
+    return Path(tempfile.gettempdir()).resolve() / "wh-scratch"
+
+
 def _runs_dir(resolved: Mapping[str, Any]) -> Path:
     """beside WH_WAREHOUSE: <its folder>/runs"""
     return resolved["warehouse"].parent / "runs"
@@ -236,6 +259,14 @@ SHARED: tuple[Setting, ...] = (
             "the quality history: every transform run, published or failed, and its checks"),
     Setting("WH_REPORTS_DIR", PATH, _reports_dir,
             "the data-quality reports (one per run, latest.html the newest)"),
+    # Object storage (ingest/storage.py): instead of the local folders above.
+    Setting("WH_STORAGE_URL", S3_URL, None,
+            "keep landing, the warehouse, the runs, the quality history and the reports in this "
+            "S3 bucket and prefix instead of local files; the endpoint and credentials are the "
+            "standard AWS_ENDPOINT_URL (required with it), AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY, AWS_REGION (default us-east-1), AWS_SESSION_TOKEN"),
+    Setting("WH_SCRATCH_DIR", PATH, _scratch_dir,
+            "local scratch space of a task when WH_STORAGE_URL is set (removed by the task)"),
     # HTTP: every call bounded in size and time.
     Setting("WH_HTTP_TIMEOUT_S", SECONDS, "60", "connect and read timeout of one request"),
     Setting("WH_DOWNLOAD_DEADLINE_S", SECONDS, "900",
@@ -338,6 +369,9 @@ def resolve(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for setting in declared():
         values[setting.key] = setting.read(environ, values)
+    if values.get("storage_url") and not environ.get("AWS_ENDPOINT_URL", "").strip():
+        raise SettingError(f"WH_STORAGE_URL={values['storage_url']!r} needs AWS_ENDPOINT_URL, the "
+                           "S3 endpoint (e.g. http://127.0.0.1:8333), which is not set")
     return values
 
 

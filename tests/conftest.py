@@ -141,3 +141,29 @@ def built_db(tmp_path_factory, recorded_workbook, snapshot_dir) -> Path:
         steps.load("fixture")
         steps.dbt_build("fixture")
         return warehouse.build_db("fixture")
+
+
+# --- Object storage (issue 20) ------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 server (SeaweedFS, tests/s3server.py) on 127.0.0.1 for the whole session,
+    started (about 8 s) only when a test asks for it, killed and its folder removed at the end.
+    It failing to start fails the test with the reason (never a skip)."""
+    from tests.s3server import S3Server, S3ServerError
+    try:
+        server = S3Server().start()
+    except S3ServerError as err:
+        pytest.fail(f"the S3 test server did not start: {err}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server) -> dict[str, str]:
+    """A fresh, empty bucket on the session's S3 server and the environment that points the
+    pipeline at it: WH_STORAGE_URL (s3://<bucket>/wh), AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY, AWS_REGION. Not set in os.environ: a test sets it
+    (``monkeypatch.setenv`` each item) or passes it to a subprocess."""
+    return s3_server.env(s3_server.create_bucket())
