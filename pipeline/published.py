@@ -321,18 +321,6 @@ def set_aside(st=None) -> str:
 
 # --- what a reader runs ------------------------------------------------------------------------
 
-def httpfs_extension() -> Path:
-    """The httpfs extension of the installed ``duckdb-extension-httpfs`` package."""
-    import duckdb_extension_httpfs
-
-    folder = Path(duckdb_extension_httpfs.__file__).parent / "extensions"
-    found = sorted(folder.glob(f"v{duckdb.__version__}/httpfs.duckdb_extension"))
-    if not found:
-        raise RuntimeError(f"no httpfs extension for DuckDB {duckdb.__version__} under {folder}: "
-                           "install duckdb-extension-httpfs of the same version (requirements.txt)")
-    return found[0]
-
-
 def _text(value) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
@@ -343,6 +331,8 @@ def _ident(name: str) -> str:
 
 def reader_sql(alias: str | None = None, secret: bool = True, credentials: bool = False) -> str:
     """The SQL that attaches the published warehouse read-only in a fresh DuckDB session."""
+    from ingest import storage
+
     s = settings()
     alias = alias or s.warehouse.stem
     catalog_note = ("" if alias == s.warehouse.stem else
@@ -369,7 +359,7 @@ def reader_sql(alias: str | None = None, secret: bool = True, credentials: bool 
     lines = [
         f"-- the warehouse published by run {cur.run_id}, on object storage ({st.url})",
         "SET autoinstall_known_extensions = false;  -- no network but the S3 endpoint",
-        f"LOAD {_text(httpfs_extension())};  -- duckdb-extension-httpfs, loaded from its file",
+        f"LOAD {_text(storage.httpfs_extension())};  -- duckdb-extension-httpfs, from its file",
     ]
     if secret:
         params = ["TYPE s3"]
@@ -382,7 +372,8 @@ def reader_sql(alias: str | None = None, secret: bool = True, credentials: bool 
         else:
             lines.append("-- credentials: DuckDB reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY "
                          "(and AWS_SESSION_TOKEN) from the reader's environment")
-        params += [f"ENDPOINT {_text(endpoint.netloc)}", "URL_STYLE 'path'",
+        params += [f"ENDPOINT {_text(endpoint.netloc + endpoint.path.rstrip('/'))}",
+                   "URL_STYLE 'path'",
                    f"USE_SSL {'true' if endpoint.scheme == 'https' else 'false'}",
                    f"REGION {_text(region)}", f"SCOPE {_text(st.url)}"]
         lines.append(f"CREATE OR REPLACE SECRET wh_storage ({', '.join(params)});")
