@@ -360,6 +360,8 @@ def history(q) -> list[dict]:
 
 
 def context(run_id: str, q, wh) -> dict:
+    from pipeline import warehouse
+
     fresh = sources(q, run_id, wh)
     recon = reconciliation(wh)
     checked = checked_run(q, run_id)
@@ -368,7 +370,7 @@ def context(run_id: str, q, wh) -> dict:
     return {
         "run_id": run_id,
         "generated": datetime.now(timezone.utc),
-        "published_path": str(settings().warehouse),
+        "published_path": warehouse.published_label(),
         "verdict": verdict(q, run_id, fresh, recon),
         "measured_run": measured,
         "changes": compare.since_previous_publish(q, run_id),
@@ -414,7 +416,9 @@ def revisions(q, run_id: str) -> list[dict]:
 def gather(run_id: str) -> dict:
     """What the report of ``run_id`` shows, read from the quality store and the published
     warehouse (both read-only)."""
-    published = settings().warehouse
+    from pipeline import warehouse
+
+    published = warehouse.published_path()
     with duckdb.connect(str(quality.store_path()), read_only=True) as q:
         wh = duckdb.connect(str(published), read_only=True) if published.exists() else None
         try:
