@@ -33,7 +33,7 @@ import jinja2
 from expectations.audit import sql_text
 from ingest import catalog
 from ingest.config import settings
-from pipeline import charts, quality
+from pipeline import charts, quality, scratch
 from pipeline.quality import compare
 from pipeline.quality.store import dicts, has
 
@@ -515,7 +515,7 @@ def write(run_id: str, data_docs_source: Path | None = None,
         staged = root / f".latest.html.{os.getpid()}.tmp"
         staged.write_text(latest, encoding="utf-8")
         os.replace(staged, root / "latest.html")
-    quality.set_report_path(run_id, report)
+    quality.set_report_path(run_id, scratch.location(report))
     log.info("quality report of run %s: %s", run_id, report)
     return report
 

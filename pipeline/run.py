@@ -38,6 +38,7 @@ Settings (environment variables WH_*, each declared once with its type and defau
 from __future__ import annotations
 
 import argparse
+import atexit
 import faulthandler
 import json
 import logging
@@ -53,7 +54,7 @@ from ingest.config import export_resolved, settings
 # This module runs the DAGs and ends the run; the other jobs of make run have their own modules:
 # the Airflow environment and metadata database, the summary printed after a publish, and the
 # landed-file commands.
-from pipeline import landed_files_cli
+from pipeline import landed_files_cli, scratch
 from pipeline.airflow_setup import configure_environment, prepare_metadata_db
 from pipeline.summary import summary
 
@@ -112,7 +113,7 @@ def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> Outcome:
         run_id = safe_run_id(dag_run.run_id)
         if dag_id == "warehouse_transform":
             outcome.transform_run = run_id
-        folder = settings().runs_dir / run_id
+        folder = scratch.fetch_run(run_id)
         landed = steps.landing_outcome(run_id) or {}
         for skipped in landed.get("skipped_quarantined", []):
             outcome.notices.append(
@@ -129,7 +130,8 @@ def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> Outcome:
             message = f"{dag_id} failed at step '{record['step']}':\n{record['message']}\n"
             if dag_id == "warehouse_transform":
                 if record["error_type"] != "AnotherRunBuilding":
-                    message += f"Build database and audit results kept in {failure.parent}"
+                    message += ("Build database and audit results kept in "
+                                f"{scratch.location(failure.parent)}")
             elif record["error_type"] in NETWORK_ERRORS and settings().snapshot_dir is None:
                 message += network_hint(record["error_type"], record["message"])
             elif record["error_type"] not in NETWORK_ERRORS:
@@ -251,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return landed_files_cli.COMMANDS[args.command](args)
     configure_environment()
+    # With WH_STORAGE_URL: what the end of the run read (summary, report) leaves no file behind.
+    atexit.register(scratch.remove_scratch)
     # A run that seems stuck: `kill -USR1 <pid>` prints where every thread is, and it goes on.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

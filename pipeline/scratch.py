@@ -147,6 +147,29 @@ def task(run_id: str, step: str = "step"):
             remove_scratch()
 
 
+def location(path: Path) -> str:
+    """Where a user finds ``path`` (a file of a run folder or a report): the path itself, or
+    with WH_STORAGE_URL the s3:// URL of the object the step uploaded it to."""
+    remote = storage.configured()
+    if remote is None:
+        return str(path)
+    s = settings()
+    for root, prefix in ((s.runs_dir, RUNS_PREFIX), (s.reports_dir, REPORTS_PREFIX)):
+        if Path(path).is_relative_to(root):
+            return remote.uri(prefix + Path(path).relative_to(root).as_posix())
+    return str(path)
+
+
+def fetch_run(run_id: str) -> Path:
+    """The run folder of ``run_id`` to read after its DAG ran (``make run``'s messages): with
+    WH_STORAGE_URL pulled from the object store into scratch space (removed at exit)."""
+    folder = settings().runs_dir / run_id
+    remote = storage.configured()
+    if remote is not None:
+        pull_run(remote, run_id, folder)
+    return folder
+
+
 def remove_scratch() -> None:
     """This process's scratch space, gone (with WH_STORAGE_URL set; else nothing to remove)."""
     root = settings().scratch

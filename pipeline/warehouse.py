@@ -23,12 +23,13 @@ import duckdb
 
 from ingest.config import settings
 from pipeline import published as remote
+from pipeline import scratch
 from pipeline.changes import code_fingerprint
 
 log = logging.getLogger(__name__)
 
 FAILURE_FILE = "failure.json"
-NOTICE_FILE = "notice.txt"
+NOTICE_FILE = scratch.NOTICE_FILE
 """In a run folder: what the run found and did that its user must hear of (a published file set
 aside and rebuilt), printed by ``make run`` and kept as the run's note in the quality history."""
 HASH_CHUNK = 1 << 20
