@@ -75,8 +75,17 @@ def transform_step(func):
     fail the same way); only a task that dies without raising is retried."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from airflow.sdk import get_current_context
+
+        from pipeline import scratch
+
         try:
-            return func(*args, **kwargs)
+            number = get_current_context()["ti"].try_number or 1
+        except Exception:  # noqa: BLE001 - called outside a task (a test): the first try
+            number = 1
+        try:
+            with scratch.airflow_try(number):
+                return func(*args, **kwargs)
         except AirflowFailException:
             raise
         except Exception as err:

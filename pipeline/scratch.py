@@ -98,14 +98,34 @@ def attempt_started(remote: storage.Store, run_id: str, folder: Path, step: str)
     mark = marks / f"{step}.{len(earlier) + 1}.json"
     mark.write_text(json.dumps(me), encoding="utf-8")
     remote.put(f"{RUNS_PREFIX}{run_id}/{ATTEMPTS}/{mark.name}", mark)
-    for gone in (e for e in earlier if "ended" not in e):
-        line = (f"step {step} was started again on {me['host']}: its attempt on {gone['host']} "
-                f"(pid {gone['pid']}, from {gone['started'][:19].replace('T', ' ')} UTC) "
-                "stopped without finishing (its worker died or was killed)")
+    lines = [f"step {step} was started again on {me['host']}: its attempt on {gone['host']} "
+             f"(pid {gone['pid']}, from {gone['started'][:19].replace('T', ' ')} UTC) stopped "
+             "without finishing (its worker died or was killed)"
+             for gone in earlier if "ended" not in gone]
+    tried = getattr(_attempt, "number", 1)
+    if not lines and tried > len(earlier) + 1:
+        lines.append(f"step {step} was started again on {me['host']} (Airflow try {tried}): "
+                     "an earlier try stopped before the step began (its worker died or was "
+                     "killed)")
+    for line in lines:
         log.warning("run %s: %s", run_id, line)
         with (folder / NOTICE_FILE).open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")
     return mark
+
+
+_attempt = threading.local()
+
+
+@contextlib.contextmanager
+def airflow_try(number: int):
+    """Around a task: which Airflow try this is (``ti.try_number``), so that a step started
+    again after its worker died says so even when the dead try never reached the step."""
+    _attempt.number = number
+    try:
+        yield
+    finally:
+        _attempt.number = 1
 
 
 def attempt_ended(mark: Path, outcome: str) -> None:
