@@ -80,11 +80,12 @@ def transform_step(func):
         from pipeline import scratch
 
         try:
-            number = get_current_context()["ti"].try_number or 1
+            ti = get_current_context()["ti"]
+            number, task_id = ti.try_number or 1, ti.task_id
         except Exception:  # noqa: BLE001 - called outside a task (a test): the first try
-            number = 1
+            number, task_id = 1, None
         try:
-            with scratch.airflow_try(number):
+            with scratch.airflow_try(number, task_id):
                 return func(*args, **kwargs)
         except AirflowFailException:
             raise

@@ -118,14 +118,15 @@ _attempt = threading.local()
 
 
 @contextlib.contextmanager
-def airflow_try(number: int):
+def airflow_try(number: int, task_id: str | None = None):
     """Around a task: which Airflow try this is (``ti.try_number``), so that a step started
-    again after its worker died says so even when the dead try never reached the step."""
-    _attempt.number = number
+    again after its worker died says so even when the dead try never reached the step; and the
+    task's id, which names the step in what the user reads (Airflow shows tasks, not steps)."""
+    _attempt.number, _attempt.task = number, task_id
     try:
         yield
     finally:
-        _attempt.number = 1
+        _attempt.number, _attempt.task = 1, None
 
 
 def attempt_ended(mark: Path, outcome: str) -> None:
@@ -150,7 +151,7 @@ def task(run_id: str, step: str = "step"):
     folder = s.runs_dir / run_id
     pull_run(remote, run_id, folder)
     before_run, before_reports = _files(folder), _files(s.reports_dir)
-    mark = attempt_started(remote, run_id, folder, step)
+    mark = attempt_started(remote, run_id, folder, getattr(_attempt, "task", None) or step)
     _depth.n = 1
     outcome = "failed"
     try:
