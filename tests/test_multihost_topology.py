@@ -380,7 +380,10 @@ def test_two_workers_on_two_hosts_publish_through_object_storage(hosts: Hosts):
         code = ("import duckdb, sys; con = duckdb.connect(); con.execute(sys.argv[1]); "
                 "print(con.execute(sys.argv[2]).fetchone()[0])")
         read = subprocess.run(h.reader.argv([sys.executable, "-c", code, sql.stdout, query]),
-                              env={"PATH": reader_env["PATH"], "HOME": reader_env["HOME"]},
+                              # A BI host: its S3 keys and nothing of the pipeline.
+                              env={"PATH": reader_env["PATH"], "HOME": reader_env["HOME"],
+                                   "AWS_ACCESS_KEY_ID": reader_env["AWS_ACCESS_KEY_ID"],
+                                   "AWS_SECRET_ACCESS_KEY": reader_env["AWS_SECRET_ACCESS_KEY"]},
                               capture_output=True, text=True, timeout=120)
         assert read.returncode == 0, f"the reader's SQL failed on host reader: {read.stderr}"
         assert int(read.stdout.strip()) == EXPECTED_TOTAL, (
