@@ -218,10 +218,7 @@ class Landing:
             return self._land_object(source, url, content, release_date, error, dataset,
                                      version, final_url)
         with self._locked():
-            known = self.find_sha(digest)
-            if known is not None:
-                log.info("%s: sha256 %s already landed as %s, not landed again",
-                         url, digest[:12], known.path)
+            if (known := self._landed_before(digest, url)) is not None:
                 return known, False
             fetched_at = datetime.now(timezone.utc)
             rel = _landing_path(source, url, content, dataset, fetched_at)
@@ -246,6 +243,13 @@ class Landing:
             log.info("landed %s -> %s (%s, %s bytes)", url, rel, entry.status, f"{len(content):,}")
             return entry, True
 
+    def _landed_before(self, digest: str, url: str) -> ManifestEntry | None:
+        known = self.find_sha(digest)
+        if known is not None:
+            log.info("%s: sha256 %s already landed as %s, not landed again",
+                     url, digest[:12], known.path)
+        return known
+
     def _land_object(self, source: str, url: str, content: bytes, release_date: date | None,
                      error: str | None, dataset: str | None, version: str | None,
                      final_url: str | None) -> tuple[ManifestEntry, bool]:
@@ -254,10 +258,7 @@ class Landing:
         entry stands and this copy is deleted."""
         assert self.store is not None
         digest = sha256_of(content)
-        known = self.find_sha(digest)
-        if known is not None:
-            log.info("%s: sha256 %s already landed as %s, not landed again",
-                     url, digest[:12], known.path)
+        if (known := self._landed_before(digest, url)) is not None:
             return known, False
         fetched_at = datetime.now(timezone.utc)
         rel = _landing_path(source, url, content, dataset, fetched_at)
