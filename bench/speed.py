@@ -499,8 +499,10 @@ def write_rows(rows: list[dict], out: Path, failed: bool) -> Path:
         return target
     measured = {(r["measure"], r["scale"]) for r in rows}
     try:
-        kept = [r for r in json.loads(out.read_text())
-                if (r["measure"], r["scale"]) not in measured]
+        earlier = json.loads(out.read_text())
+        if not isinstance(earlier, list):
+            raise TypeError(f"a {type(earlier).__name__}, not a list")
+        kept = [r for r in earlier if (r["measure"], r["scale"]) not in measured]
     except FileNotFoundError:
         kept = []
     except (ValueError, TypeError, KeyError) as err:
