@@ -334,6 +334,12 @@ SHARED: tuple[Setting, ...] = (
             "failed runs whose build database is kept for diagnosis (the newest)"),
     Setting("WH_KEEP_FAILED_BUILDS_DAYS", DAYS_OR_ZERO, "7",
             "failed builds younger than this are kept whatever their number"),
+    Setting("WH_KEEP_PUBLISHED_VERSIONS", POSITIVE_COUNT, "5",
+            "object storage: published versions of the warehouse kept (the newest; the current "
+            "one always)"),
+    Setting("WH_KEEP_REPLACED_VERSIONS_DAYS", DAYS_OR_ZERO, "1",
+            "object storage: a replaced version is kept this long after the next publish, "
+            "whatever their number (readers attached to it keep reading it)"),
     Setting("WH_SUSPICIOUS_CHANGE_SHARE", SHARE, "0.05",
             "a new release whose totals move more than this share against the previous one is "
             "held as suspicious until accepted (readmit FILE --accept-suspicious)"),

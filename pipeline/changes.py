@@ -62,11 +62,14 @@ class Pending:
 
 def pending() -> Pending:
     """Why the published warehouse would change if built now (no reasons: it would not)."""
+    from pipeline.warehouse import published_path  # (it imports this module)
+
     s = settings()
-    if not s.warehouse.exists():
+    published = published_path()
+    if not published.exists():
         return Pending(["no published warehouse yet"])
     landing = Landing(s.landing_dir)
-    with duckdb.connect(str(s.warehouse), read_only=True) as con:
+    with duckdb.connect(str(published), read_only=True) as con:
         tables = {t for (t,) in con.execute(
             "select schema_name || '.' || table_name from duckdb_tables()").fetchall()}
         if not {"raw.load_log", "meta.publish_log"} <= tables:

@@ -189,7 +189,11 @@ def _json(path: Path) -> dict:
 # --- states -----------------------------------------------------------------------------------
 
 def published_shas(warehouse: Path | None = None) -> set[str]:
-    path = warehouse or settings().warehouse
+    if warehouse is None:
+        from pipeline.warehouse import published_path
+
+        warehouse = published_path()
+    path = warehouse
     if not path.exists():
         return set()
     try:

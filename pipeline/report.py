@@ -33,7 +33,7 @@ import jinja2
 from expectations.audit import sql_text
 from ingest import catalog
 from ingest.config import settings
-from pipeline import charts, quality
+from pipeline import charts, quality, scratch
 from pipeline.quality import compare
 from pipeline.quality.store import dicts, has
 
@@ -224,6 +224,10 @@ def verdict(q, run_id: str, fresh: list[dict], recon: dict) -> dict:
         why.append(f"Every blocking check passed: {totals['evaluated']:,} expectations and tests "
                    f"in {totals['suites']} suites, none failed; the warehouse was replaced "
                    "atomically.")
+    if run["state"] == "published" and run["note"]:
+        # What the run itself noticed (a step started again after its worker died, a broken
+        # published file set aside): first, in its own words.
+        careful += [line for line in str(run["note"]).splitlines() if line.strip()]
     for w in warnings:
         careful.append(f"Warning {w['rule']}"
                        + (f" ({w['unexpected_count']:,} rows)" if w["unexpected_count"] else "")
@@ -356,6 +360,8 @@ def history(q) -> list[dict]:
 
 
 def context(run_id: str, q, wh) -> dict:
+    from pipeline import warehouse
+
     fresh = sources(q, run_id, wh)
     recon = reconciliation(wh)
     checked = checked_run(q, run_id)
@@ -364,7 +370,7 @@ def context(run_id: str, q, wh) -> dict:
     return {
         "run_id": run_id,
         "generated": datetime.now(timezone.utc),
-        "published_path": str(settings().warehouse),
+        "published_path": warehouse.published_label(),
         "verdict": verdict(q, run_id, fresh, recon),
         "measured_run": measured,
         "changes": compare.since_previous_publish(q, run_id),
@@ -410,7 +416,9 @@ def revisions(q, run_id: str) -> list[dict]:
 def gather(run_id: str) -> dict:
     """What the report of ``run_id`` shows, read from the quality store and the published
     warehouse (both read-only)."""
-    published = settings().warehouse
+    from pipeline import warehouse
+
+    published = warehouse.published_path()
     with duckdb.connect(str(quality.store_path()), read_only=True) as q:
         wh = duckdb.connect(str(published), read_only=True) if published.exists() else None
         try:
@@ -507,7 +515,7 @@ def write(run_id: str, data_docs_source: Path | None = None,
         staged = root / f".latest.html.{os.getpid()}.tmp"
         staged.write_text(latest, encoding="utf-8")
         os.replace(staged, root / "latest.html")
-    quality.set_report_path(run_id, report)
+    quality.set_report_path(run_id, scratch.location(report))
     log.info("quality report of run %s: %s", run_id, report)
     return report
 

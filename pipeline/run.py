@@ -21,6 +21,11 @@ Commands for landed files (no Airflow needed):
   FILE is a landing path (<source>/20261127T101500000000Z_1a2b3c4d5e6f.xlsx), its file name or a
   sha256 prefix (8+ characters), as `files` prints them.
 
+Readers of the published warehouse (no Airflow needed):
+  python -m pipeline.run reader-sql [--as NAME] [--no-secret | --with-credentials]
+                                  the SQL that attaches the published warehouse read-only in a
+                                  fresh DuckDB session (docs/bi.md)
+
 Settings (environment variables WH_*, each declared once with its type and default):
   python -m pipeline.run settings [--all]
                                   every setting with its type, default, the value set now and
@@ -33,6 +38,7 @@ Settings (environment variables WH_*, each declared once with its type and defau
 from __future__ import annotations
 
 import argparse
+import atexit
 import faulthandler
 import json
 import logging
@@ -48,7 +54,7 @@ from ingest.config import export_resolved, settings
 # This module runs the DAGs and ends the run; the other jobs of make run have their own modules:
 # the Airflow environment and metadata database, the summary printed after a publish, and the
 # landed-file commands.
-from pipeline import landed_files_cli
+from pipeline import landed_files_cli, scratch
 from pipeline.airflow_setup import configure_environment, prepare_metadata_db
 from pipeline.summary import summary
 
@@ -107,7 +113,7 @@ def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> Outcome:
         run_id = safe_run_id(dag_run.run_id)
         if dag_id == "warehouse_transform":
             outcome.transform_run = run_id
-        folder = settings().runs_dir / run_id
+        folder = scratch.fetch_run(run_id)
         landed = steps.landing_outcome(run_id) or {}
         for skipped in landed.get("skipped_quarantined", []):
             outcome.notices.append(
@@ -124,7 +130,8 @@ def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> Outcome:
             message = f"{dag_id} failed at step '{record['step']}':\n{record['message']}\n"
             if dag_id == "warehouse_transform":
                 if record["error_type"] != "AnotherRunBuilding":
-                    message += f"Build database and audit results kept in {failure.parent}"
+                    message += ("Build database and audit results kept in "
+                                f"{scratch.location(failure.parent)}")
             elif record["error_type"] in NETWORK_ERRORS and settings().snapshot_dir is None:
                 message += network_hint(record["error_type"], record["message"])
             elif record["error_type"] not in NETWORK_ERRORS:
@@ -190,11 +197,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true",
                    help="build, audit and publish even when nothing is new since the last "
                         "publish (by default such a run changes nothing and says so)")
-    sub = p.add_subparsers(dest="command", metavar="{run,files,reject,readmit,settings}")
+    sub = p.add_subparsers(dest="command",
+                           metavar="{run,files,reject,readmit,reader-sql,settings}")
     run = sub.add_parser("run", help="run the pipeline (the default)")
     run.add_argument("--dag", action="append", choices=dag_ids(), help=argparse.SUPPRESS)
     run.add_argument("--rebuild", action="store_true", help=argparse.SUPPRESS)
     landed_files_cli.add_commands(sub)
+    reader = sub.add_parser(
+        "reader-sql", help="print the SQL that attaches the published warehouse read-only",
+        formatter_class=argparse.RawDescriptionHelpFormatter, description=READER_SQL_HELP)
+    reader.add_argument("--as", dest="alias", metavar="NAME",
+                        help="the name to attach it as (default: the warehouse file's stem, "
+                             "migration: the views of the warehouse name that catalog)")
+    creds = reader.add_mutually_exclusive_group()
+    creds.add_argument("--no-secret", action="store_true",
+                       help="object storage: no CREATE SECRET (the reader's session has its own "
+                            "S3 secret for the bucket)")
+    creds.add_argument("--with-credentials", action="store_true",
+                       help="object storage: put this environment's AWS_ACCESS_KEY_ID and "
+                            "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) into the secret; "
+                            "by default the reader's DuckDB takes them from its own environment")
     listing = sub.add_parser("settings", help="list every WH_* setting: type, default, value now")
     listing.add_argument("--all", action="store_true",
                          help="also the settings the pipeline sets for its own subprocesses")
@@ -224,17 +246,21 @@ def main(argv: list[str] | None = None) -> int:
     for name in config.undeclared():
         print(f"WARNING: {name} is set but no setting has that name (a typo? python -m "
               "pipeline.run settings lists them)", file=sys.stderr)
+    if args.command == "reader-sql":
+        return print_reader_sql(args)
     if args.command in landed_files_cli.COMMANDS:
         export_resolved()
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return landed_files_cli.COMMANDS[args.command](args)
     configure_environment()
+    # With WH_STORAGE_URL: what the end of the run read (summary, report) leaves no file behind.
+    atexit.register(scratch.remove_scratch)
     # A run that seems stuck: `kill -USR1 <pid>` prints where every thread is, and it goes on.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     s = settings()
     print(f"Sources: {'replayed from ' + str(s.snapshot_dir) if s.snapshot_dir else 'live'}; "
-          f"landing {s.landing_dir}; warehouse {s.warehouse}", flush=True)
+          f"landing {s.landing_dir}; warehouse {s.storage_url or s.warehouse}", flush=True)
     prepare_metadata_db(tuple(args.dag) if args.dag else dag_ids())
     outcome = run_dags(tuple(args.dag) if args.dag else dag_ids(), rebuild=args.rebuild)
     # This run's report: a transform refused while another run built has none of its own.
@@ -243,35 +269,42 @@ def main(argv: list[str] | None = None) -> int:
     transform_failed = (any(m.startswith("warehouse_transform ") for m in outcome.failures)
                         and not outcome.published_then_failed)
     ran = tuple(args.dag) if args.dag else dag_ids()
+    from pipeline.warehouse import published_label, published_path
+
+    # The published warehouse: the file, or on object storage a local copy of the version the
+    # pointer names (where = its s3:// URL).
+    published, where = published_path(), published_label()
     if notices:
         print(notices.lstrip("\n"), flush=True)
-    if not outcome.ok and (transform_failed or not s.warehouse.exists()
+    if not outcome.ok and (transform_failed or not published.exists()
                            or "warehouse_transform" not in ran):
         reports = [*outcome.reports, *([report] if report and report not in outcome.reports
                                        else [])]
         print("\nPIPELINE FAILED: " + "\n\nPIPELINE FAILED: ".join(outcome.failures)
-              + (f"\nThe published warehouse was not changed: {s.warehouse}" if transform_failed
+              + (f"\nThe published warehouse was not changed: {where}" if transform_failed
                  or "warehouse_transform" not in ran else "")
               + "".join(f"\nQuality report (red): {r}" for r in reports),
               file=sys.stderr, flush=True)
         return 1
-    if not s.warehouse.exists():
-        print(f"\nNo published warehouse at {s.warehouse}", file=sys.stderr)
+    if not published.exists():
+        print(f"\nNo published warehouse at {where}", file=sys.stderr)
         return 1
     unchanged = unchanged_note(outcome.transform_run) if outcome.transform_run else None
     if unchanged:
-        print(f"\n{unchanged[0].upper()}{unchanged[1:]}: {s.warehouse}"
+        print(f"\n{unchanged[0].upper()}{unchanged[1:]}: {where}"
               + (f"\nQuality report: {report}" if report else ""), flush=True)
     else:
-        print(f"\nPublished warehouse: {s.warehouse}\n  (open it read-only: "
-              f"duckdb -readonly {s.warehouse})\n\n{summary(s.warehouse)}", flush=True)
+        how = (f"duckdb -readonly {where}" if published == s.warehouse else
+               "python -m pipeline.run reader-sql prints the SQL that attaches it")
+        print(f"\nPublished warehouse: {where}\n  (open it read-only: {how})\n\n"
+              f"{summary(published)}", flush=True)
         if report:
             print(f"\nQuality report: {report}", flush=True)
     if outcome.ok:
         return 0
     # A source failed; the transform built what the others had (or found nothing new): say so
     # last, and fail the run.
-    after = ("\nThe published warehouse was not changed: " + str(s.warehouse) if unchanged
+    after = ("\nThe published warehouse was not changed: " + where if unchanged
              else "\nThe warehouse was published (above); the step after publish failed."
              if outcome.published_then_failed
              else "\nThe other sources' new files were published (above).")
@@ -279,6 +312,46 @@ def main(argv: list[str] | None = None) -> int:
           + "".join(f"\nQuality report (red): {r}" for r in outcome.reports),
           file=sys.stderr, flush=True)
     return 1
+
+
+READER_SQL_HELP = """\
+Print the SQL a reader runs in a fresh DuckDB session (any working directory, the project's
+Python environment, no local files) to attach the published warehouse read-only, then USE it.
+
+Local files: ATTACH of the published file (WH_WAREHOUSE).
+Object storage (WH_STORAGE_URL): load the httpfs extension from the installed
+duckdb-extension-httpfs package (nothing is fetched: autoinstall is off), an S3 secret for the
+endpoint (AWS_ENDPOINT_URL, path-style, AWS_REGION) scoped to the store, and ATTACH of the version
+the pointer warehouse/CURRENT names now. DuckDB cannot ATTACH a path computed in SQL, so the
+version is resolved here: after a new publish, print the SQL again (a session attached to an
+older version keeps reading it, consistently, until that version is removed:
+WH_KEEP_PUBLISHED_VERSIONS, WH_KEEP_REPLACED_VERSIONS_DAYS).
+
+Credentials are not printed unless --with-credentials: by default DuckDB reads
+AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) from the reader's own
+environment. Examples (docs/bi.md has DuckDB, Python and SQLAlchemy/BI recipes):
+  python -m pipeline.run reader-sql > attach.sql
+  python -c "import duckdb,sys; c=duckdb.connect(); c.execute(open('attach.sql').read()); \\
+      print(c.sql('select count(*) from marts.fct_border_crossings'))"
+"""
+
+
+def print_reader_sql(args) -> int:
+    from ingest import storage
+    from pipeline import published
+
+    try:
+        text = published.reader_sql(alias=args.alias, secret=not args.no_secret,
+                                    credentials=args.with_credentials)
+    except (published.NothingPublished, published.PublishedMissing,
+            storage.StorageError) as err:
+        print(f"reader-sql: {err}", file=sys.stderr)
+        return 1
+    if args.alias and args.alias != settings().warehouse.stem:
+        print(f"WARNING: the warehouse's views name the catalog {settings().warehouse.stem!r}; "
+              f"attached as {args.alias!r} they fail (its tables work)", file=sys.stderr)
+    sys.stdout.write(text)
+    return 0
 
 
 def unchanged_note(run_id: str) -> str | None:

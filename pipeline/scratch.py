@@ -12,6 +12,9 @@ scratch space (``WH_SCRATCH_DIR``, see ``ingest.config``), and each step of a ru
 - before it, the run's folder (``runs/<run_id>/``: its build database, audit results, dbt
   artefacts, failure record) is downloaded when this host does not have it (the previous step
   ran on another worker, or this process removed it);
+- it leaves a mark that it started (``attempts/<step>.<n>.json``, uploaded at once): when
+  Airflow retries a step whose worker died, the retry finds the mark without an end, and says
+  so in the run's notice (its report and the quality history show it);
 - after it, successful or not, what the step added or changed in the run folder is uploaded
   (and what it deleted is deleted), the reports it wrote go to ``reports/quality/``, and the
   scratch space is removed.
@@ -25,9 +28,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
+import os
 import shutil
+import socket
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ingest import storage
@@ -36,6 +43,9 @@ from ingest.config import settings
 log = logging.getLogger(__name__)
 
 RUNS_PREFIX = "runs/"
+ATTEMPTS = "attempts"
+NOTICE_FILE = "notice.txt"
+"""pipeline.warehouse.NOTICE_FILE (not imported: warehouse imports this module)."""
 REPORTS_PREFIX = "reports/quality/"
 
 _depth = threading.local()
@@ -75,8 +85,37 @@ def push(remote: storage.Store, prefix: str, root: Path,
     return len(changed) + len(gone)
 
 
+def attempt_started(remote: storage.Store, run_id: str, folder: Path, step: str) -> Path:
+    """Mark that ``step`` of ``run_id`` starts here (uploaded at once, so that a retry on another
+    host sees it even if this one dies); earlier attempts that never ended go into the run's
+    notice. Returns the mark, for ``attempt_ended``."""
+    marks = folder / ATTEMPTS
+    marks.mkdir(parents=True, exist_ok=True)
+    earlier = [json.loads(p.read_text(encoding="utf-8"))
+               for p in sorted(marks.glob(f"{step}.*.json"))]
+    me = {"step": step, "host": socket.gethostname(), "pid": os.getpid(),
+          "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    mark = marks / f"{step}.{len(earlier) + 1}.json"
+    mark.write_text(json.dumps(me), encoding="utf-8")
+    remote.put(f"{RUNS_PREFIX}{run_id}/{ATTEMPTS}/{mark.name}", mark)
+    for gone in (e for e in earlier if "ended" not in e):
+        line = (f"step {step} was started again on {me['host']}: its attempt on {gone['host']} "
+                f"(pid {gone['pid']}, from {gone['started'][:19].replace('T', ' ')} UTC) "
+                "stopped without finishing (its worker died or was killed)")
+        log.warning("run %s: %s", run_id, line)
+        with (folder / NOTICE_FILE).open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+    return mark
+
+
+def attempt_ended(mark: Path, outcome: str) -> None:
+    entry = json.loads(mark.read_text(encoding="utf-8"))
+    entry.update(ended=datetime.now(timezone.utc).isoformat(timespec="seconds"), outcome=outcome)
+    mark.write_text(json.dumps(entry), encoding="utf-8")
+
+
 @contextlib.contextmanager
-def task(run_id: str):
+def task(run_id: str, step: str = "step"):
     """Around one step of ``run_id`` (re-entrant: only the outermost call moves files)."""
     remote = storage.configured()
     depth = getattr(_depth, "n", 0)
@@ -91,17 +130,44 @@ def task(run_id: str):
     folder = s.runs_dir / run_id
     pull_run(remote, run_id, folder)
     before_run, before_reports = _files(folder), _files(s.reports_dir)
+    mark = attempt_started(remote, run_id, folder, step)
     _depth.n = 1
+    outcome = "failed"
     try:
         yield
+        outcome = "done"
     finally:
         _depth.n = 0
         try:
+            attempt_ended(mark, outcome)
             moved = push(remote, f"{RUNS_PREFIX}{run_id}/", folder, before_run)
             moved += push(remote, REPORTS_PREFIX, s.reports_dir, before_reports)
             log.info("run %s: %d object(s) written to %s", run_id, moved, remote.url)
         finally:
             remove_scratch()
+
+
+def location(path: Path) -> str:
+    """Where a user finds ``path`` (a file of a run folder or a report): the path itself, or
+    with WH_STORAGE_URL the s3:// URL of the object the step uploaded it to."""
+    remote = storage.configured()
+    if remote is None:
+        return str(path)
+    s = settings()
+    for root, prefix in ((s.runs_dir, RUNS_PREFIX), (s.reports_dir, REPORTS_PREFIX)):
+        if Path(path).is_relative_to(root):
+            return remote.uri(prefix + Path(path).relative_to(root).as_posix())
+    return str(path)
+
+
+def fetch_run(run_id: str) -> Path:
+    """The run folder of ``run_id`` to read after its DAG ran (``make run``'s messages): with
+    WH_STORAGE_URL pulled from the object store into scratch space (removed at exit)."""
+    folder = settings().runs_dir / run_id
+    remote = storage.configured()
+    if remote is not None:
+        pull_run(remote, run_id, folder)
+    return folder
 
 
 def remove_scratch() -> None:
@@ -115,6 +181,6 @@ def in_task(step):
     """Decorator for steps whose first argument is the run id."""
     @functools.wraps(step)
     def wrapper(run_id: str, *args, **kwargs):
-        with task(run_id):
+        with task(run_id, step.__name__):
             return step(run_id, *args, **kwargs)
     return wrapper

@@ -168,7 +168,7 @@ def check_for_changes(run_id: str, rebuild: bool = False, held=None) -> bool:
     the transform skipped (False)."""
     warehouse.housekeeping(run_id)
     set_aside = warehouse.set_aside_if_broken()
-    quality.correct_unpublished(settings().warehouse)
+    quality.correct_unpublished(warehouse.published_path())
     if set_aside:
         folder = warehouse.run_dir(run_id)
         folder.mkdir(parents=True, exist_ok=True)
@@ -255,7 +255,7 @@ def publish(run_id: str, held=None) -> str:
     build = warehouse.build_db(run_id)
     notice = warehouse.run_dir(run_id) / warehouse.NOTICE_FILE
     quality.record_run(run_id, "published", measured_db=build,
-                       measured_label=str(settings().warehouse),
+                       measured_label=warehouse.published_label(run_id),
                        note=notice.read_text(encoding="utf-8").strip() if notice.exists() else None)
     dbt.docs(build, warehouse.run_dir(run_id))
     published = warehouse.publish(run_id, before_checkpoint=quality.copy_into)

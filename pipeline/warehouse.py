@@ -22,12 +22,14 @@ from pathlib import Path
 import duckdb
 
 from ingest.config import settings
+from pipeline import published as remote
+from pipeline import scratch
 from pipeline.changes import code_fingerprint
 
 log = logging.getLogger(__name__)
 
 FAILURE_FILE = "failure.json"
-NOTICE_FILE = "notice.txt"
+NOTICE_FILE = scratch.NOTICE_FILE
 """In a run folder: what the run found and did that its user must hear of (a published file set
 aside and rebuilt), printed by ``make run`` and kept as the run's note in the quality history."""
 HASH_CHUNK = 1 << 20
@@ -98,13 +100,17 @@ def housekeeping(current_run_id: str) -> dict[str, int]:
 
 
 def prepare_build(run_id: str) -> Path:
-    """Create the run folder and its build database from the published one."""
+    """Create the run folder and its build database from the published one (on object storage:
+    the version the pointer names, and the pointer's etag recorded for ``publish``)."""
     target = build_db(run_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     published = settings().warehouse
     for stale in (target, _wal(target)):
         stale.unlink(missing_ok=True)
-    if published.exists():
+    store = remote.store()
+    if store is not None:
+        log.info("build database %s %s", target, remote.prepare(target, store))
+    elif published.exists():
         shutil.copyfile(published, target)
         log.info("build database %s copied from published %s", target, published)
     else:
@@ -113,12 +119,16 @@ def prepare_build(run_id: str) -> Path:
     return target
 
 
-def publish(run_id: str, before_checkpoint=None) -> Path:
-    """Checkpoint and close the build database, then atomically replace the published file.
-    ``before_checkpoint(con)`` adds last tables to the build database (the quality history)."""
+def publish(run_id: str, before_checkpoint=None) -> Path | str:
+    """Checkpoint and close the build database, then atomically replace the published file
+    (on object storage: upload it as a new version and swap the pointer, ``pipeline.published``;
+    the s3:// URL of the version is returned). ``before_checkpoint(con)`` adds last tables to
+    the build database (the quality history)."""
     source = build_db(run_id)
     published = settings().warehouse
-    published.parent.mkdir(parents=True, exist_ok=True)
+    store = remote.store()
+    if store is None:
+        published.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(source)) as con:
         con.execute("create schema if not exists meta")
         con.execute("""create table if not exists meta.publish_log (
@@ -133,6 +143,11 @@ def publish(run_id: str, before_checkpoint=None) -> Path:
         con.execute("checkpoint")
     if _wal(source).exists():
         raise RuntimeError(f"{source}: a WAL file remains after checkpoint; not publishing")
+    if store is not None:
+        url = remote.publish(run_id, source, store)
+        source.unlink()
+        (source.parent / remote.BASE_FILE).unlink(missing_ok=True)
+        return url
     with source.open("rb") as fh:
         os.fsync(fh.fileno())
     digest = _sha256(source)
@@ -150,6 +165,30 @@ def publish(run_id: str, before_checkpoint=None) -> Path:
     _write_record(published, run_id, digest)
     log.info("published %s (run %s, sha256 %s)", published, run_id, digest[:12])
     return published
+
+
+def published_path() -> Path:
+    """The published warehouse for the pipeline's own read-only use (changes, quality history,
+    report, summary, landed-file states): the published file, or on object storage a local
+    copy of the version the pointer names (``pipeline.published.local_copy``). The path exists
+    only when a warehouse is published."""
+    store = remote.store()
+    if store is None:
+        return settings().warehouse
+    try:
+        return remote.local_copy(store) or remote.absent_path()
+    except remote.PublishedMissing as err:
+        log.warning("%s", err)
+        return remote.absent_path()
+
+
+def published_label(run_id: str | None = None) -> str:
+    """Where the published warehouse is, for messages and records: the file, or the s3:// URL of
+    the version (of ``run_id``'s version, about to be published, when given)."""
+    store = remote.store()
+    if store is not None and run_id is not None:
+        return store.uri(remote.version_key(run_id))
+    return remote.label()
 
 
 # --- the published file: recorded at publish, checked at the start of the next run -----------
@@ -187,7 +226,12 @@ def _read_record(published: Path) -> dict | None:
 
 
 def published_by(run_id: str) -> bool:
-    """Whether the file now published is the one run ``run_id`` published (its record)."""
+    """Whether the file now published is the one run ``run_id`` published (its record; on
+    object storage: the version the pointer names)."""
+    store = remote.store()
+    if store is not None:
+        current = remote.current(store)
+        return current is not None and current.run_id == run_id
     record = _read_record(settings().warehouse)
     return bool(record) and record.get("run_id") == run_id
 
@@ -208,7 +252,11 @@ def published_problem() -> str | None:
     """What is wrong with the published file, or None. Checked at the start of every transform
     run: the file must exist when a publish was recorded, open as DuckDB, and, when its size or
     mtime differ from what the publish recorded, have the recorded sha256 (the hash is computed
-    only then: a no-op run does not read the whole file)."""
+    only then: a no-op run does not read the whole file). On object storage: the pointer names
+    a version that is there and opens (``pipeline.published.problem``)."""
+    store = remote.store()
+    if store is not None:
+        return remote.problem(store)
     published = settings().warehouse
     record = _read_record(published)
     if not published.exists():
@@ -249,6 +297,12 @@ def set_aside_if_broken() -> str | None:
     problem = published_problem()
     if problem is None:
         return None
+    store = remote.store()
+    if store is not None:
+        line = (f"{problem}; {remote.set_aside(store)}: rebuilding it from landing/ (every "
+                "loadable landed file)")
+        log.warning("%s", line)
+        return line
     published = settings().warehouse
     if published.exists():
         aside = published.with_name(

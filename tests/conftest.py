@@ -46,7 +46,7 @@ def _slow_work(argv) -> str | None:
     for i, (a, b) in enumerate(zip(args, args[1:])):
         # Its commands for settings and landed files need no Airflow; a run does.
         if a == "-m" and b == "pipeline.run" and (args[i + 2:i + 3] or [""])[0] not in (
-                "settings", "files", "reject", "readmit", "--help"):
+                "settings", "files", "reject", "readmit", "reader-sql", "--help"):
             return "python -m pipeline.run (Airflow dag.test())"
     return None
 

@@ -215,3 +215,58 @@ def test_descriptions_through_sqlalchemy(wh_env):
             ("fct_returns", "geo", "Eurostat geo code"), ("fct_returns", "returned", None)]
     with pytest.raises(exc.ProgrammingError, match="pg_collation"):
         inspector.get_columns("fct_returns", schema="marts")
+
+
+REAL_READER = r'''
+import duckdb, json, sys
+con = duckdb.connect()
+con.execute(sys.stdin.read())
+print(json.dumps(con.execute("""select release_date::varchar, count(*), sum(detections)
+                                from marts.fct_border_crossings_current group by 1""").fetchall()))
+'''
+
+
+def test_reader_sql_reads_the_real_figure_from_object_storage(built_db, wh_env, s3_env,
+                                                              monkeypatch, tmp_path):
+    """The recorded build published through object storage (a real SeaweedFS): the SQL printed
+    by reader-sql, run by a fresh process in an empty folder with nothing but the S3
+    credentials, reads the newest Frontex release's total through the warehouse's views; the
+    SQLAlchemy recipe of docs/bi.md reads it too."""
+    import os
+    import shutil
+
+    from sqlalchemy import create_engine, event, text
+
+    for name, value in s3_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WH_SCRATCH_DIR", str(tmp_path / "scratch"))
+    build = warehouse.prepare_build("recorded")  # nothing published: from empty, pointer noted
+    shutil.copyfile(built_db, build)
+    url = warehouse.publish("recorded")
+    assert url.endswith("/warehouse/versions/recorded.duckdb"), url
+    assert not warehouse.settings().warehouse.exists(), "a local published file was written"
+
+    root = Path(__file__).resolve().parents[1]
+    printed = subprocess.run([sys.executable, "-m", "pipeline.run", "reader-sql"], cwd=root,
+                             capture_output=True, text=True, timeout=120)
+    assert printed.returncode == 0, printed.stderr
+    empty = tmp_path / "reader"
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_") or k in ("PATH", "LANG")}
+    env = {k: v for k, v in env.items() if k != "AWS_ENDPOINT_URL"}  # the SQL carries it
+    done = subprocess.run([sys.executable, "-c", REAL_READER], input=printed.stdout, cwd=empty,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{printed.stdout}\n{done.stderr[-3000:]}"
+    assert json.loads(done.stdout) == [["2025-06-03", 173_460, 4_966_869]]
+    assert list(empty.iterdir()) == []
+
+    engine = create_engine("duckdb:///:memory:")
+
+    @event.listens_for(engine, "connect")
+    def attach(dbapi_con, record):
+        dbapi_con.execute(printed.stdout)
+
+    with engine.connect() as con:
+        assert con.execute(text("select sum(detections) from marts.fct_border_crossings_current")
+                           ).scalar() == 4_966_869
+    engine.dispose()

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.config import settings
 from pipeline import warehouse
 from pipeline.quality import store
 from pipeline.quality.freshness import freshness
@@ -59,8 +58,9 @@ def record_run(run_id: str, state: str, measured_db: Path | None = None,
     record (the published path, for a build database about to be published)."""
     folder = warehouse.run_dir(run_id)
     failure = _read_json(folder / warehouse.FAILURE_FILE) or {}
+    published = warehouse.published_path()
     measured = measured_db if measured_db and measured_db.exists() else (
-        settings().warehouse if settings().warehouse.exists() else None)
+        published if published.exists() else None)
     rows = {
         "runs": [(run_id, datetime.now(timezone.utc), state, failure.get("step"),
                   failure.get("message"), measured_label or (str(measured) if measured else None),

@@ -346,7 +346,7 @@ def correct_unpublished(published: Path) -> list[str]:
     return stray
 
 
-def set_report_path(run_id: str, report: Path) -> None:
+def set_report_path(run_id: str, report: Path | str) -> None:
     def change(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("update quality.runs set report_path = ? where run_id = ?",
                     [str(report), run_id])

@@ -1,0 +1,88 @@
+"""Steps on hosts with no shared disk (pipeline.scratch), against a real S3 server: the run
+folder travels through the bucket between steps, the scratch space goes with the step, and a
+step started again after its worker died says so in the run's notice."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ingest import storage
+from ingest.config import settings
+from pipeline import scratch
+
+
+@pytest.fixture
+def on_s3(s3_env, monkeypatch, tmp_path):
+    for name, value in s3_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WH_SCRATCH_DIR", str(tmp_path / "scratch"))
+    return storage.configured()
+
+
+def test_the_run_folder_travels_through_the_bucket_and_scratch_goes(on_s3):
+    run_id = "run_a"
+    with scratch.task(run_id, "prepare"):
+        folder = settings().runs_dir / run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "migration.duckdb").write_bytes(b"build v1")
+        (folder / "dbt").mkdir()
+        (folder / "dbt" / "run_results.json").write_text("{}")
+        (folder / "drop.me").write_text("x")
+    assert not settings().scratch.exists(), "the step left its scratch space behind"
+    names = {o.key for o in on_s3.list(f"runs/{run_id}/")}
+    assert {f"runs/{run_id}/migration.duckdb", f"runs/{run_id}/dbt/run_results.json",
+            f"runs/{run_id}/drop.me"} <= names, names
+
+    # The next step (another host: nothing local) finds the folder, changes and deletes files.
+    with scratch.task(run_id, "load"):
+        folder = settings().runs_dir / run_id
+        assert (folder / "migration.duckdb").read_bytes() == b"build v1"
+        (folder / "migration.duckdb").write_bytes(b"build v2, loaded")
+        (folder / "drop.me").unlink()
+    assert on_s3.get(f"runs/{run_id}/migration.duckdb")[0] == b"build v2, loaded"
+    assert on_s3.head(f"runs/{run_id}/drop.me") is None, "a file the step deleted is still there"
+    marks = sorted(o.key for o in on_s3.list(f"runs/{run_id}/attempts/"))
+    assert marks == [f"runs/{run_id}/attempts/load.1.json",
+                     f"runs/{run_id}/attempts/prepare.1.json"], marks
+    assert json.loads(on_s3.get(marks[0])[0])["outcome"] == "done"
+
+
+def test_a_step_started_again_after_its_worker_died_says_so(on_s3):
+    run_id = "run_b"
+    folder = settings().runs_dir / run_id
+    # The first attempt's host dies right after starting: its mark is uploaded, nothing else.
+    scratch.attempt_started(on_s3, run_id, folder, "dbt_build")
+    scratch.remove_scratch()
+    with scratch.task(run_id, "dbt_build"):
+        notice = (settings().runs_dir / run_id / scratch.NOTICE_FILE).read_text()
+    assert "step dbt_build was started again on" in notice, notice
+    assert "stopped without finishing (its worker died or was killed)" in notice, notice
+    kept = on_s3.get(f"runs/{run_id}/{scratch.NOTICE_FILE}")
+    assert kept is not None and b"started again" in kept[0], "the notice did not reach the bucket"
+    second = json.loads(on_s3.get(f"runs/{run_id}/attempts/dbt_build.2.json")[0])
+    assert second["outcome"] == "done"
+
+
+def test_a_failing_step_still_pushes_its_record_and_removes_scratch(on_s3):
+    run_id = "run_c"
+    with pytest.raises(RuntimeError):
+        with scratch.task(run_id, "audit_raw"):
+            folder = settings().runs_dir / run_id
+            (folder / "failure.json").write_text('{"step": "audit_raw"}')
+            raise RuntimeError("an audit failed")
+    assert on_s3.get(f"runs/{run_id}/failure.json")[0] == b'{"step": "audit_raw"}'
+    assert json.loads(on_s3.get(f"runs/{run_id}/attempts/audit_raw.1.json")[0])["outcome"] \
+        == "failed"
+    assert not settings().scratch.exists()
+
+
+def test_without_object_storage_nothing_moves(monkeypatch, tmp_path):
+    monkeypatch.delenv("WH_STORAGE_URL", raising=False)
+    monkeypatch.setenv("WH_WAREHOUSE", str(tmp_path / "wh" / "migration.duckdb"))
+    with scratch.task("run_d", "prepare"):
+        folder = settings().runs_dir / "run_d"
+        folder.mkdir(parents=True)
+        (folder / "x").write_text("kept")
+    assert (tmp_path / "wh" / "runs" / "run_d" / "x").read_text() == "kept"
+    assert not (folder / scratch.ATTEMPTS).exists()
