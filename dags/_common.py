@@ -75,8 +75,18 @@ def transform_step(func):
     fail the same way); only a task that dies without raising is retried."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from airflow.sdk import get_current_context
+
+        from pipeline import scratch
+
         try:
-            return func(*args, **kwargs)
+            ti = get_current_context()["ti"]
+            number, task_id = ti.try_number or 1, ti.task_id
+        except Exception:  # noqa: BLE001 - called outside a task (a test): the first try
+            number, task_id = 1, None
+        try:
+            with scratch.airflow_try(number, task_id):
+                return func(*args, **kwargs)
         except AirflowFailException:
             raise
         except Exception as err:

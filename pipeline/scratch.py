@@ -98,14 +98,35 @@ def attempt_started(remote: storage.Store, run_id: str, folder: Path, step: str)
     mark = marks / f"{step}.{len(earlier) + 1}.json"
     mark.write_text(json.dumps(me), encoding="utf-8")
     remote.put(f"{RUNS_PREFIX}{run_id}/{ATTEMPTS}/{mark.name}", mark)
-    for gone in (e for e in earlier if "ended" not in e):
-        line = (f"step {step} was started again on {me['host']}: its attempt on {gone['host']} "
-                f"(pid {gone['pid']}, from {gone['started'][:19].replace('T', ' ')} UTC) "
-                "stopped without finishing (its worker died or was killed)")
+    lines = [f"step {step} was started again on {me['host']}: its attempt on {gone['host']} "
+             f"(pid {gone['pid']}, from {gone['started'][:19].replace('T', ' ')} UTC) stopped "
+             "without finishing (its worker died or was killed)"
+             for gone in earlier if "ended" not in gone]
+    tried = getattr(_attempt, "number", 1)
+    if not lines and tried > len(earlier) + 1:
+        lines.append(f"step {step} was started again on {me['host']} (Airflow try {tried}): "
+                     "an earlier try stopped before the step began (its worker died or was "
+                     "killed)")
+    for line in lines:
         log.warning("run %s: %s", run_id, line)
         with (folder / NOTICE_FILE).open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")
     return mark
+
+
+_attempt = threading.local()
+
+
+@contextlib.contextmanager
+def airflow_try(number: int, task_id: str | None = None):
+    """Around a task: which Airflow try this is (``ti.try_number``), so that a step started
+    again after its worker died says so even when the dead try never reached the step; and the
+    task's id, which names the step in what the user reads (Airflow shows tasks, not steps)."""
+    _attempt.number, _attempt.task = number, task_id
+    try:
+        yield
+    finally:
+        _attempt.number, _attempt.task = 1, None
 
 
 def attempt_ended(mark: Path, outcome: str) -> None:
@@ -130,7 +151,7 @@ def task(run_id: str, step: str = "step"):
     folder = s.runs_dir / run_id
     pull_run(remote, run_id, folder)
     before_run, before_reports = _files(folder), _files(s.reports_dir)
-    mark = attempt_started(remote, run_id, folder, step)
+    mark = attempt_started(remote, run_id, folder, getattr(_attempt, "task", None) or step)
     _depth.n = 1
     outcome = "failed"
     try:

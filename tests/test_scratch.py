@@ -86,3 +86,14 @@ def test_without_object_storage_nothing_moves(monkeypatch, tmp_path):
         (folder / "x").write_text("kept")
     assert (tmp_path / "wh" / "runs" / "run_d" / "x").read_text() == "kept"
     assert not (folder / scratch.ATTEMPTS).exists()
+
+
+def test_a_try_whose_worker_died_before_the_step_began_is_told_too(on_s3):
+    """The worker died between Airflow starting the task and the step leaving its mark: the
+    second try finds no mark, but Airflow's try number says it."""
+    with scratch.airflow_try(2):
+        with scratch.task("run_e", "dbt_build"):
+            notice = (settings().runs_dir / "run_e" / scratch.NOTICE_FILE).read_text()
+    assert "step dbt_build was started again on" in notice and "Airflow try 2" in notice, notice
+    with scratch.task("run_f", "dbt_build"):  # a first try says nothing
+        assert not (settings().runs_dir / "run_f" / scratch.NOTICE_FILE).exists()
