@@ -13,6 +13,16 @@ Measures (each in a fresh subprocess; time and peak RSS are the subprocess's own
             snapshot itself, at N x on a generated one. Target at 1x: <= 45 s.
   noop      a second `python -m pipeline.run` on the same folders, with nothing new.
             Target: <= 15 % of the first run (anchor: the pipeline's seconds).
+  storage   (issue 20; bench/object_storage.py) at 1x on the recorded snapshot only, whatever
+            --scales says: a first run and a no-op rerun with WH_STORAGE_URL on a SeaweedFS the
+            bench starts (tests/s3server.py) against the same runs on local files, interleaved,
+            --storage-repeats times each (default 2): rows storage:pipeline and storage:noop
+            (wall) and storage:pipeline-cpu, storage:noop-cpu (user + system seconds, children
+            included), project_s = the s3 median, anchor_s = the local median, ratio s3/local;
+            spread, the S3 server's own CPU and the objects written in the note. storage:reader:
+            a fresh python in an empty folder running reader-sql's SQL and a first query (the
+            newest Frontex release's total), s3 against the local file, time to first answer
+            (--reader-repeats, default 5). No target: side by side only.
   linear:*  derived, when two scales or more were measured: seconds per million rows of land,
             load, audit (and pipeline) at each scale against the smallest scale.
             Targets: s/Mrow <= 1.5 x that of the smallest scale; peak <= 2048 MiB.
@@ -36,12 +46,17 @@ Frontex releases would be landed, loaded, audited and built one by one at 100x).
 
 Results: a table on stdout and the same rows in --out (default bench/results/latest.json): a
 list of {measure, scale, project_s, anchor_s, ratio, peak_mib, target, met, note}; met is null
-for a row without target. Timings are never asserted by tests.
+for a row without target. The rows measured replace those of the same measure and scale in
+--out, the others are kept (so `--only storage` updates the storage rows only). A run in which
+something failed leaves --out as it is and writes its rows beside it, failed-<UTC time>.json.
+Timings are never asserted by tests.
 
-Usage: python -m bench.speed [--scales 1,10,100] [--only land,load,audit,noop,pipeline]
+Usage: python -m bench.speed [--scales 1,10,100]
+                             [--only land,load,audit,noop,pipeline,storage]
+                             [--storage-repeats 2] [--reader-repeats 5]
                              [--out bench/results/latest.json] [--keep]
-(`make bench ARGS="--scales 1"` for a quick run; the older audit benchmark is
-`python -m bench.audit_bench`.)
+(`make bench ARGS="--scales 1"` for a quick run, `make bench ARGS="--only storage"` for object
+storage against local files only; the older audit benchmark is `python -m bench.audit_bench`.)
 """
 from __future__ import annotations
 
@@ -57,7 +72,7 @@ from pathlib import Path
 
 from ingest.config import REPO_ROOT
 
-MEASURES = ("land", "load", "audit", "pipeline", "noop")
+MEASURES = ("land", "load", "audit", "pipeline", "noop", "storage")
 NEEDS = {"load": ("land",), "audit": ("land", "load"), "noop": ("pipeline",)}
 SOURCES = ("frontex", "eurostat")
 LINEAGE = ("landing_file", "sha256", "release_date", "loaded_at")
@@ -166,7 +181,7 @@ def run_child(kind: str, spec: dict, env: dict, log: Path, label: str) -> dict:
     result = log.with_suffix(".json")
     cmd = [sys.executable, "-m", "bench.speed", "--child", kind, "--spec", json.dumps(spec),
            "--result", str(result)]
-    code, wall, peak = _watch(cmd, env, log, label)
+    code, wall, peak, _cpu = _watch(cmd, env, log, label)
     if code != 0:
         raise ChildFailed(f"{label} failed (exit {code}); last lines of {log}:\n"
                           + _tail(log))
@@ -191,9 +206,11 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def _watch(cmd: list[str], env: dict, log: Path, label: str) -> tuple[int, float, float]:
+def _watch(cmd: list[str], env: dict, log: Path,
+           label: str) -> tuple[int, float, float, float]:
     """Run ``cmd`` with its output in ``log``; a heartbeat line every HEARTBEAT_S. Returns exit
-    code, wall seconds and the peak RSS (MiB) of the process and its children."""
+    code, wall seconds, the peak RSS (MiB) of the process and its children, and its CPU seconds
+    (user + system, the descendants it waited for included)."""
     started = time.perf_counter()
     beat = started + HEARTBEAT_S
     with log.open("w") as out:
@@ -210,7 +227,8 @@ def _watch(cmd: list[str], env: dict, log: Path, label: str) -> tuple[int, float
             time.sleep(0.2)
     proc.returncode = os.waitstatus_to_exitcode(status)
     # ru_maxrss: kilobytes on Linux; the largest of the process and its waited-for children.
-    return proc.returncode, time.perf_counter() - started, usage.ru_maxrss / 1024
+    return (proc.returncode, time.perf_counter() - started, usage.ru_maxrss / 1024,
+            usage.ru_utime + usage.ru_stime)
 
 
 # --- the parent: data, measurements, rows --------------------------------------------------------
@@ -373,7 +391,7 @@ def pipeline_rows(scale: float, wanted: set[str], work: Path, recorded: Path, da
     runs = {}
     for kind in ("pipeline", "noop") if "noop" in wanted else ("pipeline",):
         say(f"{kind} @{label}: python -m pipeline.run ({what}) ...")
-        code, wall, peak = _watch(cmd, env, here / f"{kind}.log", f"{kind} @{label}")
+        code, wall, peak, _cpu = _watch(cmd, env, here / f"{kind}.log", f"{kind} @{label}")
         runs[kind] = (code, wall, peak)
         say(f"{kind} @{label}: {wall:.1f} s, peak {peak:,.0f} MiB, exit {code} "
             f"({_load_average()})")
@@ -461,6 +479,45 @@ def table(rows: list[dict]) -> str:
     return "\n".join(render)
 
 
+def row_order(r: dict) -> tuple:
+    """Measures in MEASURES order (storage:* with storage), linear:* last; then by scale."""
+    group, _, name = r["measure"].rpartition(":")
+    order = {m: i for i, m in enumerate(MEASURES)}
+    if group == "storage":
+        return (0, order["storage"], r["measure"], r["scale"])
+    return (group == "linear", order.get(name, len(MEASURES)), r["measure"], r["scale"])
+
+
+def write_rows(rows: list[dict], out: Path, failed: bool) -> Path:
+    """The rows into ``out``, replacing those of the same measure and scale and keeping the
+    others; when something failed, into failed-<UTC time>.json beside it instead (``out`` is
+    left as it was). Returns the file written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if failed:
+        target = out.with_name(f"failed-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
+        target.write_text(json.dumps(rows, indent=1) + "\n")
+        return target
+    measured = {(r["measure"], r["scale"]) for r in rows}
+    try:
+        earlier = json.loads(out.read_text())
+        if not isinstance(earlier, list):
+            raise TypeError(f"a {type(earlier).__name__}, not a list")
+        kept = [r for r in earlier if (r["measure"], r["scale"]) not in measured]
+    except FileNotFoundError:
+        kept = []
+    except (ValueError, TypeError, KeyError) as err:
+        raise SystemExit(f"{out}: not a list of bench rows ({err}); move it away or give --out")
+    out.write_text(json.dumps(sorted(kept + rows, key=row_order), indent=1) + "\n")
+    return out
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least 1")
+    return value
+
+
 def parse_scales(text: str) -> list[float]:
     scales = []
     for part in text.split(","):
@@ -482,7 +539,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(MEASURES),
                         help="comma-separated measures among " + ", ".join(MEASURES)
                              + " (default all); load and audit also run land (and load), noop "
-                               "runs pipeline")
+                               "runs pipeline; storage runs at 1x only, whatever --scales "
+                               "says (make bench ARGS=\"--only storage\": just that)")
+    parser.add_argument("--storage-repeats", type=_positive, default=2,
+                        help="storage: first run + no-op rerun on each side this many times, "
+                             "interleaved (default 2)")
+    parser.add_argument("--reader-repeats", type=_positive, default=5,
+                        help="storage: reader processes on each side (default 5)")
     parser.add_argument("--pipeline-max-scale", type=float, default=10,
                         help="largest scale at which pipeline and noop run (default 10)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "latest.json",
@@ -537,21 +600,29 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     rows += pipeline_rows(scale, wanted, work, recorded, args.data, facts)
         rows += linear_rows(facts)
+        if "storage" in wanted:
+            from bench import object_storage
+
+            storage_rows, storage_failures = object_storage.storage_rows(
+                work, recorded, args.storage_repeats, args.reader_repeats)
+            rows += storage_rows
+            failures += storage_failures
+            for failure in storage_failures:
+                say(failure)
     finally:
         if args.keep or failures or args.work is not None:
             say(f"work folder kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    order = {m: i for i, m in enumerate(MEASURES)}
-    rows.sort(key=lambda r: (r["measure"].startswith("linear:"),
-                             order.get(r["measure"].split(":")[-1], 9), r["measure"], r["scale"]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=1) + "\n")
+    rows.sort(key=row_order)
+    failed = bool(failures) or any("FAILED" in r["note"] for r in rows)
+    out = write_rows(rows, args.out, failed)
     print()
     print(table(rows))
     print()
     missed = [r for r in rows if r["met"] is False]
-    say(f"{len(rows)} rows, {len(missed)} target(s) missed; written to {args.out}")
+    say(f"{len(rows)} rows, {len(missed)} target(s) missed; written to {out}"
+        + (f" ({args.out} left as it was: something failed)" if failed else ""))
     if failures:
         print("\n".join(failures), file=sys.stderr)
         return 1
