@@ -161,6 +161,8 @@ def test_resolved_paths_are_written_into_the_given_environment(monkeypatch, tmp_
 
 
 def test_with_object_storage_the_local_data_paths_are_the_task_scratch(monkeypatch, tmp_path):
+    for name in config.LOCAL_DATA:  # whatever an earlier test or the shell left set
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WH_WAREHOUSE", str(tmp_path / "local" / "migration.duckdb"))
     monkeypatch.setenv("WH_LANDING_DIR", str(tmp_path / "local" / "landing"))
     monkeypatch.setenv("WH_SCRATCH_DIR", str(tmp_path / "scratch"))
