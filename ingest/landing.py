@@ -166,6 +166,10 @@ class Landing:
         self.store: storage.Store | None = (storage.configured() if store is _CONFIGURED
                                             else store)  # type: ignore[assignment]
 
+    def location(self) -> str:
+        """Where the landed files are, for messages: the folder, or the s3:// prefix."""
+        return self.store.uri(OBJECT_PREFIX) if self.store else str(self.root)
+
     def where(self) -> str:
         """Where the manifest is, for messages."""
         return self.store.uri(OBJECT_PREFIX + MANIFEST_NAME) if self.store else str(self.manifest)

@@ -9,6 +9,7 @@ import sys
 
 from ingest import catalog
 from ingest.config import settings
+from ingest.landing import Landing
 
 STATES = ["landed", "loaded", "published", "superseded", "rejected"]
 
@@ -42,7 +43,7 @@ def files_command(args: argparse.Namespace) -> int:
              and (args.state is None or f.state == args.state)]
     if not found:
         print(f"no landed files{' matching' if args.source or args.state else ''} in "
-              f"{settings().landing_dir}")
+              f"{Landing(settings().landing_dir).location()}")
         return 0
     width = max(len(f.entry.path) for f in found)
     print(f"{'state':<11} {'landing file':<{width}} {'source':<20} {'release':<12} detail")
@@ -65,7 +66,8 @@ def reject_command(args: argparse.Namespace) -> int:
     except (LookupError, ValueError) as err:
         print(f"reject: {err}", file=sys.stderr)
         return 2
-    print(f"rejected {entry.path}: {args.reason}\nIt stays in {settings().landing_dir}; the next "
+    print(f"rejected {entry.path}: {args.reason}\nIt stays in "
+          f"{Landing(settings().landing_dir).location()}; the next "
           "run publishes the warehouse without it (make run).")
     return 0
 

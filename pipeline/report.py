@@ -19,6 +19,7 @@ from the stored results, without running the pipeline.
 from __future__ import annotations
 
 import argparse
+import atexit
 import fcntl
 import logging
 import os
@@ -530,6 +531,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", help="the run to report on (default: the latest recorded)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    atexit.register(scratch.remove_scratch)  # with WH_STORAGE_URL: no copy left behind
+    if (problem := scratch.check_storage()) is not None:
+        print(problem, file=sys.stderr)
+        return 2
     if not quality.store_path().exists():
         print(f"No quality store at {quality.store_path()}: run the pipeline first (make run).",
               file=sys.stderr)
@@ -545,8 +550,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"No run {run_id} in the quality store {quality.store_path()}; the latest "
               f"recorded is {quality.latest_run_id()}.", file=sys.stderr)
         return 1
+    before = scratch.files_under(reports_dir())
     report = write(run_id)
-    print(f"Quality report: {report}\nLatest: {reports_dir() / 'latest.html'}")
+    scratch.push_reports(before)  # with WH_STORAGE_URL: to reports/quality/ in the bucket
+    print(f"Quality report: {scratch.location(report)}\n"
+          f"Latest: {scratch.location(reports_dir() / 'latest.html')}")
     return 0
 
 

@@ -49,7 +49,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from ingest import catalog, config
+from ingest import catalog, config, storage
+from ingest.landing import Landing
 from ingest.config import export_resolved, settings
 # This module runs the DAGs and ends the run; the other jobs of make run have their own modules:
 # the Airflow environment and metadata database, the summary printed after a publish, and the
@@ -248,10 +249,17 @@ def main(argv: list[str] | None = None) -> int:
               "pipeline.run settings lists them)", file=sys.stderr)
     if args.command == "reader-sql":
         return print_reader_sql(args)
+    if (problem := scratch.check_storage()) is not None:
+        print(problem, file=sys.stderr)
+        return 2
     if args.command in landed_files_cli.COMMANDS:
         export_resolved()
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-        return landed_files_cli.COMMANDS[args.command](args)
+        try:
+            return landed_files_cli.COMMANDS[args.command](args)
+        except storage.StorageError as err:
+            print(f"{args.command}: the object store failed: {err}", file=sys.stderr)
+            return 1
     configure_environment()
     # With WH_STORAGE_URL: what the end of the run read (summary, report) leaves no file behind.
     atexit.register(scratch.remove_scratch)
@@ -260,9 +268,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     s = settings()
     print(f"Sources: {'replayed from ' + str(s.snapshot_dir) if s.snapshot_dir else 'live'}; "
-          f"landing {s.landing_dir}; warehouse {s.storage_url or s.warehouse}", flush=True)
+          f"landing {Landing(s.landing_dir).location()}; warehouse {s.storage_url or s.warehouse}",
+          flush=True)
     prepare_metadata_db(tuple(args.dag) if args.dag else dag_ids())
-    outcome = run_dags(tuple(args.dag) if args.dag else dag_ids(), rebuild=args.rebuild)
+    try:
+        outcome = run_dags(tuple(args.dag) if args.dag else dag_ids(), rebuild=args.rebuild)
+    except storage.StorageError as err:
+        print(f"\nPIPELINE FAILED: the object store failed: {err}\nCheck "
+              f"{scratch.STORAGE_VARIABLES} and the S3 server; what the runs wrote before is "
+              "kept in the bucket, and the next run goes on from it.", file=sys.stderr)
+        return 1
     # This run's report: a transform refused while another run built has none of its own.
     report = report_of(outcome.transform_run) if outcome.transform_run else latest_report()
     notices = "".join(f"\nNOTE: {n}" for n in outcome.notices)

@@ -191,6 +191,47 @@ def fetch_run(run_id: str) -> Path:
     return folder
 
 
+def files_under(root: Path) -> dict[str, tuple[int, int]]:
+    """What is under ``root`` now (to push what a command adds: ``push_reports``)."""
+    return _files(root)
+
+
+def push_reports(before: dict[str, tuple[int, int]]) -> None:
+    """With WH_STORAGE_URL: upload the reports written since ``before`` (``make report``)."""
+    remote = storage.configured()
+    if remote is not None:
+        push(remote, REPORTS_PREFIX, settings().reports_dir, before)
+
+
+STORAGE_VARIABLES = ("WH_STORAGE_URL, AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+                     "AWS_SECRET_ACCESS_KEY, AWS_REGION")
+
+
+def check_storage() -> str | None:
+    """Before a command works on the object store (WH_STORAGE_URL): the bucket answers with
+    these credentials and the scratch folder can be written; else what is wrong, in one
+    message naming what to check. None when all is well (or on local files)."""
+    remote = storage.configured()
+    if remote is None:
+        return None
+    scratch_dir = settings().scratch_dir
+    try:
+        scratch_dir.mkdir(parents=True, exist_ok=True)
+        probe = scratch_dir / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        return (f"Configuration error: WH_SCRATCH_DIR={scratch_dir} cannot be written "
+                f"({err.strerror or err}): with WH_STORAGE_URL set, every task works in a folder "
+                "of its own there")
+    try:
+        remote.list("warehouse/CURRENT")
+    except storage.StorageError as err:
+        return (f"Storage error: {err}\nCheck {STORAGE_VARIABLES} (python -m pipeline.run "
+                "settings lists the WH_* ones); nothing was read or written.")
+    return None
+
+
 def remove_scratch() -> None:
     """This process's scratch space, gone (with WH_STORAGE_URL set; else nothing to remove)."""
     root = settings().scratch

@@ -66,11 +66,14 @@ def housekeeping(current_run_id: str) -> dict[str, int]:
     of the transform's own found here is in use."""
     s = settings()
     keep, keep_days = s.keep_failed_builds, s.keep_failed_builds_days
+    removed = {"builds": 0, "staged": 0, "bytes": 0}
+    store = remote.store()
+    if store is not None:
+        _housekeeping_objects(store, current_run_id, keep, keep_days, removed)
     builds = sorted((p for p in s.runs_dir.glob(f"*/{s.warehouse.name}")
                      if p.parent.name != current_run_id), key=lambda p: p.stat().st_mtime,
                     reverse=True) if s.runs_dir.is_dir() else []
     now = datetime.now(timezone.utc).timestamp()
-    removed = {"builds": 0, "staged": 0, "bytes": 0}
     for i, db in enumerate(builds):
         if i < keep or now - db.stat().st_mtime < keep_days * 86400:
             continue
@@ -165,6 +168,29 @@ def publish(run_id: str, before_checkpoint=None) -> Path | str:
     _write_record(published, run_id, digest)
     log.info("published %s (run %s, sha256 %s)", published, run_id, digest[:12])
     return published
+
+
+def _housekeeping_objects(store, current_run_id: str, keep: int, keep_days: float,
+                          removed: dict[str, int]) -> None:
+    """``housekeeping``'s rule for the build databases of failed runs on the object store
+    (``runs/<run_id>/migration.duckdb``, pushed there for diagnosis)."""
+    name = settings().warehouse.name
+    builds = sorted((o for o in store.list(scratch.RUNS_PREFIX)
+                     if o.key.count("/") == 2 and o.key.endswith("/" + name)
+                     and o.key.split("/")[1] != current_run_id),
+                    key=lambda o: o.modified, reverse=True)
+    now = datetime.now(timezone.utc)
+    for i, obj in enumerate(builds):
+        age = now - datetime.fromisoformat(obj.modified.replace("Z", "+00:00"))
+        if i < keep or age.total_seconds() < keep_days * 86400:
+            continue
+        for key in (obj.key, obj.key + ".wal"):
+            store.delete(key)
+        removed["builds"] += 1
+        removed["bytes"] += obj.size
+        log.info("removed the build database of failed run %s from %s (older than the newest %d "
+                 "and than %g days; its failure.json and audit results stay)",
+                 obj.key.split("/")[1], store.url, keep, keep_days)
 
 
 def published_path() -> Path:

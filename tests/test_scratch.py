@@ -97,3 +97,22 @@ def test_a_try_whose_worker_died_before_the_step_began_is_told_too(on_s3):
     assert "step dbt_build was started again on" in notice and "Airflow try 2" in notice, notice
     with scratch.task("run_f", "dbt_build"):  # a first try says nothing
         assert not (settings().runs_dir / "run_f" / scratch.NOTICE_FILE).exists()
+
+
+def test_housekeeping_removes_old_failed_builds_in_the_bucket(on_s3, monkeypatch):
+    from pipeline import warehouse
+
+    for run in ("old1", "old2", "old3", "current"):
+        on_s3.put(f"runs/{run}/migration.duckdb", b"a failed build")
+        on_s3.put(f"runs/{run}/failure.json", b"{}")
+    monkeypatch.setenv("WH_KEEP_FAILED_BUILDS", "1")
+    monkeypatch.setenv("WH_KEEP_FAILED_BUILDS_DAYS", "0")
+    removed = warehouse.housekeeping("current")
+    left = sorted(o.key for o in on_s3.list("runs/") if o.key.endswith("migration.duckdb"))
+    assert removed["builds"] == 2 and len(left) == 2, (removed, left)
+    assert "runs/current/migration.duckdb" in left, "the running build was removed"
+    assert len([o for o in on_s3.list("runs/") if o.key.endswith("failure.json")]) == 4, \
+        "the failure records must stay"
+    monkeypatch.setenv("WH_KEEP_FAILED_BUILDS_DAYS", "7")
+    monkeypatch.setenv("WH_KEEP_FAILED_BUILDS", "0")
+    assert warehouse.housekeeping("current")["builds"] == 0, "a build younger than 7 days went"

@@ -109,6 +109,19 @@ def test_first_run_publishes_through_the_object_store_and_keeps_nothing_local(s3
                                                      "total": 4_966_869}
 
 
+def test_make_report_rebuilds_the_report_into_the_bucket(s3_install):
+    env = dict(s3_install["env"], PYTHONPATH=str(REPO_ROOT))
+    done = subprocess.run([sys.executable, "-m", "pipeline.report"], cwd=s3_install["work"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    prefix = s3_install["env"]["WH_STORAGE_URL"] + "/"
+    report = done.stdout.split("Quality report: ", 1)[1].split()[0]
+    assert report.startswith(prefix + "reports/quality/"), done.stdout
+    page = s3_install["store"].get(report.removeprefix(prefix))
+    assert page is not None and b"Published" in page[0], f"{report} is not in the bucket"
+    assert local_leftovers(s3_install) == [], local_leftovers(s3_install)
+
+
 def test_a_rerun_with_nothing_new_changes_nothing_in_the_bucket(s3_install):
     before = pointer(s3_install)
     done = run(s3_install)
