@@ -148,6 +148,7 @@ def task(run_id: str, step: str = "step"):
             _depth.n = depth
         return
     s = settings()
+    reap_dead(s.scratch_dir)
     folder = s.runs_dir / run_id
     pull_run(remote, run_id, folder)
     before_run, before_reports = _files(folder), _files(s.reports_dir)
@@ -230,6 +231,35 @@ def check_storage() -> str | None:
         return (f"Storage error: {err}\nCheck {STORAGE_VARIABLES} (python -m pipeline.run "
                 "settings lists the WH_* ones); nothing was read or written.")
     return None
+
+
+DEAD_SCRATCH_S = 86400.0
+
+
+def reap_dead(scratch_dir: Path) -> None:
+    """Remove the scratch folders (``task-<pid>``) of processes that died without removing their
+    own (a worker killed mid-task): their pid is gone on this host, or they are a day old."""
+    if not scratch_dir.is_dir():
+        return
+    now = datetime.now(timezone.utc).timestamp()
+    for folder in scratch_dir.glob("task-*"):
+        pid = folder.name.removeprefix("task-")
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            alive = True
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+        try:
+            old = now - folder.stat().st_mtime > DEAD_SCRATCH_S
+        except FileNotFoundError:
+            continue
+        if not alive or old:
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("removed %s, the scratch of a process that is gone", folder)
 
 
 def remove_scratch() -> None:

@@ -116,3 +116,26 @@ def test_housekeeping_removes_old_failed_builds_in_the_bucket(on_s3, monkeypatch
     monkeypatch.setenv("WH_KEEP_FAILED_BUILDS_DAYS", "7")
     monkeypatch.setenv("WH_KEEP_FAILED_BUILDS", "0")
     assert warehouse.housekeeping("current")["builds"] == 0, "a build younger than 7 days went"
+
+
+def test_a_first_publish_killed_before_its_pointer_is_not_claimed_as_published(on_s3):
+    """The publish step records its run before it moves the pointer; a first publish killed in
+    between left a 'published' claim with no pointer ever written: the next run corrects it."""
+    from pipeline import quality, warehouse
+
+    quality.record_run("killed_first", "published")
+    assert quality.correct_unpublished(warehouse.published_path()) == ["killed_first"]
+    quality.record_run("killed_again", "published")
+    on_s3.put("warehouse/CURRENT.broken-20261205T000000Z", b"warehouse/versions/x.duckdb")
+    assert quality.correct_unpublished(warehouse.published_path()) == [], \
+        "a pointer was once written (set aside as broken): older claims may be genuine"
+
+
+def test_the_scratch_of_a_dead_process_is_removed_at_the_next_step(on_s3):
+    root = settings().scratch_dir
+    dead, mine = root / "task-999999999", settings().scratch
+    (dead / "landing").mkdir(parents=True)
+    (dead / "landing" / "big.xlsx").write_bytes(b"x" * 1000)
+    with scratch.task("run_g", "prepare"):
+        assert not dead.exists(), "the scratch of a process that is gone was left"
+        assert mine.exists()

@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -322,13 +323,18 @@ def correct_unpublished(published: Path) -> list[str]:
     at step publish with a note; their ids are returned. Nothing is judged without a readable
     published file to compare with."""
     path = store_path()
-    if not path.exists() or not published.exists():
+    if not path.exists():
         return []
-    with duckdb.connect(str(published), read_only=True) as con:
-        if not has(con, "meta", "publish_log"):
-            return []
-        done = {r for (r,) in con.execute("select run_id from meta.publish_log").fetchall()}
-        last = con.execute("select max(published_at) from meta.publish_log").fetchone()[0]
+    if published.exists():
+        with duckdb.connect(str(published), read_only=True) as con:
+            if not has(con, "meta", "publish_log"):
+                return []
+            done = {r for (r,) in con.execute("select run_id from meta.publish_log").fetchall()}
+            last = con.execute("select max(published_at) from meta.publish_log").fetchone()[0]
+    elif _never_published():
+        done, last = set(), datetime.min.replace(tzinfo=timezone.utc)
+    else:
+        return []
     with duckdb.connect(str(path), read_only=True) as con:
         claimed = con.execute("""select run_id from quality.runs
                                  where state = 'published' and recorded_at > ?""",
@@ -344,6 +350,15 @@ def correct_unpublished(published: Path) -> list[str]:
         _atomically(change)
         log.warning("quality history: run(s) %s %s", ", ".join(stray), STOPPED_BEFORE_PUBLISH)
     return stray
+
+
+def _never_published() -> bool:
+    """On the object store: no pointer was ever written (neither ``warehouse/CURRENT`` nor a
+    pointer set aside as broken), so no run ever published and every claim is stray (a first
+    publish killed between its record and its pointer). On local files a missing published file
+    may have been deleted by hand after genuine publishes: nothing is judged."""
+    remote = storage.configured()
+    return remote is not None and not remote.list("warehouse/CURRENT")
 
 
 def set_report_path(run_id: str, report: Path | str) -> None:
