@@ -72,9 +72,20 @@ def build(build_db: Path, run_dir: Path, args: list[str] | None = None) -> dict:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-    for line in proc.stdout:
-        log.info("dbt | %s", line.rstrip())
-        tail.append(line.rstrip())
+    try:
+        for line in proc.stdout:
+            log.info("dbt | %s", line.rstrip())
+            tail.append(line.rstrip())
+    except BaseException:
+        # Interrupted (Ctrl-C, a task timeout): dbt stops before the step's files move on.
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        raise
     code = proc.wait()
     if saved.exists():
         staged = parse_cache.with_name(f"{parse_cache.name}.{os.getpid()}.part")

@@ -157,6 +157,11 @@ def stale_reason(lease: Lease, now: float | None = None) -> str | None:
     """Why ``lease`` (of another run, no step of which holds the lock now) cannot belong to a
     live run any more, or None when it may."""
     now = time.time() if now is None else now
+    if (lease.beat is not None and lease.step_ended is None
+            and now - lease.beat < 2 * BEAT_S):
+        # The object store: a step that beat moments ago is alive, whatever this host sees of
+        # its pid (two containers may share a host name and not each other's processes).
+        return None
     if lease.host == socket.gethostname() and os.getpid() in (lease.pid, lease.owner_pid):
         # This process runs one step at a time and runs none of that run's now.
         return "this process left it unfinished"

@@ -65,12 +65,36 @@ def store():
     return storage.configured()
 
 
-def version_key(run_id: str) -> str:
-    return f"{VERSIONS}{run_id}{SUFFIX}"
+AGAIN = "--"
+"""Between a run id and the number of a later build of the same run id (``<run>--2``): a run
+that Airflow runs again under the same id (a cleared DAG run) never writes over a version an
+earlier build of it published."""
+
+
+def version_key(run_id: str, again: int = 1) -> str:
+    return f"{VERSIONS}{run_id}{f'{AGAIN}{again}' if again > 1 else ''}{SUFFIX}"
 
 
 def run_of(key: str) -> str:
-    return key.removeprefix(VERSIONS).removesuffix(SUFFIX)
+    return key.removeprefix(VERSIONS).removesuffix(SUFFIX).split(AGAIN)[0]
+
+
+def free_version_key(run_id: str, st) -> str:
+    """The key this build of ``run_id`` publishes under: ``versions/<run_id>.duckdb``, or
+    ``<run_id>--<n>`` when an earlier build of the same run id left one (published or not)."""
+    taken = {o.key for o in st.list(f"{VERSIONS}{run_id}")}
+    again = 1
+    while version_key(run_id, again) in taken:
+        again += 1
+    return version_key(run_id, again)
+
+
+def planned_key(run_id: str, folder: Path) -> str:
+    """The key ``prepare`` chose for this build (``BASE_FILE`` in the run folder)."""
+    base = folder / BASE_FILE
+    if base.exists():
+        return json.loads(base.read_text(encoding="utf-8")).get("version") or version_key(run_id)
+    return version_key(run_id)
 
 
 @dataclass(frozen=True)
@@ -132,7 +156,8 @@ def _remove_dead_caches() -> None:
 def cached_copy(key: str) -> Path:
     """Where this process keeps its copy of version ``key``: the warehouse's own file name, so
     the catalog is named as the views expect (DuckDB names it after the file)."""
-    return _cache_root() / run_of(key) / settings().warehouse.name
+    return _cache_root() / key.removeprefix(VERSIONS).removesuffix(SUFFIX) / \
+        settings().warehouse.name
 
 
 def local_copy(st=None) -> Path | None:
@@ -170,7 +195,7 @@ def absent_path() -> Path:
 
 # --- build and publish ----------------------------------------------------------------------------
 
-def prepare(target: Path, st=None) -> str:
+def prepare(target: Path, st=None, run_id: str | None = None) -> str:
     """Download the version the pointer names into ``target`` (or create an empty database when
     nothing was published) and record the pointer's etag beside it; returns what it started
     from, for the log."""
@@ -190,6 +215,7 @@ def prepare(target: Path, st=None) -> str:
         started = f"copied from the published {st.uri(cur.key)}"
     base = {"pointer": st.uri(POINTER), "etag": cur.etag if cur else None,
             "key": cur.key if cur else None,
+            "version": free_version_key(run_id or target.parent.name, st),
             "read_at": datetime.now(timezone.utc).isoformat()}
     (target.parent / BASE_FILE).write_text(json.dumps(base), encoding="utf-8")
     return started
@@ -209,21 +235,25 @@ def publish(run_id: str, source: Path, st=None) -> str:
                                "prepared from the published pointer (prepare_build), so it "
                                "cannot be published safely")
     base = json.loads(base_file.read_text(encoding="utf-8"))
-    key = version_key(run_id)
+    key = base.get("version") or version_key(run_id)
     try:
         st.put(key, source, if_none_match=True)
     except PreconditionFailed:
+        # An earlier attempt of this build (the same run folder: a retried publish) uploaded it.
         now = current(st)
         if now is not None and now.key == key:
             log.info("%s is already the published version (an earlier attempt of run %s)",
                      st.uri(key), run_id)
             return st.uri(key)
-        # An earlier attempt of this run uploaded it and stopped before the swap: never named
-        # by the pointer, so no reader was given it. Replace it with this build.
-        log.warning("%s was uploaded by an earlier attempt of run %s and never published: "
-                    "replacing it", st.uri(key), run_id)
-        st.delete(key)
-        st.put(key, source, if_none_match=True)
+        if (now.etag if now is not None else None) == base["etag"]:
+            # The pointer has not moved since this build was prepared, so it never named that
+            # upload: no reader was given it. Replace it with this attempt's bytes.
+            log.warning("%s was uploaded by an earlier attempt of run %s and never published: "
+                        "replacing it", st.uri(key), run_id)
+            st.delete(key)
+            st.put(key, source, if_none_match=True)
+        # Else the pointer moved: the swap below fails with PublishConflict, and the object
+        # (which the pointer may have named for a while) is left exactly as it is.
     try:
         if base["etag"] is None:
             st.put(POINTER, key.encode(), if_none_match=True)

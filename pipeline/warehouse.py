@@ -112,7 +112,7 @@ def prepare_build(run_id: str) -> Path:
         stale.unlink(missing_ok=True)
     store = remote.store()
     if store is not None:
-        log.info("build database %s %s", target, remote.prepare(target, store))
+        log.info("build database %s %s", target, remote.prepare(target, store, run_id))
     elif published.exists():
         shutil.copyfile(published, target)
         log.info("build database %s copied from published %s", target, published)
@@ -213,7 +213,7 @@ def published_label(run_id: str | None = None) -> str:
     the version (of ``run_id``'s version, about to be published, when given)."""
     store = remote.store()
     if store is not None and run_id is not None:
-        return store.uri(remote.version_key(run_id))
+        return store.uri(remote.planned_key(run_id, run_dir(run_id)))
     return remote.label()
 
 

@@ -329,3 +329,54 @@ def test_a_pointer_holding_garbage_is_named(obj_env):
     st.put(published.POINTER, b"not a key")
     problem = warehouse.published_problem()
     assert problem and st.uri("warehouse/CURRENT") in problem and "not a key" in problem
+
+
+def test_a_run_cleared_and_run_again_publishes_its_new_build(obj_env):
+    """Airflow keeps the run id when a DAG run is cleared and runs again: the second build gets
+    a key of its own, is published, and the first version is never written over."""
+    st = storage.configured()
+    build("r1", 1)
+    warehouse.publish("r1")
+    first = st.head("warehouse/versions/r1.duckdb")
+    build("r1", 2)
+    warehouse.publish("r1")
+    assert pointer(st) == "warehouse/versions/r1--2.duckdb"
+    with duckdb.connect(str(warehouse.published_path()), read_only=True) as con:
+        assert con.execute("select min(v) from marts.t").fetchone() == (2,), \
+            "the published copy is not the second build"
+    assert st.head("warehouse/versions/r1.duckdb").etag == first.etag, \
+        "the first version's bytes were rewritten under its readers"
+    assert published.run_of(pointer(st)) == "r1"
+
+
+def test_a_cleared_run_never_rewrites_a_version_that_was_published(obj_env):
+    st = storage.configured()
+    build("r1", 1)
+    warehouse.publish("r1")
+    first = st.head("warehouse/versions/r1.duckdb")
+    build("r2", 2)
+    warehouse.publish("r2")
+    build("r1", 3)
+    warehouse.publish("r1")
+    assert pointer(st) == "warehouse/versions/r1--2.duckdb"
+    assert st.head("warehouse/versions/r1.duckdb").etag == first.etag
+
+
+def test_a_retried_publish_after_another_run_published_leaves_the_version_alone(obj_env):
+    """r1's publish swapped the pointer and its worker died before the task ended; r2 published
+    meanwhile; then Airflow retries r1's publish: it fails with PublishConflict and deletes or
+    rewrites nothing (the pointer named r1's version for a while: readers may hold it)."""
+    st = storage.configured()
+    db = build("r1", 1)
+    saved = db.read_bytes()
+    base = (db.parent / published.BASE_FILE).read_text()
+    warehouse.publish("r1")  # the attempt that died after its swap
+    first = st.head("warehouse/versions/r1.duckdb")
+    build("r2", 2)
+    warehouse.publish("r2")
+    db.write_bytes(saved)  # the retry: the run folder as the previous step left it
+    (db.parent / published.BASE_FILE).write_text(base)
+    with pytest.raises(published.PublishConflict):
+        warehouse.publish("r1")
+    assert pointer(st) == "warehouse/versions/r2.duckdb"
+    assert st.head("warehouse/versions/r1.duckdb").etag == first.etag

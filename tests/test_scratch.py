@@ -139,3 +139,19 @@ def test_the_scratch_of_a_dead_process_is_removed_at_the_next_step(on_s3):
     with scratch.task("run_g", "prepare"):
         assert not dead.exists(), "the scratch of a process that is gone was left"
         assert mine.exists()
+
+
+def test_a_fresh_heartbeat_is_trusted_over_a_pid_this_host_cannot_see(on_s3):
+    """Two containers sharing a host name do not see each other's processes: a lease whose
+    step beat moments ago is alive, even if its pid is not found here; once silent, it is not."""
+    import socket
+    import time
+
+    from pipeline import lock
+
+    lease = lock.Lease(run_id="other", host=socket.gethostname(), pid=999999991,
+                       owner_pid=999999991, since="2026-12-05T00:00:00+00:00", step="dbt_build",
+                       beat=time.time())
+    assert lock.stale_reason(lease) is None, "a live run's lease would be taken over"
+    silent = lock.Lease(**{**lease.__dict__, "beat": time.time() - 3 * lock.BEAT_S})
+    assert lock.stale_reason(silent) == "its process 999999991 is gone"
