@@ -140,17 +140,9 @@ def _remove_cache() -> None:
 
 def _remove_dead_caches() -> None:
     """Copies left by processes that ended without their atexit (killed)."""
-    root = settings().scratch_dir
-    for folder in root.glob("published-*") if root.is_dir() else ():
-        pid = folder.name.removeprefix("published-")
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-        except PermissionError:
-            pass
+    from pipeline import scratch
+
+    scratch.reap_dead(settings().scratch_dir, prefix="published-", max_age_s=None)
 
 
 def cached_copy(key: str) -> Path:

@@ -236,14 +236,16 @@ def check_storage() -> str | None:
 DEAD_SCRATCH_S = 86400.0
 
 
-def reap_dead(scratch_dir: Path) -> None:
-    """Remove the scratch folders (``task-<pid>``) of processes that died without removing their
-    own (a worker killed mid-task): their pid is gone on this host, or they are a day old."""
+def reap_dead(scratch_dir: Path, prefix: str = "task-",
+              max_age_s: float | None = DEAD_SCRATCH_S) -> None:
+    """Remove the scratch folders (``<prefix><pid>``) of processes that died without removing
+    their own (a worker killed mid-task): their pid is gone on this host, or (``max_age_s``)
+    they are older than that."""
     if not scratch_dir.is_dir():
         return
     now = datetime.now(timezone.utc).timestamp()
-    for folder in scratch_dir.glob("task-*"):
-        pid = folder.name.removeprefix("task-")
+    for folder in scratch_dir.glob(f"{prefix}*"):
+        pid = folder.name.removeprefix(prefix)
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
@@ -254,7 +256,7 @@ def reap_dead(scratch_dir: Path) -> None:
         except PermissionError:
             alive = True
         try:
-            old = now - folder.stat().st_mtime > DEAD_SCRATCH_S
+            old = max_age_s is not None and now - folder.stat().st_mtime > max_age_s
         except FileNotFoundError:
             continue
         if not alive or old:
