@@ -106,6 +106,7 @@ def recorded_frontex(recorded: Path) -> tuple[list, list[tuple]]:
 
 
 def write_workbook(path: Path, header: list, rows, release) -> None:
+    """One workbook in the recorded layout; the Notes sheet dates it (FRAN data as of ...)."""
     import openpyxl
 
     wb = openpyxl.Workbook(write_only=True)
@@ -155,6 +156,12 @@ def frontex_workbook(folder: Path, scale: float, recorded: Path) -> dict:
             "frontex_bytes": path.stat().st_size}
 
 
+def release_rows(data: list[tuple], i: int) -> list[tuple]:
+    """The rows of generated release ``i``: the recorded ones, the first month + ``i``."""
+    return data if i == 0 else [
+        (*r[:3], (r[3] + i) if isinstance(r[3], int) else r[3], *r[4:]) for r in data]
+
+
 def frontex_releases(folder: Path, releases: int, recorded: Path) -> dict:
     """``releases`` workbooks of the recorded rows, release dates one day apart (the recorded
     release first, then later ones: a release must not predate its last month), counts of
@@ -167,10 +174,63 @@ def frontex_releases(folder: Path, releases: int, recorded: Path) -> dict:
     first = date.fromisoformat(RECORDED_RELEASE)
     for i in range(releases):
         release = first + timedelta(days=i)
-        rows = data if i == 0 else [
-            (*r[:3], (r[3] + i) if isinstance(r[3], int) else r[3], *r[4:]) for r in data]
-        write_workbook(target / f"ibc_{release:%Y_%m_%d}.xlsx", header, rows, release)
+        write_workbook(target / f"ibc_{release:%Y_%m_%d}.xlsx", header, release_rows(data, i),
+                       release)
     return {"frontex_releases": releases, "frontex_rows": _cells(data) * releases}
+
+
+def _month_header(day) -> str:
+    return f"{day.strftime('%b').upper()}{day:%Y}"
+
+
+def next_release(releases: int, recorded: Path) -> tuple[str, list, list[tuple], object]:
+    """The release that follows ``releases`` generated ones (``frontex_releases``), as Frontex
+    publishes a month later: dated 31 days after the last of them, with the months up to the
+    one before its own month added (each new month a copy of the recorded last month, APR2025),
+    and its first month + ``releases`` like every generated release. Returns the file name,
+    header, rows and release date."""
+    from datetime import date, timedelta
+
+    header, data = recorded_frontex(recorded)
+    last = date.fromisoformat(RECORDED_RELEASE) + timedelta(days=max(1, releases) - 1)
+    release = last + timedelta(days=31)
+    months, day = [], date(2025, 5, 1)  # the month after the recorded last one (APR2025)
+    assert header[-1] == "APR2025", header[-1]
+    while (day.year, day.month) < (release.year, release.month):
+        months.append(_month_header(day))
+        day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    rows = [(*r, *([r[-1]] * len(months))) for r in release_rows(data, max(1, releases))]
+    return f"ibc_{release:%Y_%m_%d}.xlsx", [*header, *months], rows, release
+
+
+def new_release_snapshot(snapshot: Path, releases: int, recorded: Path | None = None,
+                         data_dir: Path = DATA_DIR) -> tuple[Path, dict]:
+    """``snapshot`` (the recorded one at 1x, a pipeline snapshot above) with ONE more Frontex
+    release (``next_release``): every file of ``snapshot`` linked (so its URLs, the resolved
+    paths, are the ones already landed), the new workbook beside them. For the bench's
+    new-release run: a first run on ``snapshot``, then a run on this folder."""
+    recorded = recorded or recorded_dir()
+    stamp = (_fingerprint(recorded, ["frontex"]) + PIPELINE_VERSION
+             + f":{snapshot.resolve()}:{releases}")
+
+    def build(folder: Path) -> dict:
+        for part in sorted(snapshot.iterdir()):
+            if part.name.startswith("."):
+                continue
+            if part.name == "frontex":
+                (folder / "frontex").mkdir()
+                for f in sorted(part.iterdir()):
+                    os.symlink(f.resolve(), folder / "frontex" / f.name)
+            else:
+                os.symlink(part.resolve(), folder / part.name)
+        name, header, rows, release = next_release(releases, recorded)
+        write_workbook(folder / "frontex" / name, header, rows, release)
+        cells = sum(1 for row in rows for v in row[3:] if v is not None)
+        return {"release": release.isoformat(), "file": name, "frontex_rows": cells,
+                "months": header[3:][-3:]}
+
+    key = hashlib.sha256(str(snapshot.resolve()).encode()).hexdigest()[:8]
+    return _cached(data_dir / f"next_release_{releases}_{key}", stamp, build)
 
 
 # --- Eurostat ------------------------------------------------------------------------------------

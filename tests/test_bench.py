@@ -14,25 +14,49 @@ import pytest
 from bench import speed
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-KEYS = {"measure", "scale", "project_s", "anchor_s", "ratio", "peak_mib", "target", "met", "note"}
+KEYS = {"measure", "scale", "project_s", "anchor_s", "ratio", "peak_mib", "target", "met", "note",
+        "n", "project_min", "project_max", "anchor_min", "anchor_max", "ratio_min", "ratio_max",
+        "load_before", "load_after", "tree_peak_mib", "process"}
+GOAL_KEYS = {"goal", "scale", "target", "measured", "unit", "met", "note"}
+DOC_KEYS = {"schema", "run", "goals", "peak_memory", "settings", "rows"}
 
 
-@pytest.mark.slow  # make bench end to end in a subprocess (load and audit, two scales): ~16 s
+def check_document(doc: dict) -> None:
+    """The results file's shape: rows, goals, peaks, settings, run."""
+    assert set(doc) == DOC_KEYS, sorted(doc)
+    assert doc["schema"] == speed.SCHEMA
+    assert {"commit", "started", "finished", "arguments", "cpus", "memory_mib"} <= set(doc["run"])
+    for row in doc["rows"]:
+        assert set(row) == KEYS, row
+        assert row["met"] in (True, False, None)
+    assert doc["goals"], "no goals section"
+    for goal in doc["goals"]:
+        assert set(goal) == GOAL_KEYS, goal
+        assert goal["met"] in (True, False, None)
+        assert (goal["met"] is None) == (goal["measured"] is None), goal
+    names = " ".join(g["goal"] for g in doc["goals"])
+    for goal in ("one new release", "no-op rerun", "peak memory of any process",
+                 "workbook-to-table", "every published figure unchanged"):
+        assert goal in names, (goal, names)
+
+
+@pytest.mark.slow  # make bench end to end in a subprocess (land, load, audit, two scales): ~2 min
 def test_bench_speed_writes_rows_of_every_measure_asked(tmp_path, snapshot_dir):
     out = tmp_path / "latest.json"
     env = {**os.environ, "WH_SNAPSHOT_DIR": str(snapshot_dir)}
     done = subprocess.run(
         [sys.executable, "-m", "bench.speed", "--scales", "0.005,0.01", "--only", "load,audit",
-         "--out", str(out), "--data", str(tmp_path / "data"), "--work", str(tmp_path / "work")],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+         "--repeats", "2", "--out", str(out), "--data", str(tmp_path / "data"),
+         "--work", str(tmp_path / "work")],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows = json.loads(out.read_text())
+    doc = json.loads(out.read_text())
+    check_document(doc)
+    rows = doc["rows"]
     assert isinstance(rows, list) and rows
     for row in rows:
-        assert set(row) == KEYS, row
         assert isinstance(row["measure"], str) and isinstance(row["target"], str)
         assert isinstance(row["note"], str)
-        assert row["met"] in (True, False, None)
         assert row["project_s"] > 0 and row["peak_mib"] > 0, row
         if row["anchor_s"] is not None:
             assert row["anchor_s"] > 0
@@ -40,17 +64,37 @@ def test_bench_speed_writes_rows_of_every_measure_asked(tmp_path, snapshot_dir):
                                 abs_tol=0.002), row
         if row["met"] is False:
             assert "MISSED" in row["note"], row
+        if not row["measure"].startswith("linear:"):
+            # Two samples each, interleaved with the anchor: median inside the spread, a load
+            # average before and after each sample, the largest process named.
+            assert row["n"] == 2, row
+            assert row["project_min"] <= row["project_s"] <= row["project_max"], row
+            assert row["anchor_min"] <= row["anchor_s"] <= row["anchor_max"], row
+            assert row["ratio_min"] <= row["ratio_max"], row
+            assert len(row["load_before"]) == len(row["load_after"]) == 2, row
+            assert row["tree_peak_mib"] >= row["peak_mib"] and "bench.speed" in row["process"]
     measured = {(r["measure"], r["scale"]) for r in rows}
     for measure in ("land", "load", "audit", "linear:land", "linear:load", "linear:audit"):
         for scale in (0.005, 0.01):
             assert (measure, scale) in measured, (measure, scale, sorted(measured))
-    audit = next(r for r in rows if r["measure"] == "audit" and r["scale"] == 0.01)
-    load = next(r for r in rows if r["measure"] == "load" and r["scale"] == 0.01)
-    assert audit["anchor_s"] == load["project_s"]
-    assert "FAILED" not in audit["note"]
-    # The printed table holds the same rows.
+    by = {(r["measure"], r["scale"]): r for r in rows}
+    assert by[("audit", 0.01)]["anchor_s"] == by[("load", 0.01)]["project_s"]
+    assert "FAILED" not in by[("audit", 0.01)]["note"]
+    # The anchors do the same work: land against read_csv, load against read_parquet.
+    assert "read_csv" in by[("land", 0.01)]["target"]
+    assert "read_parquet" in by[("load", 0.01)]["target"]
+    # The caps the bench set for its own data are in the file.
+    assert set(doc["settings"]) == {"0.005x", "0.01x"}
+    for caps in doc["settings"].values():
+        assert set(caps["env"]) == set(speed.CAPPED) and "WH_MAX_DOWNLOAD_MB=" in caps["why"]
+    land = next(g for g in doc["goals"] if g["goal"].startswith("workbook-to-table")
+                and g["scale"] == 0.01)
+    assert land["measured"] == by[("land", 0.01)]["ratio"]
+    assert land["met"] == (land["measured"] <= speed.LAND_RATIO)
+    # The printed table holds the same rows, and the goals.
     for row in rows:
         assert row["note"] in done.stdout
+    assert "Goals (issue 21)" in done.stdout
 
 
 def test_misses_say_by_how_much():
@@ -122,21 +166,212 @@ def test_rows_replace_their_own_in_the_results_and_a_failed_run_leaves_them(tmp_
     out = tmp_path / "latest.json"
     old = [speed.row("load", 1, 1.0, 1.0, 10, "t", True, "old load"),
            speed.row("storage:pipeline", 1, 9.0, 8.0, 10, "t", None, "old storage")]
-    out.write_text(json.dumps(old))
+    out.write_text(json.dumps(old))  # the format before schema 2, a bare list, is read too
     new = [speed.row("storage:pipeline", 1, 5.0, 4.0, 10, "t", None, "new storage"),
            speed.row("storage:reader", 1, 0.4, 0.2, None, "t", None, "new reader")]
     assert speed.write_rows(new, out, failed=False) == out
-    notes = [r["note"] for r in json.loads(out.read_text())]
+    doc = json.loads(out.read_text())
+    check_document(doc)
+    notes = [r["note"] for r in doc["rows"]]
     assert notes == ["old load", "new storage", "new reader"], notes
     before = out.read_text()
     written = speed.write_rows([speed.row("load", 1, 2.0, 1.0, 10, "t", False, "FAILED")], out,
-                               failed=True)
+                               failed=True, failures=["load @1x failed"])
     assert written.parent == tmp_path and written.name.startswith("failed-"), written
     assert out.read_text() == before, "a failed run changed the results file"
-    assert json.loads(written.read_text())[0]["note"] == "FAILED"
+    failed = json.loads(written.read_text())
+    assert failed["rows"][0]["note"] == "FAILED" and failed["failures"] == ["load @1x failed"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "staging left"
     out.write_text("{}")
     with pytest.raises(SystemExit, match="not a list of bench rows"):
         speed.write_rows(new, out, failed=False)
+
+
+def _sample(seconds: float, **more) -> dict:
+    return {"seconds": seconds, "peak_mib": 100.0, "tree_peak_mib": 120.0,
+            "process": "python -m bench.speed --child x", "load_before": 1.0,
+            "load_after": 1.5, "wall_s": seconds + 1, **more}
+
+
+@pytest.fixture
+def fake_bench(monkeypatch, tmp_path):
+    """bench.speed.main with its children faked: no data generated, nothing timed. Returns the
+    list of children started; ``fail`` (a kind, or ("interrupt", kind)) makes one fail."""
+    from bench import _gen
+
+    started: list[str] = []
+    state = {"fail": None}
+
+    def run_child(kind, spec, env, log, label):
+        started.append(kind)
+        assert env["WH_MAX_XLSX_UNPACKED_MB"] == "600", "the caps are not passed to the child"
+        if state["fail"] == kind:
+            raise speed.ChildFailed(f"{label} failed (exit 1)")
+        if state["fail"] == ("interrupt", kind):
+            raise KeyboardInterrupt
+        extra = {"land": {"parts": {"frontex": 0.5, "eurostat": 0.5}, "files": 8},
+                 "load": {"parts": {"frontex": 0.2, "eurostat": 0.2},
+                          "rows": {"frontex": 900, "eurostat": 100}},
+                 "read_csv": {"parts": {"frontex": 0.3}}, "read_parquet": {"parts": {"f": 0.1}},
+                 "audit": {"gx_import_s": 2.0, "checks": 5, "rows_validated": 1000,
+                           "error": None}}[kind]
+        seconds = {"land": 1.0, "load": 0.4, "read_csv": 0.5, "read_parquet": 0.2,
+                   "audit": 0.3}[kind]
+        return _sample(seconds, **extra)
+
+    def scale_snapshot(scale, log=print, data_dir=None):
+        return tmp_path / "snap", {"frontex_rows": 900, "frontex_bytes": 10, "eurostat_rows": 100,
+                                   "eurostat_files": ["a.csv"], "seconds": 0}
+
+    monkeypatch.setattr(speed, "run_child", run_child)
+    monkeypatch.setattr(_gen, "scale_snapshot", scale_snapshot)
+    monkeypatch.setattr(speed, "caps_for", lambda snapshot: {
+        "env": {"WH_MAX_DOWNLOAD_MB": "50", "WH_MAX_XLSX_UNPACKED_MB": "600"},
+        "why": "WH_MAX_XLSX_UNPACKED_MB=600 (RAISED)"})
+    monkeypatch.setattr(speed, "export_csv", lambda db, here: {"frontex": ("f.csv", [])})
+    monkeypatch.setattr(speed, "parquet_files", lambda landing: {"frontex": ["f.parquet"]})
+    monkeypatch.setenv("WH_SNAPSHOT_DIR", str(REPO_ROOT.parent / "shared" / "data"))
+    out = tmp_path / "results" / "latest.json"
+
+    def main(*extra: str) -> int:
+        return speed.main(["--scales", "1", "--only", "audit", "--repeats", "3",
+                           "--out", str(out), "--work", str(tmp_path / "work"), *extra])
+
+    return {"main": main, "out": out, "started": started, "state": state}
+
+
+def test_a_run_writes_goals_and_every_measure_three_interleaved_times(fake_bench, snapshot_dir):
+    assert fake_bench["main"]() == 0
+    doc = json.loads(fake_bench["out"].read_text())
+    check_document(doc)
+    # Round 1 the project first (the anchors read what it produced), then the order flips.
+    assert fake_bench["started"] == [
+        "land", "load", "read_csv", "read_parquet", "audit",
+        "read_csv", "land", "read_parquet", "load", "audit",
+        "land", "read_csv", "load", "read_parquet", "audit"]
+    by = {r["measure"]: r for r in doc["rows"]}
+    assert by["land"]["ratio"] == 2.0 and by["land"]["met"] is False
+    assert by["load"]["ratio"] == 2.0 and by["load"]["n"] == 3
+    assert by["load"]["load_before"] == [1.0] * 3 and by["load"]["load_after"] == [1.5] * 3
+    assert doc["settings"]["1x"]["env"]["WH_MAX_XLSX_UNPACKED_MB"] == "600"
+    land = next(g for g in doc["goals"] if g["goal"].startswith("workbook-to-table"))
+    assert (land["scale"], land["measured"], land["met"]) == (1, 2.0, False)
+    assert "1x" in doc["peak_memory"]
+
+
+@pytest.mark.parametrize("fail", ["audit", "read_parquet", ("interrupt", "load")])
+def test_a_failed_or_interrupted_run_never_overwrites_the_results(fake_bench, fail,
+                                                                 snapshot_dir):
+    out = fake_bench["out"]
+    assert fake_bench["main"]() == 0
+    before = out.read_text()
+    fake_bench["state"]["fail"] = fail
+    if isinstance(fail, tuple):
+        with pytest.raises(KeyboardInterrupt):
+            fake_bench["main"]()
+    else:
+        assert fake_bench["main"]() == 1
+    assert out.read_text() == before, "a failed run changed the results file"
+    [failed] = list(out.parent.glob("failed-*.json"))
+    doc = json.loads(failed.read_text())
+    assert doc["failures"] and set(doc) == DOC_KEYS | {"failures"}
+
+
+def test_goals_say_what_was_measured_and_whether_it_is_met():
+    def r(measure, scale, project, anchor, peak=100, **more):
+        return speed.row(measure, scale, project, anchor, peak, "t", None, "", n=3,
+                         ratio_min=0.1, ratio_max=0.5, process="dbt build", **more)
+
+    rows = [r("noop", 1, 2.0, 40.0), r("noop", 10, 15.0, 100.0),
+            r("new-release", 10, 20.0, 100.0), r("new-release", 1, 30.0, 40.0),
+            r("land", 100, 30.0, 15.0, peak=1500), r("load", 100, 10.0, 8.0, peak=2500),
+            speed.row("figures", 1, None, None, None, "t", True, "ok"),
+            speed.row("figures", 10, None, None, None, "t", False, "WRONG: release x")]
+    by = {(g["goal"].split(" <=")[0], g["scale"]): g for g in speed.goals(rows)}
+    assert by[("a run with one new release", 10)]["measured"] == 0.2
+    assert by[("a run with one new release", 10)]["met"] is True
+    assert "at 1x 0.75 (no goal)" in by[("a run with one new release", 10)]["note"]
+    assert by[("a no-op rerun", 1)]["met"] is True and by[("a no-op rerun", 10)]["met"] is False
+    peak = by[("peak memory of any process", 100)]
+    assert (peak["measured"], peak["met"]) == (2500, False)
+    assert "load (dbt build)" in peak["note"] and "not run at 100x" in peak["note"]
+    assert by[("workbook-to-table", 100)]["measured"] == 2.0
+    figures = by[("every published figure unchanged", None)]
+    assert (figures["measured"], figures["met"]) == (1, False) and "WRONG" in figures["note"]
+    # Nothing measured: every goal there, met null.
+    for goal in speed.goals([]):
+        assert goal["met"] is None and goal["measured"] is None, goal
+
+
+def test_figures_checked_against_the_known_ones_and_earlier_runs():
+    first = {"recorded": {**speed.KNOWN, **speed.KNOWN_1X},
+             "releases": {"2025-06-03": [173_460, 4_966_869]},
+             "marts": {"fct_returns": [1, "7"], "fct_border_crossings": [2, "8"]}}
+    new = {"recorded": first["recorded"],
+           "releases": {**first["releases"], "2025-07-04": [175_000, 5_000_000]},
+           "marts": {"fct_returns": [1, "7"], "fct_border_crossings": [3, "9"]}}
+    assert speed.check_figures(1, first, first, new, "2025-07-04") == []
+    wrong = {**first, "recorded": {**first["recorded"], "detections": 4_966_868}}
+    assert "detections 4966868, known 4966869" in speed.check_figures(1, wrong, None, None,
+                                                                      None)[0]
+    noop = {**first, "marts": {**first["marts"], "fct_returns": [1, "6"]}}
+    assert speed.check_figures(1, first, noop, None, None) == [
+        "no-op run changed marts fct_returns"]
+    moved = {**new, "releases": {**new["releases"], "2025-06-03": [173_460, 1]},
+             "marts": {**new["marts"], "fct_returns": [2, "1"]}}
+    found = " ".join(speed.check_figures(1, first, None, moved, "2025-08-01"))
+    assert "release 2025-06-03 [173460, 1]" in found and "2025-08-01 not published" in found
+    assert "fct_returns changed" in found
+
+
+def test_caps_are_raised_for_the_generated_data_only_as_far_as_it_needs(tmp_path, monkeypatch):
+    import zipfile
+
+    (tmp_path / "frontex").mkdir()
+    with zipfile.ZipFile(tmp_path / "frontex" / "w.xlsx", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/worksheets/sheet1.xml", b"0" * (3 * 2**20))
+    (tmp_path / "eurostat").mkdir()
+    (tmp_path / "eurostat" / "big.csv").write_bytes(b"x" * (2 * 2**20))
+    caps = speed.caps_for(tmp_path)
+    assert caps["env"] == {"WH_MAX_DOWNLOAD_MB": "50", "WH_MAX_XLSX_UNPACKED_MB": "512"}
+    assert "RAISED" not in caps["why"]
+    monkeypatch.setattr(speed, "_default_mb", lambda name: 1)
+    caps = speed.caps_for(tmp_path)
+    assert caps["env"] == {"WH_MAX_DOWNLOAD_MB": "3", "WH_MAX_XLSX_UNPACKED_MB": "4"}, caps
+    assert "RAISED" in caps["why"] and "big.csv" in caps["why"] and "w.xlsx" in caps["why"]
+
+
+def test_peak_memory_is_the_largest_process_of_the_tree(tmp_path):
+    """A parent that starts a child holding about 300 MiB: the child is the peak, named."""
+    code = ("import subprocess, sys; subprocess.run([sys.executable, '-c', "
+            "'import time; b = bytearray(300 * 2**20); b[::4096] = b\"x\" * len(b[::4096]); "
+            "time.sleep(1.5)'], check=True)")
+    w = speed.watch([sys.executable, "-c", code], dict(os.environ), tmp_path / "log", "tree")
+    assert w.code == 0 and w.peak_mib > 290, w
+    assert w.process.startswith("python"), w
+    assert w.tree_peak_mib >= w.peak_mib
+    assert w.load_before >= 0 and w.load_after >= 0
+
+
+def test_the_new_release_is_a_month_later_and_parses(tmp_path, snapshot_dir):
+    from datetime import date
+
+    from bench import _gen
+    from ingest.sources.frontex.source import parse_workbook
+
+    name, header, rows, release = _gen.next_release(10, snapshot_dir)
+    assert release == date(2025, 7, 13) and name == "ibc_2025_07_13.xlsx"
+    assert header[-3:] == ["APR2025", "MAY2025", "JUN2025"]
+    folder, info = _gen.new_release_snapshot(snapshot_dir, 1, snapshot_dir, tmp_path)
+    assert info["release"] == "2025-07-04"
+    files = sorted(p.name for p in (folder / "frontex").iterdir())
+    assert files == ["ibc.xlsx", "ibc_2025_07_04.xlsx"], files
+    assert (folder / "frontex" / "ibc.xlsx").resolve() == (snapshot_dir / "frontex" /
+                                                           "ibc.xlsx").resolve()
+    parsed = parse_workbook((folder / "frontex" / "ibc_2025_07_04.xlsx").read_bytes(), "x.xlsx")
+    assert parsed.release_date == date(2025, 7, 4)
+    assert len(parsed.rows) == info["frontex_rows"] > 173_460
+    assert str(parsed.rows["month"].max())[:7] == "2025-06"
 
 
 def test_only_storage_is_a_measure_and_help_says_so(capsys):
