@@ -473,7 +473,8 @@ def parquet_files(landing: Path) -> dict[str, list[str]]:
 
 
 EXTRA = ("n", "project_min", "project_max", "anchor_min", "anchor_max", "ratio_min",
-         "ratio_max", "load_before", "load_after", "tree_peak_mib", "process")
+         "ratio_max", "load_before", "load_after", "tree_peak_mib", "process", "cpu_s",
+         "anchor_cpu_s")
 
 
 def _r(value: float | None, digits: int = 3) -> float | None:
@@ -513,7 +514,11 @@ def sampled_row(measure: str, scale: float, project: list[dict], anchor: list[di
                load_before=[s["load_before"] for s in project],
                load_after=[s["load_after"] for s in project],
                tree_peak_mib=round(max(s["tree_peak_mib"] for s in project)),
-               process=biggest["process"])
+               process=biggest["process"],
+               cpu_s=_r(statistics.median(s["cpu"] for s in project))
+               if all("cpu" in s for s in project) else None,
+               anchor_cpu_s=_r(statistics.median(s["cpu"] for s in anchor))
+               if anchor and all("cpu" in s for s in anchor) else None)
 
 
 def judge(r: dict, limit_ratio: float | None = None, limit_peak: float | None = None,
@@ -705,7 +710,8 @@ def check_figures(scale: float, first: dict, noop: dict | None, new: dict | None
 
 
 def pipeline_rows(scale: float, wanted: set[str], work: Path, recorded: Path, data: Path,
-                  facts: dict, repeats: int, keep: bool, failures: list[str]) -> list[dict]:
+                  facts: dict, repeats: int, keep: bool, failures: list[str],
+                  settings: dict) -> list[dict]:
     """``repeats`` times: a first ``python -m pipeline.run`` on fresh folders, a no-op rerun
     and a run with one new Frontex release on the same folders."""
     from bench import _gen
@@ -726,6 +732,7 @@ def pipeline_rows(scale: float, wanted: set[str], work: Path, recorded: Path, da
         what_new = (f"one more release {plus_info['release']} ({plus_info['frontex_rows']:,} "
                     f"rows, up to {plus_info['months'][-1]}) beside the {releases} of the first")
     caps = caps_for(plus or snapshot)
+    settings[f"pipeline {label}"] = caps
     say(f"pipeline @{label}: caps {caps['why']}")
     runs: dict[str, list[dict]] = {k: [] for k in kinds}
     wrong: list[str] = []
@@ -862,8 +869,12 @@ def goals(rows: list[dict]) -> list[dict]:
     def spread(r: dict) -> str:
         if r.get("ratio_min") is None:
             return ""
-        return (f"ratio {r['ratio']:.3f} (median of medians; sample by sample {r['ratio_min']:.3f}"
-                f" to {r['ratio_max']:.3f}, n={r['n']})")
+        cpu = (f"; CPU {r['cpu_s']:.1f} s against {r['anchor_cpu_s']:.1f} s, ratio "
+               f"{r['cpu_s'] / r['anchor_cpu_s']:.3f}" if r.get("cpu_s") and r.get("anchor_cpu_s")
+               else "")
+        return (f"ratio {r['ratio']:.3f} (of the medians; sample by sample {r['ratio_min']:.3f}"
+                f" to {r['ratio_max']:.3f}, n={r['n']}; 1-minute load average "
+                f"{min(r['load_before'] or [0]):.1f} to {max(r['load_after'] or [0]):.1f}){cpu}")
 
     r = by.get(("new-release", NEW_RELEASE_SCALE))
     out.append(_goal(
@@ -1153,7 +1164,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     rows += pipeline_rows(scale, wanted, work, recorded, args.data, facts,
                                           args.repeats, args.keep or args.work is not None,
-                                          failures)
+                                          failures, settings)
         rows += linear_rows(facts)
         if "storage" in wanted:
             from bench import object_storage

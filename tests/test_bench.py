@@ -16,7 +16,7 @@ from bench import speed
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"measure", "scale", "project_s", "anchor_s", "ratio", "peak_mib", "target", "met", "note",
         "n", "project_min", "project_max", "anchor_min", "anchor_max", "ratio_min", "ratio_max",
-        "load_before", "load_after", "tree_peak_mib", "process"}
+        "load_before", "load_after", "tree_peak_mib", "process", "cpu_s", "anchor_cpu_s"}
 GOAL_KEYS = {"goal", "scale", "target", "measured", "unit", "met", "note"}
 DOC_KEYS = {"schema", "run", "goals", "peak_memory", "settings", "rows"}
 
