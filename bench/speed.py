@@ -83,6 +83,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -328,22 +329,32 @@ def watch(cmd: list[str], env: dict, log: Path, label: str) -> Watched:
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            total = 0
-            for p in _tree(proc.pid):
-                high, rss = _memory_kib(p)
-                total += rss
-                if high > hwm.get(p, (0, ""))[0]:
-                    hwm[p] = (high, hwm.get(p, (0, ""))[1] or _command(p))
-            tree_peak = max(tree_peak, total)
-            now = time.perf_counter()
-            if now >= beat:
-                say(f"  ... {label} still running ({now - started:.0f} s)")
-                beat = now + HEARTBEAT_S
-            time.sleep(POLL_S)
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                total = 0
+                for p in _tree(proc.pid):
+                    high, rss = _memory_kib(p)
+                    total += rss
+                    if high > hwm.get(p, (0, ""))[0]:
+                        hwm[p] = (high, hwm.get(p, (0, ""))[1] or _command(p))
+                tree_peak = max(tree_peak, total)
+                now = time.perf_counter()
+                if now >= beat:
+                    say(f"  ... {label} still running ({now - started:.0f} s)")
+                    beat = now + HEARTBEAT_S
+                time.sleep(POLL_S)
+        except BaseException:
+            # Interrupted: stop what this started (the tree, leaves first), then say so.
+            for p in reversed(_tree(proc.pid)):
+                try:
+                    os.kill(p, signal.SIGTERM)
+                except OSError:
+                    pass
+            proc.wait(timeout=30)
+            raise
     wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     # ru_maxrss: kilobytes on Linux; the largest of the process and its waited-for children.
@@ -1148,6 +1159,11 @@ def main(argv: list[str] | None = None) -> int:
     facts: dict = {}
     settings: dict = {}
     failures: list[str] = []
+
+    def terminated(signum, frame):
+        raise SystemExit(f"terminated by signal {signum}")
+
+    signal.signal(signal.SIGTERM, terminated)
     try:
         for scale in args.scales:
             if wanted & {"land", "load", "audit"}:
