@@ -62,9 +62,9 @@ Results: a table on stdout and --out (default bench/results/latest.json): an obj
 "rows" (one per measure and scale: measure, scale, project_s, anchor_s, ratio, peak_mib, target,
 met, note, n, the spread, load averages, tree_peak_mib, process), "goals" (issue 21's goals:
 goal, scale, target, measured, unit, met, note; met null when not measured), "peak_memory" (per
-scale, the largest process), "settings" (the caps per scale) and "run" (commit, machine,
-arguments, time). Rows measured replace those of the same measure and scale, the others are kept;
-goals are computed from the rows of the file. A run in which anything failed (a child, a
+scale, the largest process), "settings" (the caps per scale) and "runs" (each run whose rows
+the file holds: commit, machine, arguments, time, and which rows). Rows measured replace those of
+the same measure and scale, the others are kept; goals are computed from the rows of the file. A run in which anything failed (a child, a
 pipeline run, a figure check that could not run, an interruption) never touches --out: it writes
 failed-<UTC time>.json beside it. Timings are never asserted by tests.
 
@@ -1023,30 +1023,37 @@ def run_facts(args_text: str, started: str) -> dict:
             "python": platform.python_version(), "duckdb": duck}
 
 
-def document(rows: list[dict], settings: dict, run: dict) -> dict:
+def document(rows: list[dict], settings: dict, runs: list[dict]) -> dict:
     rows = sorted(rows, key=row_order)
-    return {"schema": SCHEMA, "run": run, "goals": goals(rows), "peak_memory": peak_memory(rows),
-            "settings": settings, "rows": rows}
+    return {"schema": SCHEMA, "runs": runs, "goals": goals(rows),
+            "peak_memory": peak_memory(rows), "settings": settings, "rows": rows}
 
 
-def _earlier(out: Path) -> tuple[list[dict], dict]:
-    """The rows and settings of the results file (a bare list: the format before schema 2)."""
+def _label(r: dict) -> str:
+    return f"{r['measure']}@{r['scale']:g}x"
+
+
+def _earlier(out: Path) -> tuple[list[dict], dict, list[dict]]:
+    """The rows, settings and runs of the results file (a bare list: the format before
+    schema 2)."""
     try:
         earlier = json.loads(out.read_text())
     except FileNotFoundError:
-        return [], {}
+        return [], {}, []
     except ValueError as err:
         raise SystemExit(f"{out}: not bench results ({err}); move it away or give --out")
+    runs: list[dict] = []
     if isinstance(earlier, list):
         rows, settings = earlier, {}
     elif isinstance(earlier, dict) and isinstance(earlier.get("rows"), list):
         rows, settings = earlier["rows"], earlier.get("settings") or {}
+        runs = earlier.get("runs") or ([earlier["run"]] if earlier.get("run") else [])
     else:
         raise SystemExit(f"{out}: not a list of bench rows nor bench results; move it away or "
                          "give --out")
     if not all(isinstance(r, dict) and "measure" in r and "scale" in r for r in rows):
         raise SystemExit(f"{out}: not a list of bench rows; move it away or give --out")
-    return rows, settings
+    return rows, settings, runs
 
 
 def write_rows(rows: list[dict], out: Path, failed: bool, settings: dict | None = None,
@@ -1057,17 +1064,28 @@ def write_rows(rows: list[dict], out: Path, failed: bool, settings: dict | None 
     written."""
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = dict(settings or {})
-    run = run or run_facts("", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    run = dict(run or run_facts("", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
+    run["rows"] = sorted({_label(r) for r in rows})
     if failed:
         target = out.with_name(f"failed-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
-        doc = document(rows, settings, run)
+        doc = document(rows, settings, [run])
         doc["failures"] = failures or ["see the rows marked FAILED"]
         target.write_text(json.dumps(doc, indent=1) + "\n")
         return target
     measured = {(r["measure"], r["scale"]) for r in rows}
-    earlier, earlier_settings = _earlier(out)
+    earlier, earlier_settings, earlier_runs = _earlier(out)
     kept = [r for r in earlier if (r["measure"], r["scale"]) not in measured]
-    doc = document(kept + rows, {**earlier_settings, **settings}, run)
+    # Each run that still owns rows of the file stays listed, with the rows it owns.
+    owned = {_label(r) for r in kept}
+    runs = []
+    for old in earlier_runs:
+        old = {**old, "rows": sorted(set(old.get("rows") or ()) & owned)}
+        if old["rows"]:
+            runs.append(old)
+    if kept and not earlier_runs:
+        runs.append({"rows": sorted(owned), "note": "rows of an earlier results file that did "
+                     "not say which run wrote them"})
+    doc = document(kept + rows, {**earlier_settings, **settings}, [*runs, run])
     staged = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     staged.write_text(json.dumps(doc, indent=1) + "\n")
     os.replace(staged, out)

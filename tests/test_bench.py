@@ -18,14 +18,20 @@ KEYS = {"measure", "scale", "project_s", "anchor_s", "ratio", "peak_mib", "targe
         "n", "project_min", "project_max", "anchor_min", "anchor_max", "ratio_min", "ratio_max",
         "load_before", "load_after", "tree_peak_mib", "process", "cpu_s", "anchor_cpu_s"}
 GOAL_KEYS = {"goal", "scale", "target", "measured", "unit", "met", "note"}
-DOC_KEYS = {"schema", "run", "goals", "peak_memory", "settings", "rows"}
+DOC_KEYS = {"schema", "runs", "goals", "peak_memory", "settings", "rows"}
 
 
 def check_document(doc: dict) -> None:
     """The results file's shape: rows, goals, peaks, settings, run."""
     assert set(doc) == DOC_KEYS, sorted(doc)
     assert doc["schema"] == speed.SCHEMA
-    assert {"commit", "started", "finished", "arguments", "cpus", "memory_mib"} <= set(doc["run"])
+    for run in doc["runs"]:
+        assert run["rows"], run
+        if "note" not in run:
+            assert {"commit", "started", "finished", "arguments", "cpus", "memory_mib"} <= set(run)
+    # Every row is owned by exactly one run listed.
+    owners = [label for run in doc["runs"] for label in run["rows"]]
+    assert sorted(owners) == sorted(f"{r['measure']}@{r['scale']:g}x" for r in doc["rows"])
     for row in doc["rows"]:
         assert set(row) == KEYS, row
         assert row["met"] in (True, False, None)
@@ -174,6 +180,15 @@ def test_rows_replace_their_own_in_the_results_and_a_failed_run_leaves_them(tmp_
     check_document(doc)
     notes = [r["note"] for r in doc["rows"]]
     assert notes == ["old load", "new storage", "new reader"], notes
+    assert doc["runs"][0]["rows"] == ["load@1x"] and "earlier results file" in doc["runs"][0]["note"]
+    assert doc["runs"][1]["rows"] == ["storage:pipeline@1x", "storage:reader@1x"]
+    # Another run that replaces the load row: the first run no longer owns anything.
+    speed.write_rows([speed.row("load", 1, 1.5, 1.0, 10, "t", True, "newer load")], out,
+                     failed=False)
+    doc = json.loads(out.read_text())
+    check_document(doc)
+    assert [run["rows"] for run in doc["runs"]] == [
+        ["storage:pipeline@1x", "storage:reader@1x"], ["load@1x"]]
     before = out.read_text()
     written = speed.write_rows([speed.row("load", 1, 2.0, 1.0, 10, "t", False, "FAILED")], out,
                                failed=True, failures=["load @1x failed"])
