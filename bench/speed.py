@@ -64,9 +64,10 @@ met, note, n, the spread, load averages, tree_peak_mib, process), "goals" (issue
 goal, scale, target, measured, unit, met, note; met null when not measured), "peak_memory" (per
 scale, the largest process), "settings" (the caps per scale) and "runs" (each run whose rows
 the file holds: commit, machine, arguments, time, and which rows). Rows measured replace those of
-the same measure and scale, the others are kept; goals are computed from the rows of the file. A run in which anything failed (a child, a
-pipeline run, a figure check that could not run, an interruption) never touches --out: it writes
-failed-<UTC time>.json beside it. Timings are never asserted by tests.
+the same measure and scale, the others are kept; goals are computed from the rows of the file.
+A run in which anything failed (a child, a pipeline run, published figures that could not be
+read, an interruption or SIGTERM) never touches --out: it writes failed-<UTC time>.json beside
+it. Timings are never asserted by tests.
 
 Usage: python -m bench.speed [--scales 1,10,100] [--repeats 3]
                              [--only land,load,audit,pipeline,noop,new-release,storage]

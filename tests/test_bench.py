@@ -180,7 +180,8 @@ def test_rows_replace_their_own_in_the_results_and_a_failed_run_leaves_them(tmp_
     check_document(doc)
     notes = [r["note"] for r in doc["rows"]]
     assert notes == ["old load", "new storage", "new reader"], notes
-    assert doc["runs"][0]["rows"] == ["load@1x"] and "earlier results file" in doc["runs"][0]["note"]
+    assert doc["runs"][0]["rows"] == ["load@1x"]
+    assert "earlier results file" in doc["runs"][0]["note"]
     assert doc["runs"][1]["rows"] == ["storage:pipeline@1x", "storage:reader@1x"]
     # Another run that replaces the load row: the first run no longer owns anything.
     speed.write_rows([speed.row("load", 1, 1.5, 1.0, 10, "t", True, "newer load")], out,
