@@ -18,7 +18,7 @@ help:
 	@echo "            interleaved with an anchor doing the same work (median, spread, load average);"
 	@echo "            first run, no-op and new-release runs at 1x and 10x; goals and rows in"
 	@echo "            bench/results/latest.json (never written by a failed run); object storage at 1x"
-	@echo "            (~1 h on 2 cores); ARGS=\"--scales 1\" quick, ARGS=\"--repeats 1\","
+	@echo "            (~25 min on 2 idle cores); ARGS=\"--scales 1\" quick, ARGS=\"--repeats 1\","
 	@echo "            ARGS=\"--only land,load,audit\" or \"--only noop,new-release\" or \"--only storage\", ARGS=--help"
 	@echo "make soak   30 scheduled-style runs with random faults (kill, bad file, slow server, two"
 	@echo "            at once), then the published marts against a clean run's (~30 min, not CI;"
