@@ -916,7 +916,7 @@ def goals(rows: list[dict]) -> list[dict]:
         f"peak memory of any process <= {PEAK_GOAL_MIB // 1024} GiB at {PEAK_GOAL_SCALE}x",
         PEAK_GOAL_SCALE, f"<= {PEAK_GOAL_MIB} MiB", biggest and biggest["peak_mib"], "MiB",
         None if biggest is None else biggest["peak_mib"] <= PEAK_GOAL_MIB,
-        (f"largest: {biggest['measure']} ({biggest['process']}); processes measured at "
+        (f"largest: {biggest['measure']} ({biggest.get('process')}); processes measured at "
          f"{PEAK_GOAL_SCALE}x: {', '.join(measured)} and their anchors"
          + ("" if "pipeline" in measured else
             f"; the pipeline (dbt, the mart audit) is not run at {PEAK_GOAL_SCALE}x "
@@ -951,7 +951,7 @@ def peak_memory(rows: list[dict]) -> dict:
                                                  "process": None, "by_measure": {}})
         at["by_measure"][r["measure"]] = r["peak_mib"]
         if r["peak_mib"] > at["max_mib"]:
-            at.update(max_mib=r["peak_mib"], measure=r["measure"], process=r["process"])
+            at.update(max_mib=r["peak_mib"], measure=r["measure"], process=r.get("process"))
     return out
 
 
@@ -1045,7 +1045,13 @@ def _earlier(out: Path) -> tuple[list[dict], dict, list[dict]]:
         raise SystemExit(f"{out}: not bench results ({err}); move it away or give --out")
     runs: list[dict] = []
     if isinstance(earlier, list):
-        rows, settings = earlier, {}
+        # Before schema 2: one sample per row and a load anchor of other work. Only the
+        # storage rows (bench/object_storage.py, measured as they still are) are kept.
+        rows, settings = [r for r in earlier if isinstance(r, dict)
+                          and str(r.get("measure", "")).startswith("storage:")], {}
+        for r in rows:
+            for key in EXTRA:
+                r.setdefault(key, None)
     elif isinstance(earlier, dict) and isinstance(earlier.get("rows"), list):
         rows, settings = earlier["rows"], earlier.get("settings") or {}
         runs = earlier.get("runs") or ([earlier["run"]] if earlier.get("run") else [])
@@ -1224,7 +1230,16 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     rows.sort(key=row_order)
     failed = bool(failures) or any("FAILED" in r["note"] for r in rows)
-    out = write_rows(rows, args.out, failed, settings, run_facts(args_text, started), failures)
+    try:
+        out = write_rows(rows, args.out, failed, settings, run_facts(args_text, started),
+                         failures)
+    except BaseException as err:
+        # What was measured is never lost to a results file that could not be merged.
+        failures.append(f"results not written to {args.out}: {type(err).__name__}: {err}")
+        written = write_rows(rows, args.out, True, settings, run_facts(args_text, started),
+                             failures)
+        say(f"{written} written ({args.out} left as it was)")
+        raise
     print()
     print(table(rows))
     print()

@@ -172,24 +172,29 @@ def test_rows_replace_their_own_in_the_results_and_a_failed_run_leaves_them(tmp_
     out = tmp_path / "latest.json"
     old = [speed.row("load", 1, 1.0, 1.0, 10, "t", True, "old load"),
            speed.row("storage:pipeline", 1, 9.0, 8.0, 10, "t", None, "old storage")]
-    out.write_text(json.dumps(old))  # the format before schema 2, a bare list, is read too
+    # The format before schema 2, a bare list: its storage rows are kept (measured as they still
+    # are), the others dropped (one sample, the load against other work).
+    out.write_text(json.dumps(old + [{"measure": "storage:noop", "scale": 1, "project_s": 1.0,
+                                      "anchor_s": 1.0, "ratio": 1.0, "peak_mib": 9, "target": "t",
+                                      "met": None, "note": "old noop"}]))
     new = [speed.row("storage:pipeline", 1, 5.0, 4.0, 10, "t", None, "new storage"),
            speed.row("storage:reader", 1, 0.4, 0.2, None, "t", None, "new reader")]
     assert speed.write_rows(new, out, failed=False) == out
     doc = json.loads(out.read_text())
     check_document(doc)
     notes = [r["note"] for r in doc["rows"]]
-    assert notes == ["old load", "new storage", "new reader"], notes
-    assert doc["runs"][0]["rows"] == ["load@1x"]
+    assert notes == ["old noop", "new storage", "new reader"], notes
+    assert doc["runs"][0]["rows"] == ["storage:noop@1x"]
     assert "earlier results file" in doc["runs"][0]["note"]
     assert doc["runs"][1]["rows"] == ["storage:pipeline@1x", "storage:reader@1x"]
+    speed.write_rows([speed.row("load", 1, 1.0, 1.0, 10, "t", True, "old load")], out, False)
     # Another run that replaces the load row: the first run no longer owns anything.
     speed.write_rows([speed.row("load", 1, 1.5, 1.0, 10, "t", True, "newer load")], out,
                      failed=False)
     doc = json.loads(out.read_text())
     check_document(doc)
     assert [run["rows"] for run in doc["runs"]] == [
-        ["storage:pipeline@1x", "storage:reader@1x"], ["load@1x"]]
+        ["storage:noop@1x"], ["storage:pipeline@1x", "storage:reader@1x"], ["load@1x"]]
     before = out.read_text()
     written = speed.write_rows([speed.row("load", 1, 2.0, 1.0, 10, "t", False, "FAILED")], out,
                                failed=True, failures=["load @1x failed"])
