@@ -312,8 +312,12 @@ def _command(pid: int) -> str:
                                          and not argv[3].startswith("-") else "")
         if "--child" in argv[3:-1]:
             name += f" --child {argv[argv.index('--child') + 1]}"
+    elif name.startswith("python") and len(argv) > 1 and not argv[1].startswith("-"):
+        # A script (dbt, airflow): its name and its subcommand.
+        name = Path(argv[1]).name + (f" {argv[2]}" if len(argv) > 2
+                                     and not argv[2].startswith("-") else "")
     elif name.startswith("python") and len(argv) > 1:
-        name = f"python {Path(argv[1]).name}"
+        name = f"python {argv[1]}"
     elif len(argv) > 1 and not argv[1].startswith("-"):
         name = f"{name} {argv[1]}"
     return name
