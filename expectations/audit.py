@@ -22,7 +22,7 @@ from typing import Any
 
 import duckdb
 
-from expectations import data_docs
+from expectations import data_docs, memo
 
 log = logging.getLogger(__name__)
 
@@ -185,23 +185,39 @@ def _context(docs_dir: Path | None = None):
 
 
 def run_checks(db_path: Path, checks: list[Check], results_dir: Path, stage: str,
-               compact_strings: bool = True, docs_dir: Path | None = None) -> dict:
+               compact_strings: bool = True, docs_dir: Path | None = None,
+               memo_run_id: str | None = None) -> dict:
     """Run each check on ``db_path`` (opened read-only), save every GX result as JSON under
     ``results_dir``, build GX Data Docs into ``docs_dir`` (rendering offline) when given, and
-    raise ``AuditFailed`` naming every failed expectation."""
+    raise ``AuditFailed`` naming every failed expectation.
+
+    With ``memo_run_id`` (the transform's audits, which own ``db_path``), a check whose rows and
+    suite are those of a pass stored in ``meta.audit_memo`` reuses that result instead of
+    validating again, and the passes of this audit are stored there when it succeeds
+    (``expectations.memo``)."""
     gx, ctx = _context(docs_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     shared = None
     summary: dict[str, Any] = {"stage": stage, "db": str(db_path), "checks": []}
     failures: list[str] = []
     failed_checks: list[Check] = []
+    passes: list[dict] = []
     with duckdb.connect(str(db_path), read_only=True) as con:
         # A per-connection setting: DuckDB 1.5 refuses it in connect(config=...).
         con.execute("set enable_progress_bar = false")
         for check in checks:
             started = time.perf_counter()
-            frame = read_frame(con, check.sql, compact_strings)
             suite_json = {**load_suite_json(check.suite), "name": check.name}
+            key = None
+            if memo_run_id is not None:
+                key, rows = memo.frame_key(con, check.sql, suite_json, check.parameters,
+                                           check.index_columns, gx.__version__)
+                earlier = memo.lookup(con, check.name, key)
+                if earlier is not None:
+                    _reuse(check, earlier, rows, results_dir, summary,
+                           time.perf_counter() - started)
+                    continue
+            frame = read_frame(con, check.sql, compact_strings)
             suite = ctx.suites.add(gx.ExpectationSuite(**suite_json))
             # A datasource's execution engine caches every metric it computed (whole columns,
             # masks) and every batch: a big frame gets a datasource of its own, dropped after the
@@ -244,6 +260,9 @@ def run_checks(db_path: Path, checks: list[Check], results_dir: Path, stage: str
                 json.dumps(outcome, indent=2, default=str), encoding="utf-8")
             evaluated = len(result.results)
             failed = [r for r in result.results if not r.success]
+            if key is not None and not failed:
+                passes.append({"check": check.name, "key": key, "rows": len(frame),
+                               "result": outcome})
             summary["checks"].append({
                 "suite": check.name, "subject": check.subject, "rows": len(frame),
                 "evaluated": evaluated, "failed": len(failed), "elapsed_s": round(elapsed, 3)})
@@ -266,6 +285,8 @@ def run_checks(db_path: Path, checks: list[Check], results_dir: Path, stage: str
     summary["success"] = not failures
     (results_dir / f"audit_{stage}.json").write_text(json.dumps(summary, indent=2),
                                                      encoding="utf-8")
+    if memo_run_id is not None and not failures:
+        memo.remember(db_path, memo_run_id, passes)
     if failures:
         headline = f"{stage} audit failed, nothing published:"
         if failed_checks and all(c.suspicious for c in failed_checks):
@@ -275,6 +296,24 @@ def run_checks(db_path: Path, checks: list[Check], results_dir: Path, stage: str
                         + headline)
         raise AuditFailed(headline + "\n" + "\n".join(failures), failed_checks)
     return summary
+
+
+def _reuse(check: Check, earlier: dict, rows: int, results_dir: Path, summary: dict,
+           elapsed: float) -> None:
+    """Record for ``check`` the stored result of the run that validated the same rows."""
+    outcome = earlier["result"]
+    outcome["meta"] = {**(outcome.get("meta") or {}), "subject": check.subject,
+                       "reused_from": earlier["run_id"],
+                       "validated_at": str(earlier["validated_at"])}
+    (results_dir / f"{check.name}.json").write_text(
+        json.dumps(outcome, indent=2, default=str), encoding="utf-8")
+    evaluated = len(outcome.get("results") or [])
+    summary["checks"].append({
+        "suite": check.name, "subject": check.subject, "rows": rows, "evaluated": evaluated,
+        "failed": 0, "elapsed_s": round(elapsed, 3), "reused_from": earlier["run_id"]})
+    log.info("audit %s on %s: the same %s rows passed in run %s: its result reused (%d "
+             "expectations, %.2f s to fingerprint)", check.name, check.subject, f"{rows:,}",
+             earlier["run_id"], evaluated, elapsed)
 
 
 def read_frame(con: duckdb.DuckDBPyConnection, sql: str, compact_strings: bool = True):

@@ -23,8 +23,31 @@ that dbt parses only what changed (dbt checks the files, versions and profile it
 everything again when they differ)."""
 
 
+EVERY_RUN_TAG = "every_run"
+"""Models that read the date (dim_country_eu_membership: one row per year up to the current one):
+built by every run, whatever its new files."""
+
+
 class DbtBuildFailed(Exception):
     pass
+
+
+def source_selectors(raw_tables: set[str]) -> list[str] | None:
+    """The dbt selectors that build what reads ``raw_tables`` and everything downstream
+    (``source:frontex.detections+``), from the sources the dbt project declares; None when a
+    table is no dbt source (then everything is built)."""
+    import yaml
+
+    known: dict[str, str] = {}
+    for path in sorted((PROJECT_DIR / "models").rglob("*.yml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for source in document.get("sources") or []:
+            for table in source.get("tables") or []:
+                relation = f"{source.get('schema', source['name'])}.{table.get('identifier') or table['name']}"
+                known[relation] = f"source:{source['name']}.{table['name']}+"
+    if not raw_tables <= known.keys():
+        return None
+    return sorted(known[t] for t in raw_tables)
 
 
 def _in_place(build_db: Path) -> tuple[Path, str]:

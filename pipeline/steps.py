@@ -176,10 +176,13 @@ def check_for_changes(run_id: str, rebuild: bool = False, held=None) -> bool:
     found = changes.pending()
     if set_aside:
         found.reasons.insert(0, set_aside)
+        found.full_refresh.insert(0, "the published warehouse was set aside")
     if rebuild:
         found.reasons.append("a rebuild was asked for")
+        found.full_refresh.append("a rebuild was asked for (--rebuild)")
     if found.reasons:
         log.info("building: %s", "; ".join(found.reasons))
+        warehouse.write_build_mode(run_id, found.full_refresh)
         return True
     note = f"nothing new since {found.since()}, warehouse unchanged"
     log.info("%s: %s", run_id, note)
@@ -224,7 +227,8 @@ def audit_raw(run_id: str, held=None) -> dict:
     db = warehouse.build_db(run_id)
     return audit.run_checks(db, suites_by_stage.raw_checks(db, run_id),
                             warehouse.run_dir(run_id) / "audit" / "raw", "raw",
-                            docs_dir=warehouse.run_dir(run_id) / "data_docs" / "raw")
+                            docs_dir=warehouse.run_dir(run_id) / "data_docs" / "raw",
+                            memo_run_id=run_id)
 
 
 @scratch.in_task
@@ -232,7 +236,27 @@ def audit_raw(run_id: str, held=None) -> dict:
 @owns_warehouse
 @rejects_culprits
 def dbt_build(run_id: str, held=None) -> dict:
-    return dbt.build(warehouse.build_db(run_id), warehouse.run_dir(run_id))
+    """``dbt build``: incremental (the facts rebuild only the releases whose files changed) unless
+    check_for_changes found a reason to rebuild every model (``--full-refresh``)."""
+    db = warehouse.build_db(run_id)
+    full, why = warehouse.build_mode(run_id)
+    if full:
+        log.info("dbt build --full-refresh: %s", why)
+        return dbt.build(db, warehouse.run_dir(run_id), ["--full-refresh"])
+    with duckdb.connect(str(db), read_only=True) as con:
+        loaded = {s for (s,) in con.execute(
+            "select distinct source from raw.load_log where run_id = ?", [run_id]).fetchall()}
+    tables = {catalog.BY_NAME[s].raw_table for s in loaded if s in catalog.BY_NAME}
+    selectors = dbt.source_selectors(tables) if len(tables) == len(loaded) else None
+    if selectors is None:
+        log.info("dbt build, every model (incremental facts): this run loaded %s, not all of "
+                 "them dbt sources", ", ".join(sorted(loaded)) or "nothing")
+        return dbt.build(db, warehouse.run_dir(run_id))
+    # What no new file feeds is as it was published: the build database is a copy of it.
+    select = [*selectors, f"tag:{dbt.EVERY_RUN_TAG}"]
+    log.info("dbt build of what this run's files feed (%s), incremental facts: --select %s",
+             ", ".join(sorted(loaded)) or "no source", " ".join(select))
+    return dbt.build(db, warehouse.run_dir(run_id), ["--select", *select])
 
 
 @scratch.in_task
@@ -243,7 +267,8 @@ def audit_marts(run_id: str, held=None) -> dict:
     db = warehouse.build_db(run_id)
     return audit.run_checks(db, suites_by_stage.mart_checks(db, run_id),
                             warehouse.run_dir(run_id) / "audit" / "marts", "marts",
-                            docs_dir=warehouse.run_dir(run_id) / "data_docs" / "marts")
+                            docs_dir=warehouse.run_dir(run_id) / "data_docs" / "marts",
+                            memo_run_id=run_id)
 
 
 @scratch.in_task

@@ -29,6 +29,7 @@ from pipeline.changes import code_fingerprint
 log = logging.getLogger(__name__)
 
 FAILURE_FILE = "failure.json"
+BUILD_MODE_FILE = "build_mode.json"
 NOTICE_FILE = scratch.NOTICE_FILE
 """In a run folder: what the run found and did that its user must hear of (a published file set
 aside and rebuilt), printed by ``make run`` and kept as the run's note in the quality history."""
@@ -100,6 +101,28 @@ def housekeeping(current_run_id: str) -> dict[str, int]:
         removed["staged"] += 1
         log.info("removed %s, staged by a run that did not finish", path)
     return removed
+
+
+def write_build_mode(run_id: str, full_refresh: list[str]) -> Path:
+    """Record, for dbt_build, whether this run rebuilds every model and why (decision 76)."""
+    folder = run_dir(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / BUILD_MODE_FILE
+    path.write_text(json.dumps({"full_refresh": bool(full_refresh), "why": full_refresh}) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def build_mode(run_id: str) -> tuple[bool, str]:
+    """(full refresh?, why) as check_for_changes recorded it; a run folder without the record (a
+    step run by hand) rebuilds everything, which is never wrong."""
+    path = run_dir(run_id) / BUILD_MODE_FILE
+    if not path.exists():
+        return True, f"no {BUILD_MODE_FILE} in the run folder: every model rebuilt"
+    mode = json.loads(path.read_text(encoding="utf-8"))
+    if mode["full_refresh"]:
+        return True, "; ".join(mode["why"])
+    return False, "only the releases whose files changed are rebuilt in the incremental facts"
 
 
 def prepare_build(run_id: str) -> Path:
