@@ -69,14 +69,19 @@ def dbt_relations(run_id: str) -> list[str]:
 
 
 def fingerprints(db: Path, relations: list[str]) -> dict[str, tuple[int, str]]:
-    """Per relation: (rows, an order-independent hash of every column of every row)."""
+    """Per relation: (rows, an order-independent hash of every column of every row). Floating
+    point columns are rounded to 4 decimals: DuckDB adds doubles in parallel, in no fixed order,
+    so two builds of one sum of amounts can differ in the last bit."""
     out = {}
     with duckdb.connect(str(db), read_only=True) as con:
         for rel in relations:
             schema, name = rel.split(".", 1)
+            table = f'"{schema}"."{name}"'
+            columns = [f"round(\"{c}\", 4)" if t in ("DOUBLE", "FLOAT", "REAL") else f'"{c}"'
+                       for c, t, *_ in con.execute(f"describe {table}").fetchall()]
             out[rel] = con.execute(
-                f'select count(*), coalesce(sum(hash(t)), 0)::varchar from "{schema}"."{name}" t'
-            ).fetchone()
+                f"select count(*), coalesce(sum(hash({', '.join(columns)})), 0)::varchar "
+                f"from {table}").fetchone()
     return out
 
 
