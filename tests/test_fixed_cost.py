@@ -197,3 +197,38 @@ def test_offers_new_asks_like_land_new_and_lands_nothing(wh_env, snapshot_copy,
     assert [e.status for e in landing.entries()].count(QUARANTINED) == 1
     assert offers_new(FrontexSource(), landing) is not None
     assert len(landing.entries()) == 2
+
+
+def test_two_audits_in_one_process_each_get_their_own_results_and_data_docs(tmp_path):
+    """What GX work one process shares between audits (``make run`` runs audit_raw and
+    audit_marts in one process): the import only; each ``run_checks`` gets a context of its own,
+    so the second audit's Data Docs show its results alone, in its own folder, and a failure in
+    one does not leak into the other (decision 74 measured a context kept per process: no
+    faster)."""
+    from expectations.audit import AuditFailed, Check, run_checks
+
+    db = tmp_path / "audit.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("create table good as select 10 as committed_eur, 5 as paid_eur")
+        con.execute("create table bad as select 10 as committed_eur, 50 as paid_eur")
+    suite = "fct_funding_paid_within_committed"
+    first = run_checks(db, [Check(suite, "select * from good", "good", name_suffix="_good")],
+                       tmp_path / "results_a", "raw", docs_dir=tmp_path / "docs_a")
+    assert first["success"] and [c["suite"] for c in first["checks"]] == [suite + "_good"]
+    with pytest.raises(AuditFailed, match="paid never above committed"):
+        run_checks(db, [Check(suite, "select * from bad", "bad", index_columns=("committed_eur",),
+                         name_suffix="_bad")],
+                   tmp_path / "results_b", "marts", docs_dir=tmp_path / "docs_b")
+    again = run_checks(db, [Check(suite, "select * from good", "good", name_suffix="_good")],
+                       tmp_path / "results_c", "raw", docs_dir=tmp_path / "docs_c")
+    assert again["success"]
+    for folder, shown, absent in (("docs_a", "_good", "_bad"), ("docs_b", "_bad", "_good"),
+                                  ("docs_c", "_good", "_bad")):
+        pages = [p.relative_to(tmp_path / folder).as_posix()
+                 for p in (tmp_path / folder).rglob("*.html")]
+        validations = [p for p in pages if p.startswith("validations/")]
+        assert validations and all(suite + shown in p for p in validations), (folder, pages)
+        index = (tmp_path / folder / "index.html").read_text(encoding="utf-8")
+        assert suite + shown in index and suite + absent not in index, folder
+    assert sorted(p.name for p in (tmp_path / "results_b").iterdir()) == [
+        "audit_marts.json", f"{suite}_bad.json"]
