@@ -5,7 +5,9 @@ DAGs (those of ingest/catalog.py: find, fetch, validate and land new files), the
 DAG (``warehouse_transform``: build, load, audit, dbt build, audit, publish). No scheduler or
 webserver is started. When nothing is new since the last publish (no new landed file, no
 rejection, the same code), the transform builds nothing and the run ends with "nothing new since
-<publish>, warehouse unchanged" (exit 0); ``--rebuild`` builds anyway. At the end it prints where
+<publish>, warehouse unchanged" (exit 0); ``--rebuild`` builds anyway. Every source is asked
+first, before Airflow starts (``nothing_new_before_airflow``): when none has anything new and
+the transform would find nothing, no DAG is started at all (docs/decisions.md 74). At the end it prints where
 the published warehouse is and a summary, or, when a step failed, which check failed on which
 file, and exits non-zero. A landed file that fails an audit or a dbt test is rejected: it stays
 in landing/, and the next run publishes without it.
@@ -165,8 +167,8 @@ def nothing_new_before_airflow() -> str | None:
     under the warehouse lease), the run is recorded ``unchanged`` with its report, and no
     Airflow is imported, migrated or started: returns that run's id. Otherwise None, and the
     DAGs run as always (they fetch again what is new: one more download of a new file). A
-    source that fails, offers quarantined bytes, or a lease held by another run: None (the DAGs
-    record, report and wait as they do)."""
+    source that fails, offers quarantined bytes, a lease held by another run, or the check
+    failing: None (the DAGs record, report and wait as they do)."""
     from datetime import datetime, timezone
 
     from ingest import http
@@ -194,7 +196,14 @@ def nothing_new_before_airflow() -> str | None:
               flush=True)
         return None
     run_id = safe_run_id(f"manual__{datetime.now(timezone.utc).isoformat()}")
-    note = steps.unchanged_before_airflow(run_id)
+    try:
+        note = steps.unchanged_before_airflow(run_id)
+    except storage.StorageError:
+        raise  # main says the object store failed
+    except Exception as err:  # noqa: BLE001 - the transform's own steps record and report it
+        print(f"Before Airflow: the transform's check failed ({type(err).__name__}: {err}): "
+              "running the DAGs", flush=True)
+        return None
     if note is None:
         print("Before Airflow: no source has anything new, but the transform has something to "
               "do: running the DAGs", flush=True)
