@@ -184,13 +184,40 @@ def check_for_changes(run_id: str, rebuild: bool = False, held=None) -> bool:
         log.info("building: %s", "; ".join(found.reasons))
         warehouse.write_build_mode(run_id, found.full_refresh)
         return True
+    _record_unchanged(run_id, found, held)
+    return False
+
+
+def _record_unchanged(run_id: str, found: changes.Pending, held) -> str:
     note = f"nothing new since {found.since()}, warehouse unchanged"
     log.info("%s: %s", run_id, note)
     held.release()
     quality.record_run(run_id, UNCHANGED, note=note)
     # Written here: the rest of the run, the report task included, is skipped at once.
     quality_report.write(run_id)
-    return False
+    return note
+
+
+@scratch.in_task
+@owns_warehouse
+def unchanged_before_airflow(run_id: str, held=None) -> str | None:
+    """``make run``'s check before it starts Airflow (``pipeline.run``), once every source said
+    it has nothing new: what ``check_for_changes`` does for a run with nothing new (housekeeping,
+    the quality history corrected, the run recorded ``unchanged`` and its report written),
+    returning its note; or None, having changed nothing but housekeeping, when the transform
+    must decide (the published file is missing or broken: ``check_for_changes`` sets it aside
+    and says so; or something would change the warehouse). The lease is given up either way."""
+    warehouse.housekeeping(run_id)
+    if warehouse.published_problem() is not None:
+        held.release()
+        return None
+    quality.correct_unpublished(warehouse.published_path())
+    found = changes.pending()
+    if found.reasons:
+        log.info("not unchanged: %s", "; ".join(found.reasons))
+        held.release()
+        return None
+    return _record_unchanged(run_id, found, held)
 
 
 @scratch.in_task
