@@ -34,7 +34,7 @@ class DbtBuildFailed(Exception):
 
 def source_selectors(raw_tables: set[str]) -> list[str] | None:
     """The dbt selectors that build what reads ``raw_tables`` and everything downstream
-    (``source:frontex.detections+``), from the sources the dbt project declares; None when a
+    (``source:<source>.<table>+``), from the sources the dbt project declares; None when a
     table is no dbt source (then everything is built)."""
     import yaml
 
