@@ -22,6 +22,8 @@ from typing import Any
 
 import duckdb
 
+from ingest import duck
+
 from expectations import data_docs
 
 log = logging.getLogger(__name__)
@@ -195,7 +197,7 @@ def run_checks(db_path: Path, checks: list[Check], results_dir: Path, stage: str
     summary: dict[str, Any] = {"stage": stage, "db": str(db_path), "checks": []}
     failures: list[str] = []
     failed_checks: list[Check] = []
-    with duckdb.connect(str(db_path), read_only=True) as con:
+    with duck.connect(str(db_path), read_only=True) as con:
         # A per-connection setting: DuckDB 1.5 refuses it in connect(config=...).
         con.execute("set enable_progress_bar = false")
         for check in checks:
