@@ -22,6 +22,8 @@ from typing import Any
 
 import duckdb
 
+from ingest import duck
+
 TABLE = "meta.audit_memo"
 DDL = f"""
 create schema if not exists meta;
@@ -79,7 +81,7 @@ def remember(db_path: Path, run_id: str | None, passed: list[dict]) -> None:
     if not passed:
         return
     now = datetime.now(timezone.utc)
-    with duckdb.connect(str(db_path)) as con:
+    with duck.connect(str(db_path)) as con:
         con.execute(DDL)
         con.executemany(f"delete from {TABLE} where check_name = ?",
                         [[p["check"]] for p in passed])

@@ -13,8 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import duckdb
-
+from ingest import duck
 from ingest import catalog
 from ingest.config import REPO_ROOT, settings
 from ingest.landing import Landing
@@ -72,7 +71,7 @@ def pending() -> Pending:
     if not published.exists():
         return Pending(["no published warehouse yet"], full_refresh=["no published warehouse yet"])
     landing = Landing(s.landing_dir)
-    with duckdb.connect(str(published), read_only=True) as con:
+    with duck.connect(str(published), read_only=True) as con:
         tables = {t for (t,) in con.execute(
             "select schema_name || '.' || table_name from duckdb_tables()").fetchall()}
         if not {"raw.load_log", "meta.publish_log"} <= tables:

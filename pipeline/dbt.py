@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ingest import duck
 from ingest.config import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def dbt_env(build_db: Path | str) -> dict[str, str]:
         "DBT_VERSION_CHECK": "false",
         "DO_NOT_TRACK": "1",
     })
-    return env
+    return duck.dbt_settings(env)  # memory_limit and temp_directory of dbt's profile
 
 
 def dbt_executable() -> str:

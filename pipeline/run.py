@@ -51,6 +51,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from ingest import duck
 from ingest import catalog, config, storage
 from ingest.landing import Landing
 from ingest.config import export_resolved, settings
@@ -223,7 +224,7 @@ def report_of(run_id: str) -> str | None:
         return None
     import duckdb
 
-    with duckdb.connect(str(path), read_only=True) as con:
+    with duck.connect(str(path), read_only=True) as con:
         found = con.execute("""select report_path from quality.runs
                                where run_id = ? and report_path is not null
                                order by recorded_at desc limit 1""", [run_id]).fetchone()
@@ -441,7 +442,7 @@ def unchanged_note(run_id: str) -> str | None:
         return None
     import duckdb
 
-    with duckdb.connect(str(path), read_only=True) as con:
+    with duck.connect(str(path), read_only=True) as con:
         found = con.execute("""select state, note from quality.runs where run_id = ?""",
                             [run_id]).fetchone()
     return found[1] if found and found[0] == "unchanged" else None
@@ -456,7 +457,7 @@ def latest_report() -> str | None:
         return None
     import duckdb
 
-    with duckdb.connect(str(path), read_only=True) as con:
+    with duck.connect(str(path), read_only=True) as con:
         found = con.execute("""select report_path from quality.runs
                                where report_path is not null
                                order by recorded_at desc limit 1""").fetchone()

@@ -11,9 +11,9 @@ import json
 import logging
 from dataclasses import asdict
 
-import duckdb
 
 from expectations import audit, suites_by_stage
+from ingest import duck
 from ingest import catalog, http
 from ingest.config import settings
 from ingest.errors import DataError
@@ -236,7 +236,7 @@ def load(run_id: str, held=None) -> dict:
     remove from the build what was rejected since it was published."""
     landing = Landing(settings().landing_dir)
     entries = {e.path: e for e in landing.entries()}
-    with duckdb.connect(str(warehouse.build_db(run_id))) as con:
+    with duck.connect(str(warehouse.build_db(run_id))) as con:
         unloaded = unload_rejected(con, landing)
         results = load_all(con, landing, run_id, on_loaded=lambda done: landing.record(
             [entries[r.landing_file] for r in done], LOADED, run_id))
@@ -270,7 +270,7 @@ def dbt_build(run_id: str, held=None) -> dict:
     if full:
         log.info("dbt build --full-refresh: %s", why)
         return dbt.build(db, warehouse.run_dir(run_id), ["--full-refresh"])
-    with duckdb.connect(str(db), read_only=True) as con:
+    with duck.connect(str(db), read_only=True) as con:
         loaded = {s for (s,) in con.execute(
             "select distinct source from raw.load_log where run_id = ?", [run_id]).fetchall()}
     tables = {catalog.BY_NAME[s].raw_table for s in loaded if s in catalog.BY_NAME}

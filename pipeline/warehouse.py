@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingest import duck
 from ingest.config import settings
 from pipeline import published as remote
 from pipeline import scratch
@@ -140,7 +141,7 @@ def prepare_build(run_id: str) -> Path:
         shutil.copyfile(published, target)
         log.info("build database %s copied from published %s", target, published)
     else:
-        duckdb.connect(str(target)).close()
+        duck.connect(str(target)).close()
         log.info("no published warehouse yet at %s: building %s from empty", published, target)
     return target
 
@@ -155,7 +156,7 @@ def publish(run_id: str, before_checkpoint=None) -> Path | str:
     store = remote.store()
     if store is None:
         published.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(source)) as con:
+    with duck.connect(str(source)) as con:
         con.execute("create schema if not exists meta")
         con.execute("""create table if not exists meta.publish_log (
                            run_id varchar not null, published_at timestamptz not null)""")
@@ -287,7 +288,7 @@ def published_by(run_id: str) -> bool:
 
 def _last_publish(path: Path) -> str | None:
     """Open ``path`` read-only as DuckDB and read its last publish; raises ``duckdb.Error``."""
-    with duckdb.connect(str(path), read_only=True) as con:
+    with duck.connect(str(path), read_only=True) as con:
         found = con.execute("""select count(*) from duckdb_tables()
                                where schema_name = 'meta' and table_name = 'publish_log'""")
         if not found.fetchone()[0]:
