@@ -180,7 +180,7 @@ def docs_fingerprint(build_db: Path, target: Path) -> str | None:
     digest.update(json.dumps(_without_volatile(data), sort_keys=True, default=str).encode())
     schemas = sorted({n["schema"] for n in (*data.get("nodes", {}).values(),
                                             *data.get("sources", {}).values()) if n.get("schema")})
-    with duckdb.connect(str(build_db), read_only=True) as con:
+    with duck.connect(str(build_db), read_only=True) as con:
         for row in con.execute(CATALOG_SQL, [schemas]).fetchall():
             digest.update(json.dumps(row, default=str).encode())
     return digest.hexdigest()
@@ -194,7 +194,7 @@ def _previous_docs(build_db: Path, run_dir: Path) -> tuple[str, dict] | None:
 
     from ingest import storage
 
-    with duckdb.connect(str(build_db), read_only=True) as con:
+    with duck.connect(str(build_db), read_only=True) as con:
         if not con.execute("""select count(*) from duckdb_tables()
                               where schema_name = 'meta' and table_name = 'publish_log'
                                 and database_name = current_database()""").fetchone()[0]:
