@@ -255,7 +255,9 @@ def parser() -> argparse.ArgumentParser:
                    help="run only this DAG (repeatable; default: all, in order)")
     p.add_argument("--rebuild", action="store_true",
                    help="build, audit and publish even when nothing is new since the last "
-                        "publish (by default such a run changes nothing and says so)")
+                        "publish (by default such a run changes nothing and says so), rebuilding "
+                        "every dbt model from the raw tables (dbt build --full-refresh; a run "
+                        "with new files otherwise builds only what they feed)")
     sub = p.add_subparsers(dest="command",
                            metavar="{run,files,reject,readmit,reader-sql,settings}")
     run = sub.add_parser("run", help="run the pipeline (the default)")
