@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make run    run the whole pipeline through Airflow (dag.test on embedded SQLite)"
 	@echo "            WH_SNAPSHOT_DIR=../shared/data make run   replays recorded files offline"
-	@echo "make test   run the test suite"
+	@echo "make test   run the test suite (on two workers; TEST_WORKERS=0 for one process)"
 	@echo "make test-fast  only the tests that need no dbt build and no Airflow run (about 2 min;"
 	@echo "            pytest -m 'not slow', the marker set in tests/conftest.py)"
 	@echo "make report rebuild the data-quality report of the latest run from the stored results"
@@ -39,11 +39,15 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m pipeline.run $(ARGS)
 
+# Two pytest-xdist workers: most slow tests wait on a dbt or Airflow subprocess, so a second
+# worker uses the core a serial run leaves idle (docs/decisions.md 76). TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 report: $(STAMP)
 	$(BIN)/python -m pipeline.report $(ARGS)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
+from ingest import duck
 
 from expectations.audit import Check, count_rows, seed_parameters
 
@@ -15,7 +15,7 @@ MART = "fct_funding_disbursements"
 
 def mart_checks(db: Path, run_id: str | None = None) -> list[Check]:
     """Checks on marts.fct_funding_disbursements (none when it is empty)."""
-    with duckdb.connect(str(db), read_only=True) as con:
+    with duck.connect(str(db), read_only=True) as con:
         if not count_rows(con, "select count(*) from marts.fct_funding_disbursements"):
             return []
     return [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
+from ingest import duck
 
 from expectations.audit import Check, count_rows
 
@@ -18,7 +18,7 @@ RETURN_RATE_MAX = 20
 
 
 def mart_checks(db: Path, run_id: str | None = None) -> list[Check]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with duck.connect(str(db), read_only=True) as con:
         if not count_rows(con, "select count(*) from marts.fct_readmission_cooperation"):
             return []
     return [Check(

@@ -138,6 +138,36 @@ def _s3_url(text: str) -> str:
     return f"s3://{bucket}" + (f"/{prefix}" if prefix else "")
 
 
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B)", re.ASCII | re.IGNORECASE)
+_SIZE_UNITS = {"k": 1000, "m": 1000 ** 2, "g": 1000 ** 3, "t": 1000 ** 4,
+               "ki": 1024, "mi": 1024 ** 2, "gi": 1024 ** 3, "ti": 1024 ** 4}
+MIN_DUCKDB_MEMORY = 512 * MB
+"""A share of RAM never gives DuckDB less than this (a small box would fail its builds)."""
+
+
+def physical_memory() -> int:
+    """Bytes of memory this process may use: the machine's RAM, or less under a cgroup v2
+    memory limit (a container)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        cap = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if cap.isdigit():
+            total = min(total, int(cap))
+    except OSError:
+        pass
+    return total
+
+
+def _memory_size(text: str) -> int:
+    """A size (1GB, 800MiB) or a share of this machine's memory (0.04): bytes."""
+    if m := _SIZE.fullmatch(text.strip()):
+        value = int(float(m.group(1)) * _SIZE_UNITS[m.group(2)[:-1].lower()])
+        if value < 16 * MB:
+            raise ValueError(text)
+        return value
+    return max(int(_share(text) * physical_memory()), MIN_DUCKDB_MEMORY)
+
+
 def _flag(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -164,6 +194,8 @@ DAYS_OR_ZERO = Kind("days", "a number of days, zero or more", _not_negative)
 SHARE = Kind("share", "a share, more than 0 and at most 1 (0.05 = 5 %)", _share)
 MEGABYTES = Kind("megabytes", "a number of megabytes, more than zero", _megabytes)
 FLAG = Kind("flag", "true or false", _flag)
+MEMORY = Kind("size", "a size such as 1GB or 800MiB (16MB or more), or a share of this machine's "
+              "memory, more than 0 and at most 1 (0.04 = 4 %)", _memory_size)
 S3_URL = Kind("s3 url", "s3://<bucket>/<prefix> (a bucket of 3 to 63 characters a-z, 0-9, '.', "
               "'-'; the prefix optional)", _s3_url)
 
@@ -247,6 +279,11 @@ def _curated_dir(resolved: Mapping[str, Any]) -> Path | None:
     return resolved["snapshot_dir"]
 
 
+def _duckdb_temp_dir(resolved: Mapping[str, Any]) -> Path:
+    """<WH_RUNS_DIR>/.duckdb-tmp (with WH_STORAGE_URL: in the task scratch, as the runs are)"""
+    return resolved["runs_dir"] / ".duckdb-tmp"
+
+
 def _quality_db(resolved: Mapping[str, Any]) -> Path:
     """beside WH_WAREHOUSE: <its folder>/quality_history.duckdb"""
     # Not "quality.duckdb": DuckDB names a file's catalog after its stem, and a catalog named
@@ -290,6 +327,16 @@ SHARED: tuple[Setting, ...] = (
             "the quality history: every transform run, published or failed, and its checks"),
     Setting("WH_REPORTS_DIR", PATH, _reports_dir,
             "the data-quality reports (one per run, latest.html the newest)"),
+    # DuckDB: every connection the pipeline opens (ingest.duck.connect) and dbt's profile.
+    Setting("WH_DUCKDB_MEMORY_LIMIT", MEMORY, "0.04",
+            "DuckDB's memory_limit in every connection and in dbt (one process, its threads "
+            "sharing it): a size (1GB) or a share of this machine's memory (a share gives at "
+            "least 512 MiB); past it DuckDB spills to WH_DUCKDB_TEMP_DIR",
+            attr="duckdb_memory_limit"),
+    Setting("WH_DUCKDB_TEMP_DIR", PATH, _duckdb_temp_dir,
+            "where DuckDB spills what does not fit in WH_DUCKDB_MEMORY_LIMIT: a folder per "
+            "process and connection under it, removed when it closes",
+            attr="duckdb_temp_dir"),
     # HTTP: every call bounded in size and time.
     Setting("WH_HTTP_TIMEOUT_S", SECONDS, "60", "connect and read timeout of one request"),
     Setting("WH_DOWNLOAD_DEADLINE_S", SECONDS, "900",
@@ -349,6 +396,10 @@ SHARED: tuple[Setting, ...] = (
             internal=True),
     Setting("WH_BUILD_DB", PATH, None, "the build database dbt writes (dbt's profile)",
             internal=True),
+    Setting("WH_DBT_DUCKDB_MEMORY_LIMIT", TEXT, None,
+            "WH_DUCKDB_MEMORY_LIMIT resolved for dbt's profile (e.g. 983MiB)", internal=True),
+    Setting("WH_DBT_DUCKDB_TEMP_DIR", PATH, None,
+            "dbt's own spill folder under WH_DUCKDB_TEMP_DIR (dbt's profile)", internal=True),
 )
 
 
@@ -481,7 +532,8 @@ def export_resolved(env: dict[str, str] | None = None) -> dict[str, str]:
     values = resolve(os.environ)  # from this process's settings, written into ``env``
     for s in declared():
         if s.kind is PATH and not s.internal and values[s.key] is not None:
-            if values["storage_url"] and s.name in LOCAL_DATA:
+            if values["storage_url"] and (s.name in LOCAL_DATA or (
+                    s.name == "WH_DUCKDB_TEMP_DIR" and not os.environ.get(s.name, "").strip())):
                 continue  # in scratch space, each process its own
             env[s.name] = str(values[s.key])
     return env

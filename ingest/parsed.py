@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingest import duck
 from ingest.config import REPO_ROOT, SEEDS_DIR
 from ingest.landing import Landing, ManifestEntry
 
@@ -67,7 +68,7 @@ def write(landing: Landing, entry: ManifestEntry, rows, release_date: date | Non
     if hasattr(rows, "write_parquet"):
         rows.write_parquet(staged, meta)
     else:
-        with duckdb.connect() as con:
+        with duck.connect() as con:
             con.register("parsed_rows", rows)
             con.execute(f"copy parsed_rows to '{_sql_path(staged)}' "
                         f"(format parquet, compression zstd, kv_metadata {{{kv_sql(meta)}}})")
@@ -96,7 +97,7 @@ def lookup(landing: Landing, entry: ManifestEntry,
     if not target.exists():
         return None
     try:
-        reader = con if con is not None else duckdb.connect()
+        reader = con if con is not None else duck.connect()
         try:
             meta = {k.decode(): v.decode() for k, v in reader.execute(
                 "select key, value from parquet_kv_metadata(?)", [str(target)]).fetchall()}

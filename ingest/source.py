@@ -79,6 +79,33 @@ def fetch(source: Source, candidate: Candidate) -> bytes:
     return source.fetch(candidate)
 
 
+def _landed_url(cand: Candidate, landing: Landing, refetch_landed: bool) -> ManifestEntry | None:
+    """The landed entry of a live URL not to fetch again (see ``land_new``), or None."""
+    if cand.is_local or refetch_landed:
+        return None
+    return landing.find_url(cand.url, status=LANDED, version=cand.version)
+
+
+def offers_new(source: Source, landing: Landing, refetch_landed: bool = False) -> str | None:
+    """Whether ``land_new`` would land (or quarantine, or skip as quarantined) anything of
+    ``source`` now, asked the way ``land_new`` asks: discover, skip a live URL already landed,
+    fetch the others and compare their sha256 with landing's. Nothing is landed, parsed or kept:
+    the first candidate whose bytes are not landed (or are quarantined: ``land_new`` reports
+    those) is returned as its URL, and the rest is not fetched; None when every candidate is
+    known. ``make run`` asks this of every source before it starts Airflow
+    (``pipeline.run``): a run with nothing new then starts no DAG at all."""
+    for cand in source.discover():
+        if _landed_url(cand, landing, refetch_landed) is not None:
+            continue
+        http.take_final_url()
+        content = fetch(source, cand)
+        http.take_final_url()
+        known = landing.find_sha(sha256_of(content))
+        if known is None or known.status == QUARANTINED:
+            return cand.url
+    return None
+
+
 def land_new(source: Source, landing: Landing, refetch_landed: bool = False,
              skipped: list[ManifestEntry] | None = None) -> list[ManifestEntry]:
     """Fetch what is new, validate it by parsing, land it with its parsed form
@@ -98,8 +125,7 @@ def land_new(source: Source, landing: Landing, refetch_landed: bool = False,
     new: list[ManifestEntry] = []
     errors: list[DataError] = []
     for cand in source.discover():
-        known = None if cand.is_local or refetch_landed else landing.find_url(
-            cand.url, status=LANDED, version=cand.version)
+        known = _landed_url(cand, landing, refetch_landed)
         if known is not None:
             log.info("%s: already landed as %s%s, not fetched again", cand.url, known.path,
                      f" (version {cand.version})" if cand.version else "")

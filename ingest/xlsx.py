@@ -30,12 +30,16 @@ float (openpyxl: a datetime before 1900, or '#VALUE!').
 
 Errors: what calamine, the zip or the XML reject, when opening or reading, is a ``DataError``
 (rule ``xlsx format``, "truncated or corrupt workbook (...)"); so is what openpyxl fails on when
-a sheet is read with it. Memory: calamine holds a sheet's cells in memory while it is read
-(``iter_rows`` hands them over a row at a time), where openpyxl's read-only mode streamed them.
+a sheet is read with it. Memory: a worksheet is streamed (``Workbook._streamed``): its XML is
+read once, about 4 MB at a time, each piece scanned as above and read by calamine as a small
+workbook of its own, so that memory does not grow with the sheet (calamine itself holds a whole
+sheet's cells: 1.3 GiB for the 100x benchmark workbook). A piece whose scan finds what calamine
+reads differently switches the rest of the sheet to openpyxl (read-only mode, which streams).
 """
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import posixpath
 import re
@@ -61,6 +65,9 @@ _CHUNK = 1 << 22  # the XML is scanned 4 MB at a time: a big sheet is never held
 
 # <dimension ref="A1:GQ886"/> (or "A1"): openpyxl's height and width of the sheet.
 _DIMENSION = re.compile(rb'<dimension ref="(?:[A-Z]{1,3}\d+:)?([A-Z]{1,3})(\d+)"')
+_DIMENSION_ELEMENT = re.compile(rb"<dimension[^>]*>")
+_EMPTY_SHEET = (b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+                b"<sheetData/></worksheet>")
 _ROW_NUMBER = re.compile(rb'<row r="([^"]*)"')
 _ROW = re.compile(rb'<row r="([^"]*)"[^>]*?(/?)>')
 _ROW_WITHOUT_NUMBER = re.compile(rb'<row(?! r=")[ >/]')
@@ -155,52 +162,82 @@ class _Shape:
     widths: dict[int, int] | None = None
 
 
-def _sheet_shape(stream: IO[bytes], shared_strings_differ: bool) -> _Shape | str:
-    """openpyxl's shape of the sheet, or why calamine cannot give openpyxl's values for it."""
-    shape, dimension, last = _Shape(), None, 0
-    for n, piece in enumerate(_pieces(stream, b"<row ")):
-        if n == 0:
+class _Scan:
+    """The scan of a sheet's XML, one piece (``_pieces``) at a time: openpyxl's shape of each
+    piece's rows, or why calamine cannot give openpyxl's values for the sheet."""
+
+    def __init__(self) -> None:
+        self.shape = _Shape()
+        self.dimension: re.Match | None = None
+        self.last = 0
+        self.first = True
+
+    def piece(self, piece: bytes) -> tuple[list[int], str | None]:
+        """The sheet row numbers of the rows in ``piece`` (in order), or the reason."""
+        shape = self.shape
+        if self.first:
+            self.first = False
             data_at = piece.find(b"<sheetData")
             if data_at < 0:
-                return "no <sheetData> element (namespace prefix?)"
-            dimension = _DIMENSION.search(piece, 0, data_at)
-            if dimension is None and piece.find(b"<dimension", 0, data_at) >= 0:
-                return "a <dimension> not written as A1:B2"
-            if dimension is None:
+                return [], "no <sheetData> element (namespace prefix?)"
+            self.dimension = _DIMENSION.search(piece, 0, data_at)
+            if self.dimension is None and piece.find(b"<dimension", 0, data_at) >= 0:
+                return [], "a <dimension> not written as A1:B2"
+            if self.dimension is None:
                 shape.widths = {}
             else:
-                shape.width = _column_index(dimension.group(1))
+                shape.width = _column_index(self.dimension.group(1))
         if _ROW_WITHOUT_NUMBER.search(piece):
-            return "rows without a row number"
+            return [], "rows without a row number"
+        last = self.last
         if shape.widths is None:  # only the row numbers matter
             numbers = _ROW_NUMBER.findall(piece)
             if not all(r.isdigit() for r in numbers):
-                return "rows out of order or numbered oddly"
+                return [], "rows out of order or numbered oddly"
             numbers = [int(r) for r in numbers]
             if any(a >= b for a, b in zip([last] + numbers, numbers)):
-                return "rows out of order or numbered oddly"
+                return [], "rows out of order or numbered oddly"
             last = numbers[-1] if numbers else last
         else:  # and the width of each
+            numbers = []
             for row in _ROW.finditer(piece):
                 if not row.group(1).isdigit() or int(row.group(1)) <= last:
-                    return "rows out of order or numbered oddly"
+                    return [], "rows out of order or numbered oddly"
                 last = int(row.group(1))
+                numbers.append(last)
                 shape.widths[last] = 0 if row.group(2) else _last_cell(
                     piece, row.end(), piece.find(b"</row>", row.end()))
                 if shape.widths[last] < 0:
-                    return "cells without a reference"
+                    return [], "cells without a reference"
+        self.last = last
         if _ERROR_OR_ISO_DATE.search(piece):
-            return "error cells (#N/A ...) or ISO-date cells"
+            return [], "error cells (#N/A ...) or ISO-date cells"
         formula_text = b't="str"' in piece
         if any(_number_differs(m.group(1), formula_text)
                for m in _NUMBER_CANDIDATE.finditer(piece)):
-            return "numbers written as 5.0, 1E+3, with spaces, past 2**53 or not numbers"
+            return [], "numbers written as 5.0, 1E+3, with spaces, past 2**53 or not numbers"
         if (formula_text or b"inlineStr" in piece) and _odd_text(piece):
-            return "cell text that calamine reads differently (empty, escaped, unstripped)"
+            return [], "cell text that calamine reads differently (empty, escaped, unstripped)"
+        return numbers, None
+
+    def height(self) -> int:
+        """openpyxl's number of rows: up to the last row, and no row past the dimension."""
+        if self.dimension is None:
+            return self.last
+        return min(self.last, int(self.dimension.group(2)))
+
+
+def _sheet_shape(stream: IO[bytes], shared_strings_differ: bool) -> _Shape | str:
+    """openpyxl's shape of the sheet, or why calamine cannot give openpyxl's values for it."""
+    scan = _Scan()
+    for piece in _pieces(stream, b"<row "):
+        _, reason = scan.piece(piece)
+        if reason is not None:
+            return reason
     if shared_strings_differ:
         return "shared strings that calamine reads differently (empty, escaped, unstripped)"
-    shape.height = last if dimension is None else min(last, int(dimension.group(2)))
-    return shape
+    scan.shape.height = scan.height()
+    return scan.shape
 
 
 def _last_cell(xml: bytes, start: int, end: int) -> int:
@@ -260,6 +297,7 @@ class Workbook:
         self.read_with_openpyxl: dict[str, str] = {}
         """sheet -> why it was read with openpyxl rather than calamine."""
         self._openpyxl = None
+        self._package: dict[str, bytes] | None = None
         try:
             self._book = CalamineWorkbook.from_filelike(io.BytesIO(content))
             self._zip = zipfile.ZipFile(io.BytesIO(content))
@@ -308,6 +346,13 @@ class Workbook:
         return list(self.iter_rows(name))
 
     def iter_rows(self, name: str) -> Iterator[Row]:
+        """The sheet's rows, one at a time. A worksheet calamine can read faithfully is streamed
+        (``_streamed``): its XML is read once, a piece of about 4 MB at a time, each piece
+        scanned and then read by calamine on its own, so that memory does not grow with the
+        sheet; any other sheet is scanned whole, then read by calamine or openpyxl."""
+        if (not self._shared_strings_differ and self._types.get(name) == SheetTypeEnum.WorkSheet
+                and self._parts.get(name) in self._zip.NameToInfo):
+            return self._guarded(self._streamed(name))
         try:
             shape = self._shape(name)
             if not isinstance(shape, str):
@@ -326,6 +371,99 @@ class Workbook:
             return "sheet XML not found from the workbook's relationships"
         with self._zip.open(part) as stream:
             return _sheet_shape(stream, self._shared_strings_differ)
+
+    def _streamed(self, name: str) -> Iterator[Row]:
+        """The rows of a worksheet from its XML in pieces (``_pieces``, cut before a row): each
+        piece is scanned as ``_sheet_shape`` scans the whole (``_Scan``), then read by calamine
+        as the only rows of a small workbook with this one's shared strings and styles
+        (``_piece_workbook``), and its rows are shaped as ``_calamine_rows`` shapes them. A
+        piece whose scan finds what calamine reads differently switches the rest of the sheet
+        to openpyxl, from the row after the last one given (the rows before it were read from
+        pieces whose scan found nothing: openpyxl's values)."""
+        scan = _Scan()
+        part = self._parts[name]
+        given = 0  # rows yielded
+        head = b""
+        ended = False
+        with self._zip.open(part) as stream:
+            for piece in _pieces(stream, b"<row "):
+                first = scan.first
+                numbers, reason = scan.piece(piece)
+                if reason is not None:
+                    if ended:  # past openpyxl's last row: nothing more to give
+                        self.read_with_openpyxl[name] = reason
+                        continue
+                    self.read_with_openpyxl[name] = reason
+                    log.info("%s [%s]: read with openpyxl from row %d: %s", self.file_name, name,
+                             given + 1, reason)
+                    yield from itertools.islice(self._openpyxl_rows(name), given, None)
+                    return
+                if first:
+                    at = piece.find(b">", piece.find(b"<sheetData")) + 1
+                    head = _DIMENSION_ELEMENT.sub(b"", piece[:at])
+                    if head.endswith(b"/>"):  # <sheetData/>: no rows
+                        head = head[:-2] + b">"
+                    piece = piece[at:]
+                if ended or not numbers:
+                    continue
+                end = piece.find(b"</sheetData>")
+                rows_xml = piece if end < 0 else piece[:end]
+                values, start = self._piece_rows(name, head, rows_xml)
+                shape = scan.shape
+                cap = int(scan.dimension.group(2)) if scan.dimension is not None else None
+                lead = [None] * (start[1] if start else 0)
+                for number in numbers:
+                    if cap is not None and number > cap:  # openpyxl stops at the dimension
+                        while given < cap:
+                            given += 1
+                            yield (None,) * shape.width
+                        ended = True
+                        break
+                    for gap in range(given + 1, number):  # rows not in the XML
+                        given += 1
+                        yield [] if shape.widths is not None else (None,) * shape.width
+                    given += 1
+                    if shape.widths is None:
+                        width = shape.width
+                    else:
+                        width = shape.widths[number]
+                        if width == 0:
+                            yield ()
+                            continue
+                    at = number - 1 - start[0] if start else -1
+                    raw = values[at] if 0 <= at < len(values) else None
+                    cells = lead + _normalised(raw) if raw is not None else []
+                    if len(cells) < width:
+                        cells.extend([None] * (width - len(cells)))
+                    yield tuple(cells[:width])
+
+    def _piece_rows(self, name: str, head: bytes, rows_xml: bytes) -> tuple[list, tuple | None]:
+        """calamine's rows of one piece of the sheet (from its first non-empty cell) and where
+        they start (0-based row and column), or ``([], None)`` for a piece without values."""
+        book = CalamineWorkbook.from_filelike(io.BytesIO(self._piece_workbook(
+            name, head + rows_xml + b"</sheetData></worksheet>")))
+        try:
+            sheet = book.get_sheet_by_name(name)
+            start = sheet.start
+            return (sheet.to_python(skip_empty_area=True) if start else []), start
+        finally:
+            book.close()
+
+    def _piece_workbook(self, name: str, sheet_xml: bytes) -> bytes:
+        """A workbook of this one's package parts (workbook, relationships, shared strings,
+        styles ...) in which sheet ``name`` is ``sheet_xml`` and every other sheet is empty;
+        stored, not compressed. The parts are read from the zip once."""
+        if self._package is None:
+            sheets = set(self._parts.values())
+            self._package = {info.filename: (b"" if info.filename in sheets
+                                             else self._zip.read(info.filename))
+                             for info in self._zip.infolist() if not info.is_dir()}
+        target = self._parts[name]
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+            for part, data in self._package.items():
+                z.writestr(part, sheet_xml if part == target else data or _EMPTY_SHEET)
+        return out.getvalue()
 
     def _openpyxl_rows(self, name: str) -> Iterator[Row]:
         import openpyxl  # only for sheets calamine cannot read faithfully

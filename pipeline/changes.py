@@ -13,8 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import duckdb
-
+from ingest import duck
 from ingest import catalog
 from ingest.config import REPO_ROOT, settings
 from ingest.landing import Landing
@@ -49,6 +48,9 @@ class Pending:
     reasons: list[str] = field(default_factory=list)
     last_run_id: str | None = None
     last_published_at: datetime | None = None
+    full_refresh: list[str] = field(default_factory=list)
+    """Why every dbt model must be rebuilt from the raw tables rather than from what the published
+    warehouse holds (no reason: only what the new files change is built, decision 76)."""
 
     @property
     def nothing_new(self) -> bool:
@@ -67,13 +69,14 @@ def pending() -> Pending:
     s = settings()
     published = published_path()
     if not published.exists():
-        return Pending(["no published warehouse yet"])
+        return Pending(["no published warehouse yet"], full_refresh=["no published warehouse yet"])
     landing = Landing(s.landing_dir)
-    with duckdb.connect(str(published), read_only=True) as con:
+    with duck.connect(str(published), read_only=True) as con:
         tables = {t for (t,) in con.execute(
             "select schema_name || '.' || table_name from duckdb_tables()").fetchall()}
         if not {"raw.load_log", "meta.publish_log"} <= tables:
-            return Pending(["the published warehouse predates the publish log"])
+            why = "the published warehouse predates the publish log"
+            return Pending([why], full_refresh=[why])
         loaded = {sha for (sha,) in con.execute("select sha256 from raw.load_log").fetchall()}
         columns = {c for (c,) in con.execute(
             """select column_name from duckdb_columns()
@@ -94,8 +97,12 @@ def pending() -> Pending:
     if gone:
         result.reasons.append(f"{len(gone)} rejected file(s) still in the warehouse: "
                               + ", ".join(e.path for e in gone[:5]))
+        # Rows leave the facts: rare, and rebuilt whole rather than by a second, seldom-run path.
+        result.full_refresh.append("files leave the warehouse")
     if last is None or last[2] != code_fingerprint():
-        result.reasons.append("the code that builds the warehouse changed since it was published"
-                              if last is not None and last[2] else
-                              "no code fingerprint recorded for the published warehouse")
+        why = ("the code that builds the warehouse changed since it was published"
+               if last is not None and last[2] else
+               "no code fingerprint recorded for the published warehouse")
+        result.reasons.append(why)
+        result.full_refresh.append(why)
     return result

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ingest import duck
 from ingest.config import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,31 @@ that dbt parses only what changed (dbt checks the files, versions and profile it
 everything again when they differ)."""
 
 
+EVERY_RUN_TAG = "every_run"
+"""Models that read the date (dim_country_eu_membership: one row per year up to the current one):
+built by every run, whatever its new files."""
+
+
 class DbtBuildFailed(Exception):
     pass
+
+
+def source_selectors(raw_tables: set[str]) -> list[str] | None:
+    """The dbt selectors that build what reads ``raw_tables`` and everything downstream
+    (``source:<source>.<table>+``), from the sources the dbt project declares; None when a
+    table is no dbt source (then everything is built)."""
+    import yaml
+
+    known: dict[str, str] = {}
+    for path in sorted((PROJECT_DIR / "models").rglob("*.yml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for source in document.get("sources") or []:
+            for table in source.get("tables") or []:
+                relation = f"{source.get('schema', source['name'])}.{table.get('identifier') or table['name']}"
+                known[relation] = f"source:{source['name']}.{table['name']}+"
+    if not raw_tables <= known.keys():
+        return None
+    return sorted(known[t] for t in raw_tables)
 
 
 def _in_place(build_db: Path) -> tuple[Path, str]:
@@ -45,7 +69,7 @@ def dbt_env(build_db: Path | str) -> dict[str, str]:
         "DBT_VERSION_CHECK": "false",
         "DO_NOT_TRACK": "1",
     })
-    return env
+    return duck.dbt_settings(env)  # memory_limit and temp_directory of dbt's profile
 
 
 def dbt_executable() -> str:
@@ -104,24 +128,156 @@ def build(build_db: Path, run_dir: Path, args: list[str] | None = None) -> dict:
             "elapsed_s": round(results.get("elapsed_time", 0.0), 1)}
 
 
+DOCS_PAGE = "static_index.html"
+DOCS_FINGERPRINT = "docs_fingerprint.json"
+"""In ``<run>/dbt/``: the fingerprint of what the run's dbt docs page shows (``docs_fingerprint``)
+and which run generated the page (this run, or the earlier publish it was copied from)."""
+VOLATILE = frozenset({"created_at", "generated_at", "invocation_id", "invocation_started_at",
+                      "run_started_at", "build_path", "compiled_path"})
+"""Keys of dbt's manifest that change at every invocation whatever the project (times, ids, and
+the paths of compiled files, which name the run folder); the docs page does not show them."""
+CATALOG_SQL = """
+    select t.schema_name, t.name, t.kind, t.comment, c.column_index, c.column_name,
+           c.data_type, c.comment
+    from (select schema_name, table_name as name, 'table' as kind, comment
+          from duckdb_tables() where database_name = current_database()
+          union all
+          select schema_name, view_name, 'view', comment
+          from duckdb_views() where database_name = current_database() and not internal) t
+    join duckdb_columns() c
+      on c.database_name = current_database() and c.schema_name = t.schema_name
+     and c.table_name = t.name
+    where list_contains(?, t.schema_name)
+    order by all"""
+"""What dbt-duckdb's catalog holds of each relation (its ``get_catalog`` macro: schema, name,
+table or view, comment, and per column its position, name, type and comment; no row counts or
+other statistics: ``has_stats`` is false), for the relations of the schemas dbt catalogs: those
+of the manifest's nodes and sources."""
+
+
+def _without_volatile(value):
+    if isinstance(value, dict):
+        return {k: _without_volatile(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [_without_volatile(v) for v in value]
+    return value
+
+
+def docs_fingerprint(build_db: Path, target: Path) -> str | None:
+    """A fingerprint of what ``dbt docs generate --static`` would show for this build: dbt's
+    manifest of the build (models, columns, descriptions, SQL, tests, lineage) without what
+    changes at every invocation (timestamps, invocation ids), and the catalog dbt would read
+    from the build database (``CATALOG_SQL``). None without a manifest."""
+    import hashlib
+
+    import duckdb
+
+    manifest = target / "manifest.json"
+    if not manifest.exists():
+        return None
+    digest = hashlib.sha256()
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    digest.update(json.dumps(_without_volatile(data), sort_keys=True, default=str).encode())
+    schemas = sorted({n["schema"] for n in (*data.get("nodes", {}).values(),
+                                            *data.get("sources", {}).values()) if n.get("schema")})
+    with duck.connect(str(build_db), read_only=True) as con:
+        for row in con.execute(CATALOG_SQL, [schemas]).fetchall():
+            digest.update(json.dumps(row, default=str).encode())
+    return digest.hexdigest()
+
+
+def _previous_docs(build_db: Path, run_dir: Path) -> tuple[str, dict] | None:
+    """The previous publish of the warehouse this build started from (the last row of its
+    ``meta.publish_log``) and its ``DOCS_FINGERPRINT`` record, when it has one; on object
+    storage read from the bucket (``runs/<run>/dbt/``)."""
+    import duckdb
+
+    from ingest import storage
+
+    with duck.connect(str(build_db), read_only=True) as con:
+        if not con.execute("""select count(*) from duckdb_tables()
+                              where schema_name = 'meta' and table_name = 'publish_log'
+                                and database_name = current_database()""").fetchone()[0]:
+            return None
+        last = con.execute("select run_id from meta.publish_log "
+                           "order by published_at desc limit 1").fetchone()
+    if last is None:
+        return None
+    previous = last[0]
+    remote = storage.configured()
+    if remote is None:
+        record = run_dir.parent / previous / "dbt" / DOCS_FINGERPRINT
+        found = record.read_bytes() if record.exists() else None
+    else:
+        from pipeline import scratch
+
+        got = remote.get(f"{scratch.RUNS_PREFIX}{previous}/dbt/{DOCS_FINGERPRINT}")
+        found = got[0] if got is not None else None
+    return (previous, json.loads(found)) if found else None
+
+
+def _copy_previous_page(previous: str, run_dir: Path, page: Path) -> bool:
+    """The previous publish's page copied to ``page`` (staged, then renamed)."""
+    from ingest import storage
+
+    staged = page.with_name(f".{page.name}.{os.getpid()}.tmp")
+    remote = storage.configured()
+    if remote is None:
+        source = run_dir.parent / previous / "dbt" / "target" / DOCS_PAGE
+        if not source.is_file():
+            return False
+        shutil.copyfile(source, staged)
+    else:
+        from pipeline import scratch
+
+        if remote.download(f"{scratch.RUNS_PREFIX}{previous}/dbt/target/{DOCS_PAGE}",
+                           staged) is None:
+            staged.unlink(missing_ok=True)
+            return False
+    os.replace(staged, page)
+    return True
+
+
 def docs(build_db: Path, run_dir: Path) -> Path | None:
-    """``dbt docs generate --static --no-compile`` (reusing the manifest of this run's build) on
-    the build database about to be published: one HTML file with the manifest and the catalog
-    inside (``run_dir/dbt/target/static_index.html``), which opens offline; the report links it. Its failure does not stop a publish (the
+    """The dbt docs page of the build database about to be published: one HTML file with the
+    manifest and the catalog inside (``run_dir/dbt/target/static_index.html``), which opens
+    offline; the report links it. When what the page shows is what the previous publish's page
+    shows (``docs_fingerprint``: the same models, columns, types, descriptions and SQL), that
+    page is copied (decision 74); else ``dbt docs generate --static --no-compile`` (reusing the
+    manifest of this run's build) writes it. Its failure does not stop a publish (the
     documentation is not the data): it is logged and the report has no link."""
     target = run_dir / "dbt" / "target"
+    page = target / DOCS_PAGE
+    record = run_dir / "dbt" / DOCS_FINGERPRINT
+    try:
+        fingerprint = docs_fingerprint(build_db, target)
+        previous = _previous_docs(build_db, run_dir) if fingerprint else None
+    except Exception as err:  # noqa: BLE001 - the documentation is not the data
+        log.warning("dbt docs: no fingerprint (%s: %s); generating them", type(err).__name__, err)
+        fingerprint = previous = None
+    if (fingerprint and previous and previous[1].get("fingerprint") == fingerprint
+            and _copy_previous_page(previous[0], run_dir, page)):
+        generated_by = previous[1].get("generated_by", previous[0])
+        record.write_text(json.dumps({"fingerprint": fingerprint, "generated_by": generated_by,
+                                      "copied_from": previous[0]}), encoding="utf-8")
+        log.info("dbt docs of the build: %s, the page of run %s (generated by run %s): what it "
+                 "shows did not change", page, previous[0], generated_by)
+        return page
     cmd = [dbt_executable(), "docs", "generate", "--static", "--no-compile",
            "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR), "--target-path", str(target),
            "--log-path", str(run_dir / "dbt" / "logs")]
     cwd, db = _in_place(build_db)
     done = subprocess.run(cmd, cwd=cwd, env=dbt_env(db),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    page = target / "static_index.html"
     if done.returncode != 0 or not page.exists():
         log.warning("dbt docs generate failed (exit %s); the report will have no dbt docs:\n%s",
                     done.returncode, "\n".join(done.stdout.splitlines()[-TAIL_LINES:]))
         return None
-    log.info("dbt docs of the build: %s", page)
+    if fingerprint:
+        record.write_text(json.dumps({"fingerprint": fingerprint,
+                                      "generated_by": run_dir.name}), encoding="utf-8")
+    log.info("dbt docs of the build: %s (generated%s)", page,
+             "" if previous is None else f"; what they show changed since run {previous[0]}")
     return page
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from expectations.audit import AuditFailed
+from ingest import duck
 from ingest import catalog
 from ingest.config import settings
 from ingest.landing import (LOADED, PUBLISHED, READMITTED, REJECTED, SUPERSEDED, Landing,
@@ -155,7 +156,7 @@ def _files_named_by_failures(run_id: str, node: dict) -> set[str]:
     if not relation:
         return set()
     try:
-        with duckdb.connect(str(warehouse.build_db(run_id)), read_only=True) as con:
+        with duck.connect(str(warehouse.build_db(run_id)), read_only=True) as con:
             columns = [c[0] for c in con.execute(f"describe {relation}").fetchall()]
             wanted = [c for c in ("landing_file", "sha256") if c in columns]
             if not wanted:
@@ -173,7 +174,7 @@ def _files_named_by_failures(run_id: str, node: dict) -> set[str]:
 def failing_rows(db: Path, relation: str, limit: int = SAMPLE_ROWS) -> str:
     """A few failing rows of a dbt test, as ``col=value`` text, for error messages."""
     try:
-        with duckdb.connect(str(db), read_only=True) as con:
+        with duck.connect(str(db), read_only=True) as con:
             cur = con.execute(f"select * from {relation} limit {limit}")
             names = [d[0] for d in cur.description]
             rows = cur.fetchall()
@@ -197,7 +198,7 @@ def published_shas(warehouse: Path | None = None) -> set[str]:
     if not path.exists():
         return set()
     try:
-        with duckdb.connect(str(path), read_only=True) as con:
+        with duck.connect(str(path), read_only=True) as con:
             has_log = con.execute("""select count(*) from information_schema.tables
                                      where table_schema = 'raw' and table_name = 'load_log'""")
             if not has_log.fetchone()[0]:

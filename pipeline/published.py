@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 
+from ingest import duck
 from ingest.config import settings
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ def prepare(target: Path, st=None, run_id: str | None = None) -> str:
     st = st or store()
     cur = current(st)
     if cur is None:
-        duckdb.connect(str(target)).close()
+        duck.connect(str(target)).close()
         started = f"nothing published yet at {st.uri(POINTER)}: building from empty"
     else:
         cached = cached_copy(cur.key)
@@ -319,7 +320,7 @@ def problem(st=None) -> str | None:
     if path is None:
         return None
     try:
-        with duckdb.connect(str(path), read_only=True) as con:
+        with duck.connect(str(path), read_only=True) as con:
             con.execute("select count(*) from duckdb_tables()").fetchone()
     except duckdb.Error as err:
         first = str(err).strip().splitlines()[0][:300]

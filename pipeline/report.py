@@ -28,10 +28,10 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-import duckdb
 import jinja2
 
 from expectations.audit import sql_text
+from ingest import duck
 from ingest import catalog
 from ingest.config import settings
 from pipeline import charts, quality, scratch
@@ -420,8 +420,8 @@ def gather(run_id: str) -> dict:
     from pipeline import warehouse
 
     published = warehouse.published_path()
-    with duckdb.connect(str(quality.store_path()), read_only=True) as q:
-        wh = duckdb.connect(str(published), read_only=True) if published.exists() else None
+    with duck.connect(str(quality.store_path()), read_only=True) as q:
+        wh = duck.connect(str(published), read_only=True) if published.exists() else None
         try:
             return context(run_id, q, wh)
         finally:
@@ -440,7 +440,7 @@ def _docs_of(run_id: str) -> tuple[Path | None, Path | None]:
     """The run's GX Data Docs folder and the dbt docs page of the warehouse it reports on."""
     from pipeline import warehouse
 
-    with duckdb.connect(str(quality.store_path()), read_only=True) as q:
+    with duck.connect(str(quality.store_path()), read_only=True) as q:
         # The checks shown are the checked run's (an unchanged run's: the publish's).
         data_docs = warehouse.run_dir(checked_run(q, run_id)) / "data_docs"
         # The publish the report describes: this run's, else (unchanged or failed) the last one.
@@ -543,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     if run_id is None:
         print("The quality store holds no run yet.", file=sys.stderr)
         return 1
-    with duckdb.connect(str(quality.store_path()), read_only=True) as q:
+    with duck.connect(str(quality.store_path()), read_only=True) as q:
         known = q.execute("select count(*) from quality.runs where run_id = ?",
                           [run_id]).fetchone()[0]
     if not known:

@@ -5,7 +5,9 @@ DAGs (those of ingest/catalog.py: find, fetch, validate and land new files), the
 DAG (``warehouse_transform``: build, load, audit, dbt build, audit, publish). No scheduler or
 webserver is started. When nothing is new since the last publish (no new landed file, no
 rejection, the same code), the transform builds nothing and the run ends with "nothing new since
-<publish>, warehouse unchanged" (exit 0); ``--rebuild`` builds anyway. At the end it prints where
+<publish>, warehouse unchanged" (exit 0); ``--rebuild`` builds anyway. Every source is asked
+first, before Airflow starts (``nothing_new_before_airflow``): when none has anything new and
+the transform would find nothing, no DAG is started at all (docs/decisions.md 74). At the end it prints where
 the published warehouse is and a summary, or, when a step failed, which check failed on which
 file, and exits non-zero. A landed file that fails an audit or a dbt test is rejected: it stays
 in landing/, and the next run publishes without it.
@@ -49,6 +51,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from ingest import duck
 from ingest import catalog, config, storage
 from ingest.landing import Landing
 from ingest.config import export_resolved, settings
@@ -157,6 +160,61 @@ def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> Outcome:
     return outcome
 
 
+def nothing_new_before_airflow() -> str | None:
+    """Before any DAG starts: ask every source whether it has something new, the way its DAG's
+    task would (``ingest.source.offers_new``: discover, fetch what is not known by URL, compare
+    the bytes with landing's; nothing is landed); when none has, and the transform finds
+    nothing that would change the published warehouse (``steps.unchanged_before_airflow``,
+    under the warehouse lease), the run is recorded ``unchanged`` with its report, and no
+    Airflow is imported, migrated or started: returns that run's id. Otherwise None, and the
+    DAGs run as always (they fetch again what is new: one more download of a new file). A
+    source that fails, offers quarantined bytes, a lease held by another run, or the check
+    failing: None (the DAGs record, report and wait as they do)."""
+    from datetime import datetime, timezone
+
+    from ingest import http
+    from ingest.source import offers_new
+    from pipeline import lock, steps
+    from pipeline.warehouse import safe_run_id
+
+    started = time.monotonic()
+    landing = Landing(settings().landing_dir)
+    for spec in catalog.SOURCES:
+        try:
+            with http.for_source(spec.name, spec.url_settings):
+                found = offers_new(spec.source(), landing, spec.refetch_landed)
+        except Exception as err:  # noqa: BLE001 - its DAG fails on it, records and reports it
+            print(f"Before Airflow: source {spec.name} failed ({type(err).__name__}): running "
+                  "the DAGs", flush=True)
+            return None
+        if found is not None:
+            print(f"Before Airflow: {spec.name} has something new ({found}): running the DAGs",
+                  flush=True)
+            return None
+    holder = lock.read_lease()
+    if holder is not None:
+        print(f"Before Airflow: the warehouse is held by {holder.describe()}: running the DAGs",
+              flush=True)
+        return None
+    run_id = safe_run_id(f"manual__{datetime.now(timezone.utc).isoformat()}")
+    try:
+        note = steps.unchanged_before_airflow(run_id)
+    except storage.StorageError:
+        raise  # main says the object store failed
+    except Exception as err:  # noqa: BLE001 - the transform's own steps record and report it
+        print(f"Before Airflow: the transform's check failed ({type(err).__name__}: {err}): "
+              "running the DAGs", flush=True)
+        return None
+    if note is None:
+        print("Before Airflow: no source has anything new, but the transform has something to "
+              "do: running the DAGs", flush=True)
+        return None
+    print(f"Before Airflow: no source has anything new ({len(catalog.SOURCES)} asked) and "
+          f"{note}: run {run_id} recorded without starting Airflow "
+          f"({time.monotonic() - started:.1f} s)", flush=True)
+    return run_id
+
+
 def report_of(run_id: str) -> str | None:
     """The report written for ``run_id`` (a source run that failed), if any."""
     from pipeline import quality
@@ -166,7 +224,7 @@ def report_of(run_id: str) -> str | None:
         return None
     import duckdb
 
-    with duckdb.connect(str(path), read_only=True) as con:
+    with duck.connect(str(path), read_only=True) as con:
         found = con.execute("""select report_path from quality.runs
                                where run_id = ? and report_path is not null
                                order by recorded_at desc limit 1""", [run_id]).fetchone()
@@ -197,7 +255,9 @@ def parser() -> argparse.ArgumentParser:
                    help="run only this DAG (repeatable; default: all, in order)")
     p.add_argument("--rebuild", action="store_true",
                    help="build, audit and publish even when nothing is new since the last "
-                        "publish (by default such a run changes nothing and says so)")
+                        "publish (by default such a run changes nothing and says so), rebuilding "
+                        "every dbt model from the raw tables (dbt build --full-refresh; a run "
+                        "with new files otherwise builds only what they feed)")
     sub = p.add_subparsers(dest="command",
                            metavar="{run,files,reject,readmit,reader-sql,settings}")
     run = sub.add_parser("run", help="run the pipeline (the default)")
@@ -270,9 +330,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Sources: {'replayed from ' + str(s.snapshot_dir) if s.snapshot_dir else 'live'}; "
           f"landing {Landing(s.landing_dir).location()}; warehouse {s.storage_url or s.warehouse}",
           flush=True)
-    prepare_metadata_db(tuple(args.dag) if args.dag else dag_ids())
     try:
-        outcome = run_dags(tuple(args.dag) if args.dag else dag_ids(), rebuild=args.rebuild)
+        # Nothing new anywhere (every source asked): no Airflow at all (decision 74).
+        unchanged_run = None if args.dag or args.rebuild else nothing_new_before_airflow()
+        if unchanged_run is not None:
+            outcome = Outcome(transform_run=unchanged_run)
+        else:
+            prepare_metadata_db(tuple(args.dag) if args.dag else dag_ids())
+            outcome = run_dags(tuple(args.dag) if args.dag else dag_ids(), rebuild=args.rebuild)
     except storage.StorageError as err:
         print(f"\nPIPELINE FAILED: the object store failed: {err}\nCheck "
               f"{scratch.STORAGE_VARIABLES} and the S3 server; what the runs wrote before is "
@@ -379,7 +444,7 @@ def unchanged_note(run_id: str) -> str | None:
         return None
     import duckdb
 
-    with duckdb.connect(str(path), read_only=True) as con:
+    with duck.connect(str(path), read_only=True) as con:
         found = con.execute("""select state, note from quality.runs where run_id = ?""",
                             [run_id]).fetchone()
     return found[1] if found and found[0] == "unchanged" else None
@@ -394,7 +459,7 @@ def latest_report() -> str | None:
         return None
     import duckdb
 
-    with duckdb.connect(str(path), read_only=True) as con:
+    with duck.connect(str(path), read_only=True) as con:
         found = con.execute("""select report_path from quality.runs
                                where report_path is not null
                                order by recorded_at desc limit 1""").fetchone()

@@ -11,9 +11,9 @@ import json
 import logging
 from dataclasses import asdict
 
-import duckdb
 
 from expectations import audit, suites_by_stage
+from ingest import duck
 from ingest import catalog, http
 from ingest.config import settings
 from ingest.errors import DataError
@@ -176,18 +176,48 @@ def check_for_changes(run_id: str, rebuild: bool = False, held=None) -> bool:
     found = changes.pending()
     if set_aside:
         found.reasons.insert(0, set_aside)
+        found.full_refresh.insert(0, "the published warehouse was set aside")
     if rebuild:
         found.reasons.append("a rebuild was asked for")
+        found.full_refresh.append("a rebuild was asked for (--rebuild)")
     if found.reasons:
         log.info("building: %s", "; ".join(found.reasons))
+        warehouse.write_build_mode(run_id, found.full_refresh)
         return True
+    _record_unchanged(run_id, found, held)
+    return False
+
+
+def _record_unchanged(run_id: str, found: changes.Pending, held) -> str:
     note = f"nothing new since {found.since()}, warehouse unchanged"
     log.info("%s: %s", run_id, note)
     held.release()
     quality.record_run(run_id, UNCHANGED, note=note)
     # Written here: the rest of the run, the report task included, is skipped at once.
     quality_report.write(run_id)
-    return False
+    return note
+
+
+@scratch.in_task
+@owns_warehouse
+def unchanged_before_airflow(run_id: str, held=None) -> str | None:
+    """``make run``'s check before it starts Airflow (``pipeline.run``), once every source said
+    it has nothing new: what ``check_for_changes`` does for a run with nothing new (housekeeping,
+    the quality history corrected, the run recorded ``unchanged`` and its report written),
+    returning its note; or None, having changed nothing but housekeeping, when the transform
+    must decide (the published file is missing or broken: ``check_for_changes`` sets it aside
+    and says so; or something would change the warehouse). The lease is given up either way."""
+    warehouse.housekeeping(run_id)
+    if warehouse.published_problem() is not None:
+        held.release()
+        return None
+    quality.correct_unpublished(warehouse.published_path())
+    found = changes.pending()
+    if found.reasons:
+        log.info("not unchanged: %s", "; ".join(found.reasons))
+        held.release()
+        return None
+    return _record_unchanged(run_id, found, held)
 
 
 @scratch.in_task
@@ -206,7 +236,7 @@ def load(run_id: str, held=None) -> dict:
     remove from the build what was rejected since it was published."""
     landing = Landing(settings().landing_dir)
     entries = {e.path: e for e in landing.entries()}
-    with duckdb.connect(str(warehouse.build_db(run_id))) as con:
+    with duck.connect(str(warehouse.build_db(run_id))) as con:
         unloaded = unload_rejected(con, landing)
         results = load_all(con, landing, run_id, on_loaded=lambda done: landing.record(
             [entries[r.landing_file] for r in done], LOADED, run_id))
@@ -224,7 +254,8 @@ def audit_raw(run_id: str, held=None) -> dict:
     db = warehouse.build_db(run_id)
     return audit.run_checks(db, suites_by_stage.raw_checks(db, run_id),
                             warehouse.run_dir(run_id) / "audit" / "raw", "raw",
-                            docs_dir=warehouse.run_dir(run_id) / "data_docs" / "raw")
+                            docs_dir=warehouse.run_dir(run_id) / "data_docs" / "raw",
+                            memo_run_id=run_id)
 
 
 @scratch.in_task
@@ -232,7 +263,27 @@ def audit_raw(run_id: str, held=None) -> dict:
 @owns_warehouse
 @rejects_culprits
 def dbt_build(run_id: str, held=None) -> dict:
-    return dbt.build(warehouse.build_db(run_id), warehouse.run_dir(run_id))
+    """``dbt build``: incremental (the facts rebuild only the releases whose files changed) unless
+    check_for_changes found a reason to rebuild every model (``--full-refresh``)."""
+    db = warehouse.build_db(run_id)
+    full, why = warehouse.build_mode(run_id)
+    if full:
+        log.info("dbt build --full-refresh: %s", why)
+        return dbt.build(db, warehouse.run_dir(run_id), ["--full-refresh"])
+    with duck.connect(str(db), read_only=True) as con:
+        loaded = {s for (s,) in con.execute(
+            "select distinct source from raw.load_log where run_id = ?", [run_id]).fetchall()}
+    tables = {catalog.BY_NAME[s].raw_table for s in loaded if s in catalog.BY_NAME}
+    selectors = dbt.source_selectors(tables) if len(tables) == len(loaded) else None
+    if selectors is None:
+        log.info("dbt build, every model (incremental facts): this run loaded %s, not all of "
+                 "them dbt sources", ", ".join(sorted(loaded)) or "nothing")
+        return dbt.build(db, warehouse.run_dir(run_id))
+    # What no new file feeds is as it was published: the build database is a copy of it.
+    select = [*selectors, f"tag:{dbt.EVERY_RUN_TAG}"]
+    log.info("dbt build of what this run's files feed (%s), incremental facts: --select %s",
+             ", ".join(sorted(loaded)) or "no source", " ".join(select))
+    return dbt.build(db, warehouse.run_dir(run_id), ["--select", *select])
 
 
 @scratch.in_task
@@ -243,7 +294,8 @@ def audit_marts(run_id: str, held=None) -> dict:
     db = warehouse.build_db(run_id)
     return audit.run_checks(db, suites_by_stage.mart_checks(db, run_id),
                             warehouse.run_dir(run_id) / "audit" / "marts", "marts",
-                            docs_dir=warehouse.run_dir(run_id) / "data_docs" / "marts")
+                            docs_dir=warehouse.run_dir(run_id) / "data_docs" / "marts",
+                            memo_run_id=run_id)
 
 
 @scratch.in_task

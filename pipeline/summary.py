@@ -10,6 +10,8 @@ from __future__ import annotations
 from itertools import groupby
 from pathlib import Path
 
+from ingest import duck
+
 SUMMARY_MODEL = ("quality", "rpt_run_summary")
 """Schema and name of the dbt model the summary prints."""
 
@@ -18,10 +20,9 @@ def summary(warehouse: Path) -> str:
     """The summary of the published ``warehouse``, read through a read-only connection: each
     section's heading, then its rows aligned (label, value in its unit, the value compared with
     and the change, a note)."""
-    import duckdb
 
     schema, model = SUMMARY_MODEL
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with duck.connect(str(warehouse), read_only=True) as con:
         if not con.execute("""select count(*) from information_schema.tables
                               where table_schema = ? and table_name = ?""",
                            [schema, model]).fetchone()[0]:

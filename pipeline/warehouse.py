@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingest import duck
 from ingest.config import settings
 from pipeline import published as remote
 from pipeline import scratch
@@ -29,6 +30,7 @@ from pipeline.changes import code_fingerprint
 log = logging.getLogger(__name__)
 
 FAILURE_FILE = "failure.json"
+BUILD_MODE_FILE = "build_mode.json"
 NOTICE_FILE = scratch.NOTICE_FILE
 """In a run folder: what the run found and did that its user must hear of (a published file set
 aside and rebuilt), printed by ``make run`` and kept as the run's note in the quality history."""
@@ -102,6 +104,28 @@ def housekeeping(current_run_id: str) -> dict[str, int]:
     return removed
 
 
+def write_build_mode(run_id: str, full_refresh: list[str]) -> Path:
+    """Record, for dbt_build, whether this run rebuilds every model and why (decision 76)."""
+    folder = run_dir(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / BUILD_MODE_FILE
+    path.write_text(json.dumps({"full_refresh": bool(full_refresh), "why": full_refresh}) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def build_mode(run_id: str) -> tuple[bool, str]:
+    """(full refresh?, why) as check_for_changes recorded it; a run folder without the record (a
+    step run by hand) rebuilds everything, which is never wrong."""
+    path = run_dir(run_id) / BUILD_MODE_FILE
+    if not path.exists():
+        return True, f"no {BUILD_MODE_FILE} in the run folder: every model rebuilt"
+    mode = json.loads(path.read_text(encoding="utf-8"))
+    if mode["full_refresh"]:
+        return True, "; ".join(mode["why"])
+    return False, "only the releases whose files changed are rebuilt in the incremental facts"
+
+
 def prepare_build(run_id: str) -> Path:
     """Create the run folder and its build database from the published one (on object storage:
     the version the pointer names, and the pointer's etag recorded for ``publish``)."""
@@ -117,7 +141,7 @@ def prepare_build(run_id: str) -> Path:
         shutil.copyfile(published, target)
         log.info("build database %s copied from published %s", target, published)
     else:
-        duckdb.connect(str(target)).close()
+        duck.connect(str(target)).close()
         log.info("no published warehouse yet at %s: building %s from empty", published, target)
     return target
 
@@ -132,7 +156,7 @@ def publish(run_id: str, before_checkpoint=None) -> Path | str:
     store = remote.store()
     if store is None:
         published.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(source)) as con:
+    with duck.connect(str(source)) as con:
         con.execute("create schema if not exists meta")
         con.execute("""create table if not exists meta.publish_log (
                            run_id varchar not null, published_at timestamptz not null)""")
@@ -264,7 +288,7 @@ def published_by(run_id: str) -> bool:
 
 def _last_publish(path: Path) -> str | None:
     """Open ``path`` read-only as DuckDB and read its last publish; raises ``duckdb.Error``."""
-    with duckdb.connect(str(path), read_only=True) as con:
+    with duck.connect(str(path), read_only=True) as con:
         found = con.execute("""select count(*) from duckdb_tables()
                                where schema_name = 'meta' and table_name = 'publish_log'""")
         if not found.fetchone()[0]:

@@ -42,7 +42,9 @@ def landing(wh_env):
 
 
 def test_no_published_warehouse_builds(landing):
-    assert changes.pending().reasons == ["no published warehouse yet"]
+    found = changes.pending()
+    assert found.reasons == ["no published warehouse yet"]
+    assert found.full_refresh == ["no published warehouse yet"], "a first build must be full"
 
 
 def test_everything_published_with_this_code_is_nothing_new(landing):
@@ -59,16 +61,22 @@ def test_a_landed_file_not_in_the_warehouse_builds(landing):
     publish([first], changes.code_fingerprint())
     second, _ = landing.land("frontex", "file:///snapshot/frontex/ibc2.xlsx", b"release two",
                              date(2025, 7, 3))
-    [reason] = changes.pending().reasons
+    found = changes.pending()
+    [reason] = found.reasons
     assert reason == f"1 landed file(s) not in the warehouse yet: {second.path}"
+    # Only new files, same code: what they feed is built, the rest kept (decision 76).
+    assert found.full_refresh == [], found.full_refresh
 
 
 def test_a_file_rejected_after_it_was_published_builds(landing):
     landing, entry = landing
     publish([entry], changes.code_fingerprint())
     landing.record([entry], REJECTED, reason="wrong counts", by="hand")
-    [reason] = changes.pending().reasons
+    found = changes.pending()
+    [reason] = found.reasons
     assert reason == f"1 rejected file(s) still in the warehouse: {entry.path}"
+    assert found.full_refresh == ["files leave the warehouse"], (
+        "rows leaving the facts must rebuild every model, got " + repr(found.full_refresh))
 
 
 def test_a_rejected_file_never_published_is_nothing_new(landing):
@@ -86,4 +94,21 @@ def test_a_rejected_file_never_published_is_nothing_new(landing):
 def test_other_code_builds(landing, fingerprint, reason):
     _, entry = landing
     publish([entry], fingerprint)
-    assert changes.pending().reasons == [reason]
+    found = changes.pending()
+    assert found.reasons == [reason]
+    assert found.full_refresh == [reason], "other code must rebuild every model"
+
+
+def test_every_raw_table_is_a_dbt_source_a_run_can_select():
+    """A run builds what its files feed by selecting their dbt sources (pipeline.dbt); a raw
+    table no dbt source declares would make every run build everything."""
+    from ingest import catalog
+    from pipeline import dbt
+
+    for spec in catalog.SOURCES:
+        selectors = dbt.source_selectors({spec.raw_table})
+        assert selectors is not None and len(selectors) == 1 and \
+            selectors[0].startswith("source:") and selectors[0].endswith("+"), (
+                f"{spec.raw_table} (source {spec.name}) is not a dbt source: {selectors}")
+    assert dbt.source_selectors({"raw.frontex_detections"}) == ["source:frontex.detections+"]
+    assert dbt.source_selectors({"raw.frontex_detections", "raw.not_a_source"}) is None

@@ -104,7 +104,8 @@ def test_states_superseded_published_loaded_landed_rejected(wh_env):
     build = wh_env / "build.duckdb"
     load(build, landing, "r1")
     # Publish: the build becomes the warehouse; the correction supersedes the first file.
-    settings().warehouse.parent.mkdir(parents=True)
+    # (exist_ok: the runs folder's DuckDB spill folder, WH_DUCKDB_TEMP_DIR, may be there)
+    settings().warehouse.parent.mkdir(parents=True, exist_ok=True)
     build.rename(settings().warehouse)
     landing.record(list(landed.values()), PUBLISHED, "r1")
     extra, _ = landing.land("frontex", "file:///x/ibc.xlsx",

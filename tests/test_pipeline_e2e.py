@@ -13,6 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from tests import workbooks
@@ -154,8 +155,12 @@ def test_second_run_changes_nothing(install):
     [publish_run] = [line.split("publish of run ")[1].split()[0]
                      for line in done.stdout.splitlines() if "Nothing new since" in line]
     assert "warehouse unchanged" in done.stdout
-    # ... and Airflow's metadata database, migrated by the first run, is not migrated again.
-    assert "Airflow metadata database is current" in done.stdout
+    # Every source was asked, and with nothing new anywhere no Airflow started (decision 74).
+    assert re.search(r"^Before Airflow: no source has anything new \(\d+ asked\) and nothing new "
+                     r"since the publish of run .* recorded without starting Airflow", done.stdout,
+                     re.M), done.stdout[-3000:]
+    assert "=== " not in done.stdout and "dag.test" not in done.stdout + done.stderr
+    assert "Airflow metadata database" not in done.stdout
     for skipped in ("load_raw", "dbt_build", "publish"):
         assert f"task_id={skipped}" not in done.stdout + done.stderr
     report = Path(done.stdout.split("Quality report: ", 1)[1].split()[0])
@@ -167,6 +172,10 @@ def test_second_run_changes_nothing(install):
     # Asked to, it builds, audits and publishes again: the same marts in a new file.
     done = run_pipeline(install, None, "--rebuild")
     assert done.returncode == 0, done.stderr[-3000:]
+    # ... through Airflow, whose metadata database, migrated by the first run, is not migrated
+    # again.
+    assert "Airflow metadata database is current" in done.stdout
+    assert "=== warehouse_transform: success" in done.stdout
     got = facts(install["warehouse"])
     assert got["fingerprint"] == install["first"]["fingerprint"]
     assert got["publishes"] == 2
@@ -197,6 +206,45 @@ def test_run_succeeds_while_a_reader_holds_the_published_file(install):
     assert out.split() == ["2", "3"]
 
 
+def publishes(warehouse: Path) -> list[str]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return [r for (r,) in con.execute(
+            "select run_id from meta.publish_log order by published_at").fetchall()]
+
+
+def test_a_publish_whose_schema_did_not_change_reuses_the_dbt_docs_page(install):
+    """The third publish (the reader's --rebuild above) shows the same models, columns, types and
+    descriptions as the second: its dbt docs page is the second's, copied, not generated again;
+    the report links a page that exists and shows the models. (The second publish generated its
+    own: the quality history, copied into the warehouse at the first publish, is a dbt source
+    the first build did not have yet.)"""
+    first, second, third = publishes(install["warehouse"])[:3]
+    runs = install["warehouse"].parent / "runs"
+    record = lambda run: json.loads((runs / run / "dbt" / "docs_fingerprint.json").read_text())
+    assert record(first)["generated_by"] == first and "copied_from" not in record(first)
+    assert record(second)["generated_by"] == second
+    assert record(second)["fingerprint"] != record(first)["fingerprint"]
+    assert record(third) == {"fingerprint": record(second)["fingerprint"],
+                             "generated_by": second, "copied_from": second}
+    page = lambda run: (runs / run / "dbt" / "target" / "static_index.html").read_bytes()
+    assert page(third) == page(second) != page(first)
+    # The report of the third publish links its page, kept beside the reports.
+    report = Path(report_of(install, third))
+    linked = re.search(r'<a href="([^"]+)">dbt docs of the published warehouse',
+                       report.read_text()).group(1)
+    target = (report.parent / linked).resolve()
+    assert target.is_file() and target.parent.parent.name == third, target
+    assert target.read_bytes() == page(second)
+    assert b"fct_border_crossings" in target.read_bytes()
+
+
+def report_of(install, run_id: str) -> str:
+    with duckdb.connect(str(install["warehouse"].with_name("quality_history.duckdb")),
+                        read_only=True) as con:
+        return con.execute("select report_path from quality.runs where run_id = ? "
+                           "and report_path is not null", [run_id]).fetchone()[0]
+
+
 def test_corrupted_workbook_fails_and_leaves_published_file_byte_identical(install,
                                                                           recorded_workbook):
     before = sha(install["warehouse"])
@@ -206,6 +254,8 @@ def test_corrupted_workbook_fails_and_leaves_published_file_byte_identical(insta
     assert done.returncode != 0
     assert "PIPELINE FAILED" in done.stderr
     assert "frontex_ingest failed at step 'land'" in done.stderr
+    # Asked before Airflow started, the source had something new: the DAGs ran.
+    assert "Before Airflow: frontex has something new" in done.stdout
     assert "ibc.xlsx" in done.stderr and "truncated or corrupt" in done.stderr
     assert sha(install["warehouse"]) == before
     # The other sources and the transform still ran (nothing new there: nothing rebuilt).

@@ -127,6 +127,9 @@ def test_a_rerun_with_nothing_new_changes_nothing_in_the_bucket(s3_install):
     done = run(s3_install)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     assert "Nothing new since the publish of run" in done.stdout, done.stdout[-3000:]
+    # Every source asked against the bucket's landing, the lease and the check through the
+    # bucket: no Airflow started (decision 74).
+    assert "recorded without starting Airflow" in done.stdout, done.stdout[-3000:]
     assert pointer(s3_install) == before, "a run with nothing new moved the published pointer"
     assert local_leftovers(s3_install) == []
 

@@ -21,8 +21,19 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.utils import get_column_letter
 
 from ingest.errors import DataError
+from ingest import xlsx
 from ingest.xlsx import column_letter, open_workbook
 from tests import workbooks
+
+
+@pytest.fixture(autouse=True, params=["pieces of 4 MB", "pieces of 300 bytes"])
+def pieces(request, monkeypatch):
+    """Every test twice: a sheet is streamed in pieces (ingest.xlsx ``_streamed``); with
+    pieces of 300 bytes each row or two is a piece of its own, read by calamine on its own,
+    and the rows must still be openpyxl's."""
+    if request.param == "pieces of 300 bytes":
+        monkeypatch.setattr(xlsx, "_CHUNK", 300)
+    return request.param
 
 
 def _typed(rows):

@@ -10,7 +10,7 @@ import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
-import duckdb
+from ingest import duck
 
 from pipeline import warehouse
 from pipeline.quality import store
@@ -81,7 +81,7 @@ def measure(run_id: str, db: Path) -> dict[str, list[tuple]]:
     """The measures of the data in ``db`` (read-only): the dbt models of schema quality, and
     freshness. A database dbt never built has only freshness."""
     out: dict[str, list[tuple]] = {}
-    with duckdb.connect(str(db), read_only=True) as con:
+    with duck.connect(str(db), read_only=True) as con:
         out["freshness"] = freshness(run_id, con)
         for table, sql in MEASURES.items():
             out[table] = ([(run_id, *row) for row in con.execute(sql).fetchall()]

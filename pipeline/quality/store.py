@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingest import duck
 from ingest import storage
 from ingest.config import REPO_ROOT, settings
 
@@ -220,7 +221,7 @@ def _atomically(change) -> None:
             shutil.copyfile(path, staged)
         else:
             staged.unlink(missing_ok=True)
-        with duckdb.connect(str(staged)) as con:
+        with duck.connect(str(staged)) as con:
             con.execute(DDL)
             change(con)
             con.execute("checkpoint")
@@ -237,7 +238,7 @@ def _atomically_object(remote: storage.Store, change) -> None:
     for _ in range(CAS_ATTEMPTS):
         staged.unlink(missing_ok=True)
         etag = remote.download(OBJECT_KEY, staged)
-        with duckdb.connect(str(staged)) as con:
+        with duck.connect(str(staged)) as con:
             con.execute(DDL)
             change(con)
             con.execute("checkpoint")
@@ -297,7 +298,7 @@ def latest_run_id() -> str | None:
     path = store_path()
     if not path.exists():
         return None
-    with duckdb.connect(str(path), read_only=True) as con:
+    with duck.connect(str(path), read_only=True) as con:
         found = con.execute("""select run_id from quality.runs
                                order by recorded_at desc limit 1""").fetchone()
     return found[0] if found else None
@@ -326,7 +327,7 @@ def correct_unpublished(published: Path) -> list[str]:
     if not path.exists():
         return []
     if published.exists():
-        with duckdb.connect(str(published), read_only=True) as con:
+        with duck.connect(str(published), read_only=True) as con:
             if not has(con, "meta", "publish_log"):
                 return []
             done = {r for (r,) in con.execute("select run_id from meta.publish_log").fetchall()}
@@ -335,7 +336,7 @@ def correct_unpublished(published: Path) -> list[str]:
         done, last = set(), datetime.min.replace(tzinfo=timezone.utc)
     else:
         return []
-    with duckdb.connect(str(path), read_only=True) as con:
+    with duck.connect(str(path), read_only=True) as con:
         claimed = con.execute("""select run_id from quality.runs
                                  where state = 'published' and recorded_at > ?""",
                               [last]).fetchall()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import duckdb
 
+from ingest import duck
+
 from expectations.audit import Check, count_rows, seed_parameters, sql_list
 
 # A Cohesion Open Data snapshot restates every programme of the dataset (amounts are cumulative):
@@ -26,7 +28,7 @@ def _latest_files(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:
     """Checks on the raw Cohesion Open Data loads (none when nothing is loaded)."""
-    with duckdb.connect(str(db), read_only=True) as con:
+    with duck.connect(str(db), read_only=True) as con:
         files = _latest_files(con) if count_rows(
             con, "select count(*) from raw.cohesion_records") else []
     if not files:

@@ -13,6 +13,7 @@ import duckdb
 
 from expectations import audit
 from expectations.audit import Check, sql_list
+from ingest import duck
 from ingest.sources.eurostat import codes as eurostat_codes
 
 # A new vintage of a file restates every period and adds the newest: it may lose a few
@@ -90,7 +91,7 @@ def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
 
 
 def _scope(db: Path) -> tuple[list[str], bool]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with duck.connect(str(db), read_only=True) as con:
         if not _has_table(con, "raw", "eurostat_observations"):
             return [], False
         return _latest_files(con), bool(con.execute(
@@ -106,7 +107,7 @@ def _code_parameters() -> dict:
 
 
 def _rows(db: Path, files: list[str]) -> int:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with duck.connect(str(db), read_only=True) as con:
         return con.execute(f"""select count(*) from raw.eurostat_observations
                                where sha256 in ({sql_list(files)})""").fetchone()[0]
 
@@ -155,7 +156,7 @@ def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:
 def mart_checks(db: Path, run_id: str | None = None) -> list[Check]:
     """Checks on marts.fct_returns after dbt build (none when no Eurostat data is loaded)."""
     files, _ = _scope(db)
-    with duckdb.connect(str(db), read_only=True) as con:
+    with duck.connect(str(db), read_only=True) as con:
         if not files or not _has_table(con, "marts", "fct_returns"):
             return []
     return [

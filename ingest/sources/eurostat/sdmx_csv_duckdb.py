@@ -42,6 +42,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingest import duck
 from ingest.sources.eurostat import codes as eurostat_codes
 from ingest.errors import DataError
 from ingest.sources.eurostat.formats import (
@@ -290,9 +291,7 @@ def _connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     config: dict[str, object] = {"preserve_insertion_order": True}
     if threads is not None:
         config["threads"] = threads
-    con = duckdb.connect(config=config)
-    con.execute(f"set temp_directory = '{_sql_str(tempfile.gettempdir())}'")
-    return con
+    return duck.connect(config=config)  # the memory limit and a spill folder of its own
 
 
 def _sql_str(text: str) -> str:

@@ -32,6 +32,7 @@ import duckdb
 
 from expectations import audit
 from expectations.audit import Check
+from ingest import duck
 from ingest.config import SEEDS_DIR, settings
 
 # Frontex's series starts in January 2009; an earlier month means a misread header.
@@ -123,7 +124,7 @@ class AuditedFile:
 
 
 def _files(db: Path, run_id: str | None) -> list[AuditedFile]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with duck.connect(str(db), read_only=True) as con:
         if not con.execute("""select count(*) from information_schema.tables
                               where table_schema = 'raw'
                                 and table_name = 'frontex_detections'""").fetchone()[0]:
@@ -257,7 +258,7 @@ def _sql_value(value) -> str:
 def _computed_once(db: Path, sql: str) -> tuple[str, dict]:
     """``sql``'s one row, computed now, as a literal query (the frame the check validates) and as
     a dict: a comparison of two whole releases is run once, not once per column GX reads."""
-    with duckdb.connect(str(db), read_only=True) as con:
+    with duck.connect(str(db), read_only=True) as con:
         cur = con.execute(sql)
         names = [d[0] for d in cur.description]
         row = dict(zip(names, cur.fetchone()))
@@ -282,7 +283,7 @@ def _mostly(expected: int, allowed: int) -> float:
 
 
 def _count(db: Path, sql: str) -> int:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with duck.connect(str(db), read_only=True) as con:
         return con.execute(f"select count(*) from ({sql})").fetchone()[0]
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import itertools
 import logging
 import re
 from array import array
@@ -106,7 +107,7 @@ class FrontexSource:
         return content
 
     def parse(self, content: bytes, file_name: str, dataset: str | None = None) -> Parsed:
-        return parse_workbook(content, file_name)
+        return parse_streamed(content, file_name)
 
 
 def find_workbook_link(page_html: str, page_url: str) -> str:
@@ -556,6 +557,116 @@ def parse_workbook(content: bytes, file_name: str) -> Parsed:
     file fails naming the cell (rules "totals row agrees with its rows", "totals column agrees
     with its row").
     """
+    frame = _Frames()
+    release = _parse(content, file_name, frame, flush_rows=None)
+    return Parsed(release_date=release, rows=frame.frame())
+
+
+def parse_streamed(content: bytes, file_name: str) -> Parsed:
+    """``parse_workbook`` whose rows never are all in memory: the sheet is read a piece at a
+    time (``ingest.xlsx``) and the observations go to Parquet every ``FLUSH_ROWS``
+    (``ParquetRows``, which ``ingest.parsed.write`` copies into the parsed form). Same rows,
+    same checks and messages; the landing and the load parse with it."""
+    rows = ParquetRows()
+    try:
+        release = _parse(content, file_name, rows, flush_rows=FLUSH_ROWS)
+    except BaseException:
+        rows.close()
+        raise
+    return Parsed(release_date=release, rows=rows)
+
+
+FLUSH_ROWS = 1_000_000
+"""Observations kept in memory before they are written out as one part (``parse_streamed``)."""
+
+
+class _Frames:
+    """Where ``_parse`` puts the observations: here, one DataFrame of them all."""
+
+    def __init__(self) -> None:
+        self.parts: list[pd.DataFrame] = []
+
+    def add(self, part: pd.DataFrame) -> None:
+        self.parts.append(part)
+
+    def frame(self) -> pd.DataFrame:
+        return self.parts[0]  # flush_rows None: one part
+
+
+class ParquetRows:
+    """Parsed observations in Parquet parts under this process's DuckDB spill folder
+    (``ingest.duck``), in sheet order: ``write_parquet`` copies them into one file (the parsed
+    form), ``df()`` reads them back (tests, small files). The parts are removed when this object
+    is collected (or at ``close()``)."""
+
+    _made = 0
+
+    def __init__(self) -> None:
+        import weakref
+
+        from ingest import duck
+        ParquetRows._made += 1
+        self.folder = duck.temp_dir_for(f"frontex-rows-{ParquetRows._made}")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.files: list[Path] = []
+        self.count = 0
+        self._cleanup = weakref.finalize(self, _remove_folder, self.folder)
+
+    def add(self, part: pd.DataFrame) -> None:
+        from ingest import duck
+        path = self.folder / f"part-{len(self.files):05d}.parquet"
+        with duck.connect(config={"threads": 1}) as con:
+            con.register("part_rows", part)
+            con.execute(f"copy part_rows to '{_sql_str(path)}' (format parquet, "
+                        "compression zstd)")
+        self.files.append(path)
+        self.count += len(part)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _source(self) -> str:
+        return "read_parquet([" + ", ".join(f"'{_sql_str(f)}'" for f in self.files) + "])"
+
+    def write_parquet(self, path: Path, meta: dict[str, str]) -> None:
+        from ingest import duck
+        from ingest.parsed import kv_sql
+        # One thread: the parts are copied in order, a row group at a time.
+        with duck.connect(config={"threads": 1, "preserve_insertion_order": True}) as con:
+            con.execute(f"copy (select * from {self._source()}) to '{_sql_str(path)}' "
+                        f"(format parquet, compression zstd, kv_metadata {{{kv_sql(meta)}}})")
+
+    def df(self) -> pd.DataFrame:
+        from ingest import duck
+        with duck.connect(config={"preserve_insertion_order": True}) as con:
+            return con.execute(f"select * from {self._source()}").df()
+
+    def close(self) -> None:
+        self._cleanup()
+
+
+def _remove_folder(folder: Path) -> None:
+    import shutil
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _sql_str(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _month_sums(month_of: array, counts: array, months: int) -> np.ndarray:
+    """Per month column, the sum of the counts (exact, int64)."""
+    sums = np.zeros(months, dtype=np.int64)
+    if len(counts):
+        np.add.at(sums, np.frombuffer(month_of, dtype=np.int16),
+                  np.frombuffer(counts, dtype=np.int64))
+    return sums
+
+
+def _parse(content: bytes, file_name: str, out, flush_rows: int | None) -> date:
+    """``parse_workbook``'s work, reading the data sheet row by row: the observations go to
+    ``out.add(frame)``, every ``flush_rows`` of them (after a whole sheet row), or once at the
+    end (None). Returns the release date."""
     lay = layout()
     wb = _open(content, file_name)
     try:
@@ -566,41 +677,79 @@ def parse_workbook(content: bytes, file_name: str) -> Parsed:
                             f"are the kind 'sheet' rows of {LAYOUT_SEED.name})")
         notes_sheet = _sheet(wb.sheetnames, "notes", lay)
         notes = wb.rows(notes_sheet) if notes_sheet is not None else None
-        rows = wb.rows(data_sheet)
+
+        def data_rows():  # a pass over the data sheet, started only when iterated
+            yield from wb.iter_rows(data_sheet)
+
+        # The release date first (route aliases depend on it): from the Notes sheet, else from
+        # a note on the data sheet (older layouts), for which the sheet is read once more.
+        release = parse_release_date(notes, data_rows(), file_name, data_sheet)
+        return _observations(data_rows(), release, lay, f"{file_name} [{data_sheet}]",
+                             file_name, out, flush_rows)
     finally:
         wb.close()
-    release = parse_release_date(notes, rows, file_name, data_sheet)
-    where = f"{file_name} [{data_sheet}]"
-    h = _find_header(rows, where, lay)
-    border_col, nat_col, month_cols, total_cols = _columns(rows[h], where, h + 1, lay)
+
+
+def _observations(rows, release: date, lay: Layout, where: str, file_name: str, out,
+                  flush_rows: int | None) -> date:
+    head = []
+    for row in rows:
+        head.append(row)
+        if len(head) == HEADER_SEARCH_ROWS:
+            break
+    h = _find_header(head, where, lay)
+    border_col, nat_col, month_cols, total_cols = _columns(head[h], where, h + 1, lay)
     width = max(border_col, nat_col)
+    months = [m for _, m in month_cols]
     routes: dict[str, str] = {}
     # Totals (older layouts; the current one has none): a totals row is compared month by month
     # with the sum of the rows since the previous totals row (or of every row above: a grand
     # total after subtotals), a totals column with the sum of its row's months. The sums are
-    # only kept when the sheet has a totals row.
-    sums = None
-    if any(r and isinstance(r[0], str) and _key(r[0]) in lay.total_rows for r in rows[h + 1:]):
-        sums = ([0] * len(month_cols), [0] * len(month_cols))  # since the last totals row, all
+    # computed when a totals row comes, from the observations (those written out already
+    # summed as they were).
+    flushed_since = np.zeros(len(month_cols), dtype=np.int64)
+    flushed_all = np.zeros(len(month_cols), dtype=np.int64)
+    since_at = 0  # first observation (of those in memory) after the last totals row
 
-    # Compact while unpivoting (a 17-million-row workbook must fit in memory): the keys once per
-    # sheet row, and per observation an index into them, the month's column and the count.
+    # Compact while unpivoting: the keys once per sheet row, and per observation an index into
+    # them, the month's column and the count; written out every flush_rows observations.
     keys: list[tuple[str, str, str, str]] = []
     key_rows = array("i")
     key_of, month_of, counts = array("i"), array("h"), array("q")
-    for i in range(h + 1, len(rows)):
-        row = rows[i]
+    total_keys = total_rows = total_detections = 0
+
+    def flush() -> None:
+        nonlocal keys, key_rows, key_of, month_of, counts, since_at
+        nonlocal total_keys, total_rows, total_detections
+        if len(counts):
+            frame = _frame(keys, key_rows, months, key_of, month_of, counts)
+            total_rows += len(frame)
+            total_detections += int(frame["detections"].sum())
+            out.add(frame)
+        flushed_all[:] += _month_sums(month_of, counts, len(month_cols))
+        flushed_since[:] += _month_sums(month_of[since_at:], counts[since_at:], len(month_cols))
+        total_keys += len(keys)
+        keys, key_rows = [], array("i")
+        key_of, month_of, counts = array("i"), array("h"), array("q")
+        since_at = 0
+
+    sheet_row = h + 1
+    for row in itertools.chain(head[h + 1:], rows):
+        sheet_row += 1
         if not row or all(c is None or (isinstance(c, str) and not c.strip()) for c in row):
             continue
-        sheet_row = i + 1
         route, border, nat = (row[0], row[border_col], row[nat_col]) if len(row) > width else (
             row[0], None, None)
         if isinstance(route, str) and _key(route) in lay.total_rows:
+            sums = ((flushed_since + _month_sums(month_of[since_at:], counts[since_at:],
+                                                 len(month_cols))).tolist(),
+                    (flushed_all + _month_sums(month_of, counts, len(month_cols))).tolist())
             _check_totals_row(row, sheet_row, route.strip(), month_cols, sums, where)
             _check_totals_column(row, sheet_row, route.strip(), month_cols, total_cols, where)
             log.info("%s row %d: %r is a totals row, not an observation: checked against the "
                      "rows above and skipped", where, sheet_row, route)
-            sums = ([0] * len(month_cols), sums[1])
+            flushed_since[:] = 0
+            since_at = len(counts)
             continue
         values = [(j, m, row[j] if j < len(row) else None) for j, m in month_cols]
         if all(v is None for _, _, v in values) and (border is None or nat is None):
@@ -635,19 +784,19 @@ def parse_workbook(content: bytes, file_name: str) -> Parsed:
             key_of.append(key)
             month_of.append(n)
             counts.append(v)
-            if sums is not None:
-                sums[0][n] += v
-                sums[1][n] += v
         if total_cols:
             _check_totals_column(row, sheet_row, f"{published} / {border} / {nat}", month_cols,
                                  total_cols, where)
-    if not counts:
+        if flush_rows is not None and len(counts) >= flush_rows:
+            flush()
+    kept_keys = total_keys + len(keys)
+    if not total_rows and not counts:
         raise DataError(where, "data rows",
                         f"the header is on row {h + 1}, but no row below it holds a count"
-                        + (f" ({len(keys)} row(s) with keys, every month cell empty)" if keys
+                        + (f" ({kept_keys} row(s) with keys, every month cell empty)" if kept_keys
                            else " (a header and no data rows)")
                         + ": a release without data is never loaded", row=h + 1)
-    frame = _frame(keys, key_rows, [m for _, m in month_cols], key_of, month_of, counts)
+    flush()
     log.info("%s: release %s, %d rows, %d months, %s detections", file_name, release,
-             len(frame), len(month_cols), f"{int(frame['detections'].sum()):,}")
-    return Parsed(release_date=release, rows=frame)
+             total_rows, len(month_cols), f"{total_detections:,}")
+    return release

@@ -4,13 +4,13 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import duckdb
+from ingest import duck
 
 from expectations.audit import Check, count_rows, seed_parameters, sql_list
 
 
 def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with duck.connect(str(db), read_only=True) as con:
         files = [sha for (sha,) in con.execute("""
             select sha256 from raw.load_log where raw_table = 'raw.fts_commitments'
               and run_id = (select arg_max(run_id, loaded_at) from raw.load_log

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
+from ingest import duck
 
 from expectations.audit import Check, count_rows, seed_parameters
 
 
 def raw_checks(db: Path, run_id: str | None = None) -> list[Check]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with duck.connect(str(db), read_only=True) as con:
         funding = count_rows(con, "select count(*) from raw.funding_commitments")
         readmission = count_rows(con, "select count(*) from raw.readmission_events")
     checks = []

@@ -4,7 +4,8 @@
     current year. `is_eu_member`: a member on 31 December of the year (Croatia from 2013, the
     United Kingdom until 2019); `is_eu_member_all_year`: a member every day of the year
     (Croatia from 2014, the United Kingdom until 2019); they differ only in a year of joining or
-    leaving. -#}
+    leaving. It reads the date, so every run builds it (tag every_run, decision 76). -#}
+{{ config(tags=['every_run']) }}
 with
 
 countries as (

@@ -1,0 +1,117 @@
+"""Every DuckDB connection the project opens: one place that bounds its memory.
+
+``connect`` opens a connection as ``duckdb.connect`` does and sets, on the database instance,
+``memory_limit`` (``WH_DUCKDB_MEMORY_LIMIT``, default 4 % of this machine's memory, at least
+512 MiB) and ``temp_directory`` (a folder of its own under ``WH_DUCKDB_TEMP_DIR``), read-only
+connections included. Past the limit DuckDB spills what it can (sorts, joins, aggregates) to
+that folder instead of growing; what cannot spill fails with DuckDB's out-of-memory error rather
+than taking the machine's memory.
+
+The settings are applied with ``SET`` after connecting, not as ``config=`` of the connect:
+DuckDB refuses a second connection to a file already open in the process "with a different
+configuration", and ``SET`` changes the one instance every connection to that file shares.
+
+Each database instance gets its own spill folder, ``<WH_DUCKDB_TEMP_DIR>/duck-<pid>/<n>``:
+two DuckDB instances spilling into one folder at the same time crash the process (measured,
+DuckDB 1.5.5: a segmentation fault), and DuckDB's own default (``.tmp`` in the working
+directory for an in-memory database) is such a shared folder. DuckDB removes the folder when
+the instance closes; the ``duck-<pid>`` folders of processes that died are removed by the next
+``connect`` (``pipeline.scratch.reap_dead``'s rule: the pid is gone on this host).
+
+dbt opens its own connection from ``dbt_project/profiles.yml``, whose ``settings:`` read
+``WH_DBT_DUCKDB_MEMORY_LIMIT`` and ``WH_DBT_DUCKDB_TEMP_DIR`` (``dbt_settings``, written into
+dbt's environment by ``pipeline.dbt.dbt_env``). ``tests/test_duck.py`` fails on any other
+``duckdb.connect(`` in ingest/, pipeline/, expectations/ and dags/.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import duckdb
+
+from ingest.config import MB, settings
+
+log = logging.getLogger(__name__)
+
+PREFIX = "duck-"
+_counter = itertools.count(1)
+_reaped: set[Path] = set()
+_lock = threading.Lock()
+
+
+def memory_limit_text(limit_bytes: int) -> str:
+    """A byte count as DuckDB's memory_limit reads it (whole MiB)."""
+    return f"{max(limit_bytes // MB, 1)}MiB"
+
+
+def _process_folder(root: Path) -> Path:
+    folder = root / f"{PREFIX}{os.getpid()}"
+    with _lock:
+        if root not in _reaped:
+            _reaped.add(root)
+            _reap_dead(root)
+    return folder
+
+
+def _reap_dead(root: Path) -> None:
+    """Spill folders of processes that are gone (killed while spilling)."""
+    if not root.is_dir():
+        return
+    for folder in root.glob(f"{PREFIX}*"):
+        pid = folder.name.removeprefix(PREFIX)
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
+def temp_dir_for(name: str) -> Path:
+    """A spill folder of this process for one DuckDB instance (``name`` distinguishes it)."""
+    return _process_folder(settings().duckdb_temp_dir) / name
+
+
+def _sql(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def connect(database: str | os.PathLike = ":memory:", read_only: bool = False,
+            config: dict | None = None) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect(database, read_only, config)`` with the memory limit and a spill folder
+    of its own applied to the database instance (see the module's docstring). A file already
+    open in this process shares its instance, and keeps the spill folder it has."""
+    s = settings()
+    con = duckdb.connect(str(database), read_only=read_only, config=config or {})
+    try:
+        con.execute(f"set memory_limit = '{memory_limit_text(s.duckdb_memory_limit)}'")
+        root = s.duckdb_temp_dir
+        current = con.execute("select current_setting('temp_directory')").fetchone()[0] or ""
+        if not current.startswith(str(root)):
+            folder = temp_dir_for(str(next(_counter)))
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                con.execute(f"set temp_directory = '{_sql(str(folder))}'")
+            except duckdb.Error as err:  # a file opened elsewhere in the process has spilled
+                log.info("DuckDB temp_directory of %s left at %s: %s", database, current, err)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def dbt_settings(env: dict[str, str]) -> dict[str, str]:
+    """The variables dbt's profile reads for its ``settings:`` (one folder per dbt process)."""
+    s = settings()
+    folder = temp_dir_for(f"dbt-{next(_counter)}")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    env["WH_DBT_DUCKDB_MEMORY_LIMIT"] = memory_limit_text(s.duckdb_memory_limit)
+    env["WH_DBT_DUCKDB_TEMP_DIR"] = str(folder)
+    return env
