@@ -97,9 +97,33 @@ airflow triggerer & pids+=($!)
 echo "airflow-local: UI on $AIRFLOW__API__BASE_URL (user admin, password in" \
      "$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated)"
 
+# Stopping is bounded: the scheduler, dag-processor and triggerer first (their running tasks
+# report how they ended to the API server), then the API server, each given STOP_GRACE_S
+# seconds after TERM before it is killed with everything it started. Without the bound, a
+# scheduler whose LocalExecutor workers kept retrying against an API server that had stopped
+# held the script for minutes (seen in CI after the dag-processor was killed mid-run).
+STOP_GRACE_S=30
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+    kill -KILL "$1" 2>/dev/null || true
+}
+stop_within_grace() {
+    local pid alive
+    kill -TERM "$@" 2>/dev/null || true
+    for _ in $(seq 1 "$STOP_GRACE_S"); do
+        alive=""
+        for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive="$alive $pid"; done
+        [ -z "$alive" ] && return 0
+        sleep 1
+    done
+    echo "airflow-local: still running after ${STOP_GRACE_S} s, killed:$alive" >&2
+    for pid in $alive; do kill_tree "$pid"; done
+}
 stop() {
     trap - TERM INT
-    kill -TERM "${pids[@]}" 2>/dev/null || true
+    stop_within_grace "${pids[@]:1}"
+    stop_within_grace "${pids[0]}"
     wait || true
 }
 trap 'stop; exit 143' TERM
