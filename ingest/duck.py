@@ -16,7 +16,7 @@ two DuckDB instances spilling into one folder at the same time crash the process
 DuckDB 1.5.5: a segmentation fault), and DuckDB's own default (``.tmp`` in the working
 directory for an in-memory database) is such a shared folder. DuckDB removes the folder when
 the instance closes; the ``duck-<pid>`` folders of processes that died are removed by the next
-``connect`` (``pipeline.scratch.reap_dead``'s rule: the pid is gone on this host).
+``connect`` (``ingest.dead_folders``: the pid is gone on this host).
 
 dbt opens its own connection from ``dbt_project/profiles.yml``, whose ``settings:`` read
 ``WH_DBT_DUCKDB_MEMORY_LIMIT`` and ``WH_DBT_DUCKDB_TEMP_DIR`` (``dbt_settings``, written into
@@ -28,12 +28,12 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import shutil
 import threading
 from pathlib import Path
 
 import duckdb
 
+from ingest import dead_folders
 from ingest.config import MB, settings
 
 log = logging.getLogger(__name__)
@@ -54,24 +54,8 @@ def _process_folder(root: Path) -> Path:
     with _lock:
         if root not in _reaped:
             _reaped.add(root)
-            _reap_dead(root)
+            dead_folders.reap_dead(root, PREFIX)
     return folder
-
-
-def _reap_dead(root: Path) -> None:
-    """Spill folders of processes that are gone (killed while spilling)."""
-    if not root.is_dir():
-        return
-    for folder in root.glob(f"{PREFIX}*"):
-        pid = folder.name.removeprefix(PREFIX)
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-        except PermissionError:
-            pass
 
 
 def temp_dir_for(name: str) -> Path:

@@ -37,7 +37,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ingest import storage
+from ingest import dead_folders, storage
 from ingest.config import settings
 
 log = logging.getLogger(__name__)
@@ -240,28 +240,8 @@ def reap_dead(scratch_dir: Path, prefix: str = "task-",
               max_age_s: float | None = DEAD_SCRATCH_S) -> None:
     """Remove the scratch folders (``<prefix><pid>``) of processes that died without removing
     their own (a worker killed mid-task): their pid is gone on this host, or (``max_age_s``)
-    they are older than that."""
-    if not scratch_dir.is_dir():
-        return
-    now = datetime.now(timezone.utc).timestamp()
-    for folder in scratch_dir.glob(f"{prefix}*"):
-        pid = folder.name.removeprefix(prefix)
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-            alive = True
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            alive = True
-        try:
-            old = max_age_s is not None and now - folder.stat().st_mtime > max_age_s
-        except FileNotFoundError:
-            continue
-        if not alive or old:
-            shutil.rmtree(folder, ignore_errors=True)
-            log.info("removed %s, the scratch of a process that is gone", folder)
+    they are older than that (``ingest.dead_folders``)."""
+    dead_folders.reap_dead(scratch_dir, prefix, max_age_s)
 
 
 def remove_scratch() -> None:

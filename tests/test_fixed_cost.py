@@ -22,6 +22,7 @@ from ingest.source import land_new, offers_new
 from ingest.sources.frontex.source import FrontexSource
 from pipeline import dbt, scratch
 from tests import workbooks
+from tests.test_landing import snapshot_copy  # noqa: F401 (a fixture: an empty snapshot folder)
 
 MANIFEST = {
     "metadata": {"generated_at": "2026-12-05T10:00:00Z", "invocation_id": "a"},
@@ -164,14 +165,6 @@ def test_on_object_storage_the_page_comes_from_the_previous_run_folder_in_the_bu
     assert remote.get(f"runs/cur/dbt/target/{dbt.DOCS_PAGE}")[0] == b"<html>s3 docs</html>"
     record = json.loads(remote.get(f"runs/cur/dbt/{dbt.DOCS_FINGERPRINT}")[0])
     assert record["copied_from"] == "prev"
-
-
-@pytest.fixture
-def snapshot_copy(tmp_path, monkeypatch):
-    folder = tmp_path / "snapshot"
-    (folder / "frontex").mkdir(parents=True)
-    monkeypatch.setenv("WH_SNAPSHOT_DIR", str(folder))
-    return folder
 
 
 def test_offers_new_asks_like_land_new_and_lands_nothing(wh_env, snapshot_copy,
