@@ -104,6 +104,26 @@ def test_dbt_gets_its_own_folder_and_the_limit(monkeypatch, tmp_path):
     assert one["WH_DBT_DUCKDB_TEMP_DIR"].startswith(str(tmp_path / "spill"))
 
 
+def test_dbt_run_in_a_folder_gets_the_same_profile_every_time(monkeypatch, tmp_path):
+    """dbt parses the whole project again when its profile changes: run in a folder, dbt gets a
+    link of the same name there (duck.SPILL_LINK), pointing at the folder of its own."""
+    from ingest import duck
+    from pipeline.dbt import dbt_env
+    monkeypatch.setenv("WH_DUCKDB_TEMP_DIR", str(tmp_path / "spill"))
+    runs = [tmp_path / "run-1", tmp_path / "run-2"]
+    seen = []
+    for run in runs:
+        run.mkdir()
+        env = dbt_env("migration.duckdb", run)
+        link = run / duck.SPILL_LINK
+        seen.append((env["WH_DBT_DUCKDB_TEMP_DIR"], link.resolve()))
+        assert link.is_symlink() and link.resolve().is_dir(), "no spill folder behind the link"
+        assert link.resolve().is_relative_to((tmp_path / "spill").resolve())
+    assert seen[0][0] == seen[1][0] == duck.SPILL_LINK, (
+        f"the profile's temp_directory differs between runs: {seen}")
+    assert seen[0][1] != seen[1][1], "two dbt processes share one spill folder"
+
+
 @pytest.mark.slow
 def test_dbt_runs_with_the_limit(monkeypatch, tmp_path):
     """A real dbt process on the project's profile: its connection has the limit and the

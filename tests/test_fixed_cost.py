@@ -69,7 +69,11 @@ def test_the_fingerprint_follows_what_the_docs_show(tmp_path):
         # Rows, and schemas dbt does not catalog, are not shown: the same page.
         con.execute("insert into marts.dim_route values ('Eastern Mediterranean Route', 2)")
         con.execute("create table elsewhere.more (y int)")
-    assert dbt.docs_fingerprint(db, _target(db)) == first
+        # Nor a table no dbt node makes, in a schema dbt does (publish adds meta.publish_log
+        # and the quality history after the docs: the first publish's build lacks them).
+        con.execute("create table marts.publish_log (run_id varchar)")
+    assert dbt.docs_fingerprint(db, _target(db)) == first, (
+        "rows, or a table that is no dbt node, changed the docs fingerprint")
     # What changes at every dbt invocation is not shown either.
     manifest = json.loads((_target(db) / "manifest.json").read_text())
     manifest["metadata"]["generated_at"] = "2026-12-06T10:00:00Z"
@@ -91,6 +95,45 @@ def test_the_fingerprint_follows_what_the_docs_show(tmp_path):
     assert dbt.docs_fingerprint(db, _target(db)) not in (widened, described, first)
     (_target(db) / "manifest.json").unlink()
     assert dbt.docs_fingerprint(db, _target(db)) is None
+
+
+def test_a_selective_build_shows_the_same_docs_as_a_full_one(tmp_path):
+    """A build that selects what its new files feed (decision 76) compiles only those nodes: the
+    others have no compiled SQL and fewer macros in their manifest entry. Their page is the same
+    (the SQL as written and the macros are), so the fingerprint must be too; else every new
+    release generated the docs again (5.8 s at 10x)."""
+    db = _build(tmp_path / "run")
+    node = MANIFEST["nodes"]["model.migration_warehouse.dim_route"]
+    written = {**node, "raw_code": "select 1 as route",
+               "depends_on": {"macros": [], "nodes": ["seed.migration_warehouse.routes"]}}
+    compiled = {**written, "compiled": True, "compiled_code": "select 1 as route",
+                "extra_ctes": [], "extra_ctes_injected": True,
+                "depends_on": {"macros": ["macro.dbt.statement"],
+                               "nodes": ["seed.migration_warehouse.routes"]}}
+
+    def fingerprint(entry: dict) -> str:
+        manifest = {**MANIFEST, "nodes": {"model.migration_warehouse.dim_route": entry}}
+        (_target(db) / "manifest.json").write_text(json.dumps(manifest))
+        return dbt.docs_fingerprint(db, _target(db))
+
+    selective = fingerprint(written)
+    assert fingerprint(compiled) == selective, (
+        "the compiled SQL or run-time macros of a node changed the docs fingerprint: a selective "
+        "build would generate the docs again")
+    # The failing rows a test stores are dropped at publish; a selective build keeps those of
+    # its own tests only: not shown either.
+    check = {"resource_type": "test", "schema": "marts", "name": "not_null_dim_route_route",
+             "alias": "not_null_dim_route_route", "raw_code": "{{ test_not_null() }}"}
+    manifest = {**MANIFEST, "nodes": {**MANIFEST["nodes"], "test.migration_warehouse.n": check}}
+    (_target(db) / "manifest.json").write_text(json.dumps(manifest))
+    without = dbt.docs_fingerprint(db, _target(db))
+    with duckdb.connect(str(db)) as con:
+        con.execute("create table marts.not_null_dim_route_route (route varchar)")
+    assert dbt.docs_fingerprint(db, _target(db)) == without, (
+        "a test's stored failing rows changed the docs fingerprint")
+    # The SQL as written, and what a node depends on, are shown: other pages.
+    assert fingerprint({**compiled, "raw_code": "select 2 as route"}) != selective
+    assert fingerprint({**written, "depends_on": {"macros": [], "nodes": []}}) != selective
 
 
 def _previous_publish(runs: Path, fingerprint: str, page: bytes = b"<html>prev docs</html>"):

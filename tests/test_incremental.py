@@ -209,3 +209,73 @@ def test_a_full_rebuild_gives_the_same_warehouse_relation_by_relation(history):
               if history["incremental"][rel] != history["rebuilt"][rel]]
     assert not differ, ("the warehouse built incrementally over four runs differs from a full "
                         "rebuild of the same files:\n" + "\n".join(differ))
+
+
+def unit_tests_run(run_id: str) -> int:
+    results = json.loads((warehouse.run_dir(run_id) / "dbt" / "target" / "run_results.json")
+                         .read_text(encoding="utf-8"))
+    return sum(r["unique_id"].startswith("unit_test.") for r in results["results"])
+
+
+def docs_record(run_id: str) -> dict:
+    return json.loads((warehouse.run_dir(run_id) / "dbt" / "docs_fingerprint.json").read_text())
+
+
+def test_an_incremental_build_reuses_the_docs_and_runs_no_unit_test(history):
+    """The code is the one of the last publish (else the build is a full refresh): its unit
+    tests passed then, and the dbt docs page shows the same models, columns and SQL, whichever
+    nodes this build selected (decision 78)."""
+    assert unit_tests_run("r1") > 10 and unit_tests_run("r5") == unit_tests_run("r1"), (
+        "a full refresh must run every dbt unit test")
+    ran = {run_id: unit_tests_run(run_id) for run_id in ("r2", "r3", "r4")}
+    assert ran == {"r2": 0, "r3": 0, "r4": 0}, f"an incremental build ran unit tests: {ran}"
+    assert "copied_from" not in docs_record("r1"), "the first publish has no docs to copy"
+    copied = {run_id: docs_record(run_id).get("copied_from")
+              for run_id in ("r2", "r3", "r4", "r5")}
+    assert copied == {"r2": "r1", "r3": "r2", "r4": "r3", "r5": "r4"}, (
+        "a publish whose documentation did not change generated the dbt docs again (the "
+        f"previous page was not copied; copied_from per run: {copied})")
+
+
+def test_the_fact_s_generic_tests_check_the_files_a_build_loaded_unless_it_is_a_full_refresh(
+        history, tmp_path):
+    """A row of a file published earlier is not tested again by a build that is not a full
+    refresh (the code is the one that tested it); a row of a file this build loaded is, and a full
+    refresh tests every row (macros/tests_on_new_rows.sql)."""
+    import shutil
+
+    from pipeline import dbt
+
+    db = tmp_path / "build" / "migration.duckdb"
+    db.parent.mkdir()
+    shutil.copyfile(history["db"], db)
+    with duckdb.connect(str(db)) as con:
+        [(landing_file,)] = con.execute(
+            "select distinct landing_file from marts.fct_border_crossings "
+            "where release_date = '2019-04-05'").fetchall()
+        con.execute("update marts.fct_border_crossings set border_type = 'Air' "
+                    "where source_row = (select min(source_row) from marts.fct_border_crossings "
+                    "where release_date = '2019-04-05') and release_date = '2019-04-05'")
+
+    def test_fact(*args: str) -> str | None:
+        try:
+            dbt.build(db, tmp_path / "run", ["--select", "fct_border_crossings",
+                                              "--resource-type", "test", *args])
+        except dbt.DbtBuildFailed as err:
+            return str(err)
+        return None
+
+    assert test_fact() is None, (
+        "an incremental build tested again the rows of a file published by an earlier build")
+    failed = test_fact("--full-refresh")
+    assert failed and "accepted_values_fct_border_crossings_border_type" in failed, (
+        f"a full refresh did not test every row of the fact: {failed}")
+    with duckdb.connect(str(db)) as con:
+        # As if this build had loaded the 2019 file (a run that never published).
+        con.execute("insert into raw.load_log (source, raw_table, landing_file, sha256, "
+                    "rows_loaded, run_id, loaded_at) select source, raw_table, landing_file, "
+                    "sha256, rows_loaded, 'not-published', now() from raw.load_log "
+                    "where landing_file = ? limit 1", [landing_file])
+    failed = test_fact()
+    assert failed and "accepted_values_fct_border_crossings_border_type" in failed, (
+        f"an incremental build did not test the rows of a file it loaded: {failed}")

@@ -9,8 +9,9 @@ from pipeline.quality.freshness import Cadence, cadences, freshness
 from pipeline.quality.record import measure, record_run
 from pipeline.quality.store import (DDL, TABLES, copy_into, correct_unpublished, has,
                                     latest_run_id, set_report_path,
-                                    store_path, write)
+                                    shape_into, store_path, write)
 
 __all__ = ["Cadence", "DDL", "TABLES", "cadences", "copy_into", "correct_unpublished",
            "freshness", "has",
-           "latest_run_id", "measure", "record_run", "set_report_path", "store_path", "write"]
+           "latest_run_id", "measure", "record_run", "set_report_path", "shape_into", "store_path",
+           "write"]

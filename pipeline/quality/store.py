@@ -273,6 +273,14 @@ def copy_into(con: duckdb.DuckDBPyConnection) -> None:
     describe(con)
 
 
+def shape_into(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema ``quality`` of a build database, its tables and descriptions without rows: what
+    the dbt docs of the build show of it before ``copy_into`` fills it at publish (else the
+    first publish's docs lack the history's columns and the next publish makes them again)."""
+    con.execute(DDL)
+    describe(con)
+
+
 def describe(con: duckdb.DuckDBPyConnection) -> None:
     """The descriptions of the history tables and their columns, from the dbt sources YAML that
     documents them (their one place), as DuckDB comments: BI tools list them."""

@@ -1,0 +1,36 @@
+{#- Generic tests that follow what is new (issue 21, decision 78).
+
+    A build that is not a full refresh runs the code of the last publish (check_for_changes
+    forces --full-refresh when the code changed, a file leaves the warehouse, or on --rebuild),
+    and every row it did not load was tested by the build that published it, with this code.
+    So the generic tests of the models named in the project variable `tests_on_new_rows`
+    (model name: its lineage column) check, in such a build, only the rows of the files this
+    build loaded: the raw.load_log rows of runs that never published (this run's; a failed
+    run's build is thrown away). A key test stays exact: every row of a release comes from its
+    current file, and a new file brings the whole release.
+
+    dbt renders a test's `where` config once, when it parses the project (and partial parsing
+    keeps it): a flag cannot go there. This is dbt's own `get_where_subquery`, which dbt calls
+    for each generic test when it runs, with that filter added; the test's own `where` still
+    applies. Singular tests are not filtered. -#}
+{% macro default__get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') -%}
+    {%- set lineage = var('tests_on_new_rows', {}).get(relation.identifier) -%}
+    {%- set conditions = [] -%}
+    {%- if where -%}
+        {%- do conditions.append('(' ~ where ~ ')') -%}
+    {%- endif -%}
+    {%- if lineage and not flags.FULL_REFRESH -%}
+        {%- do conditions.append(
+            lineage ~ " in (select landing_file from raw.load_log where run_id not in "
+            ~ "(select run_id from meta.publish_log))") -%}
+    {%- endif -%}
+    {%- if conditions -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ conditions | join(' and ') }}) dbt_subquery
+        {%- endset -%}
+        {%- do return(filtered) -%}
+    {%- else -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+{%- endmacro %}
