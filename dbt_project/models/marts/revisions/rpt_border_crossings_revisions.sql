@@ -42,32 +42,32 @@ firsts as (
 
 ),
 
--- Each vintage's cells beside the previous vintage's: a cell of vintage n is the current value
--- in comparison n and the previous value in comparison n + 1.
-paired as (
-
-    select month, route, border_type, nationality, vintage_number,
-           detections as current_value, null::bigint as previous_value, 1 as in_current, 0 as in_previous
-    from cells
-    where vintage_number > 1
-    union all
-    select month, route, border_type, nationality, vintage_number + 1,
-           null::bigint, detections, 0, 1
-    from cells
-    where vintage_number < (select max(vintage_number) from vintages)
-
-),
-
+-- Each vintage's cells beside the previous vintage's: a full outer join of the cells of vintage
+-- n with those of vintage n - 1 (a cell in one of the two only is added or removed). Measured at
+-- 10x history (11 vintages, 1.9 million cells): 0.38 s against 0.77 s for the union of both sides
+-- grouped by cell and vintage, with the same rows (decision 78).
 compared as (
 
     select
-        month, route, border_type, nationality, vintage_number,
-        max(current_value) as detections,
-        max(previous_value) as previous_detections,
-        max(in_current) = 1 as in_current,
-        max(in_previous) = 1 as in_previous
-    from paired
-    group by all
+        coalesce(cur.month, prev.month) as month,
+        coalesce(cur.route, prev.route) as route,
+        coalesce(cur.border_type, prev.border_type) as border_type,
+        coalesce(cur.nationality, prev.nationality) as nationality,
+        coalesce(cur.vintage_number, prev.vintage_number + 1) as vintage_number,
+        cur.detections,
+        prev.detections as previous_detections,
+        cur.month is not null as in_current,
+        prev.month is not null as in_previous
+    from (select * from cells where vintage_number > 1) as cur
+    full outer join (
+        select * from cells
+        where vintage_number < (select max(vintage_number) from vintages)
+    ) as prev
+        on cur.month = prev.month
+       and cur.route = prev.route
+       and cur.border_type = prev.border_type
+       and cur.nationality = prev.nationality
+       and cur.vintage_number = prev.vintage_number + 1
 
 ),
 
