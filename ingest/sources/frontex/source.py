@@ -31,6 +31,7 @@ import functools
 import itertools
 import logging
 import re
+import weakref
 from array import array
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -584,6 +585,8 @@ tests' reference)."""
 
 FLUSH_ROWS = 1_000_000
 """Observations kept in memory before they are written out as one part (``parse_streamed``)."""
+PART_COMPRESSION = "uncompressed"
+"""Of the parts under the spill folder (read once, by the copy into the parsed form)."""
 
 
 class _Frames:
@@ -608,23 +611,35 @@ class ParquetRows:
     _made = 0
 
     def __init__(self) -> None:
-        import weakref
-
         from ingest import duck
         ParquetRows._made += 1
         self.folder = duck.temp_dir_for(f"frontex-rows-{ParquetRows._made}")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.files: list[Path] = []
         self.count = 0
+        self._con = None
+        self._closer = None
         self._cleanup = weakref.finalize(self, _remove_folder, self.folder)
 
+    def _connection(self):
+        """One DuckDB instance for the parts and the copy (one thread: the parts are written
+        and copied in order, a row group at a time), closed with this object."""
+        if self._con is None:
+            from ingest import duck
+            self._con = duck.connect(config={"threads": 1, "preserve_insertion_order": True})
+            self._closer = weakref.finalize(self, self._con.close)
+        return self._con
+
     def add(self, part: pd.DataFrame) -> None:
-        from ingest import duck
         path = self.folder / f"part-{len(self.files):05d}.parquet"
-        with duck.connect(config={"threads": 1}) as con:
-            con.register("part_rows", part)
+        con = self._connection()
+        con.register("part_rows", part)
+        try:
+            # Uncompressed: the parts are read once, by the copy into the parsed form.
             con.execute(f"copy part_rows to '{_sql_str(path)}' (format parquet, "
-                        "compression zstd)")
+                        f"compression {PART_COMPRESSION})")
+        finally:
+            con.unregister("part_rows")
         self.files.append(path)
         self.count += len(part)
 
@@ -635,12 +650,10 @@ class ParquetRows:
         return "read_parquet([" + ", ".join(f"'{_sql_str(f)}'" for f in self.files) + "])"
 
     def write_parquet(self, path: Path, meta: dict[str, str]) -> None:
-        from ingest import duck
         from ingest.parsed import kv_sql
-        # One thread: the parts are copied in order, a row group at a time.
-        with duck.connect(config={"threads": 1, "preserve_insertion_order": True}) as con:
-            con.execute(f"copy (select * from {self._source()}) to '{_sql_str(path)}' "
-                        f"(format parquet, compression zstd, kv_metadata {{{kv_sql(meta)}}})")
+        self._connection().execute(
+            f"copy (select * from {self._source()}) to '{_sql_str(path)}' "
+            f"(format parquet, compression zstd, kv_metadata {{{kv_sql(meta)}}})")
 
     def df(self) -> pd.DataFrame:
         from ingest import duck
@@ -648,6 +661,8 @@ class ParquetRows:
             return con.execute(f"select * from {self._source()}").df()
 
     def close(self) -> None:
+        if self._closer is not None:
+            self._closer()
         self._cleanup()
 
 
