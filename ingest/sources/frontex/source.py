@@ -910,8 +910,12 @@ def _observations(blocks, release: date, lay: Layout, where: str, file_name: str
 
     for i, row in enumerate(head[h + 1:], h + 2):
         one_row(row, i)
+    as_arrays = by_cell = 0
     for block, start in itertools.chain([rest] if rest else [], ((b, 0) for b in blocks)):
-        if not block_rows(block, start):
+        if block_rows(block, start):
+            as_arrays += 1
+        else:
+            by_cell += 1
             for i in range(start, len(block)):
                 one_row(block.row(i), block.first + i)
                 if flush_rows is not None and len(counts) >= flush_rows:
@@ -926,6 +930,7 @@ def _observations(blocks, release: date, lay: Layout, where: str, file_name: str
                            else " (a header and no data rows)")
                         + ": a release without data is never loaded", row=h + 1)
     flush()
-    log.info("%s: release %s, %d rows, %d months, %s detections", file_name, release,
-             total_rows, len(month_cols), f"{total_detections:,}")
+    log.info("%s: release %s, %d rows, %d months, %s detections; %d piece(s) of the sheet read "
+             "as arrays, %d cell by cell", file_name, release, total_rows, len(month_cols),
+             f"{total_detections:,}", as_arrays, by_cell)
     return release
