@@ -484,7 +484,7 @@ class Workbook:
         given = 0  # rows given
         ended = False
         self._package_parts()  # read once, before any thread
-        pool = ThreadPoolExecutor(max_workers=AHEAD, thread_name_prefix="xlsx-piece")
+        pool = ThreadPoolExecutor(max_workers=max(1, AHEAD), thread_name_prefix="xlsx-piece")
         ahead: collections.deque = collections.deque()
         pieces = self._scanned_pieces(name, scan, pool)
         try:

@@ -11,6 +11,7 @@ also check which reader answered.
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import zipfile
 from datetime import date, datetime, time, timedelta
@@ -123,6 +124,38 @@ def test_recorded_workbook(recorded_workbook):
 def test_recorded_workbook_one_row_at_a_time(recorded_workbook):
     with open_workbook(recorded_workbook, "ibc.xlsx") as wb:
         assert list(wb.iter_rows("Detections_of_IBC")) == wb.rows("Detections_of_IBC")
+
+
+@pytest.mark.parametrize("ahead", [0, 1, 4])
+def test_recorded_workbook_whatever_the_pieces_read_ahead(recorded_workbook, monkeypatch, ahead):
+    """calamine reads the pieces in threads, AHEAD of the one given (decision 77): the blocks,
+    as rows, are the rows read with nothing ahead, in order; each block starts where the one
+    before ended."""
+    monkeypatch.setattr(xlsx, "AHEAD", 0)
+    with open_workbook(recorded_workbook, "ibc.xlsx") as wb:
+        expected = wb.rows("Detections_of_IBC")
+    monkeypatch.setattr(xlsx, "AHEAD", ahead)
+    with open_workbook(recorded_workbook, "ibc.xlsx") as wb:
+        blocks = list(wb.iter_blocks("Detections_of_IBC"))
+    assert [row for block in blocks for row in block.rows()] == expected
+    assert [b.first for b in blocks] == list(itertools.accumulate(
+        [1] + [len(b) for b in blocks[:-1]]))
+
+
+def test_rows_before_a_broken_piece_come_first(pieces):
+    """The XML read ahead of the rows given: a piece that cannot be read fails where its rows
+    would come, after the rows before it (so a bad cell above it is reported first)."""
+    good = "".join(f'<row r="{n}"><c r="A{n}"><v>{n}</v></c></row>' for n in range(1, 41))
+    content = _sheet(good + '<row r="41"><c r="A41"><v>1</v></row>'
+                     + '<row r="42"><c r="A42"><v>42</v></c></row>', dimension=None)
+    given = []
+    with open_workbook(content, "broken.xlsx") as wb, pytest.raises(DataError) as caught:
+        for row in wb.iter_rows("S"):
+            given.append(row)
+    assert caught.value.rule == "xlsx format" and "truncated or corrupt" in str(caught.value)
+    assert given == [(n,) for n in range(1, len(given) + 1)]
+    if pieces == "pieces of 300 bytes":
+        assert len(given) >= 30
 
 
 def test_workbook_written_by_openpyxl():
