@@ -158,6 +158,35 @@ def test_rows_before_a_broken_piece_come_first(pieces):
         assert len(given) >= 30
 
 
+def test_rows_before_a_bad_checksum_come_first(pieces):
+    """The same for the zip: a sheet stored with a checksum that does not match fails at the
+    read that reaches its end, after every row of the pieces read before it (those the reader
+    read ahead are given first)."""
+    cells = "".join(f'<row r="{n}"><c r="A{n}"><v>{n}</v></c></row>' for n in range(1, 3001))
+    content = _sheet(cells, dimension=None)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(content)) as old, zipfile.ZipFile(out, "w") as new:
+        for info in old.infolist():
+            new.writestr(info.filename, old.read(info.filename), zipfile.ZIP_STORED)
+    data = bytearray(out.getvalue())
+    at = data.index(b'<c r="A2979"><v>2979</v>')
+    data[at + 16] = ord("8")  # row 2979 holds 2989 now; the stored checksum is of 2979
+    data = bytes(data)
+    before = 0  # rows in the pieces read before the one that fails
+    with zipfile.ZipFile(io.BytesIO(data)) as z, z.open(SHEET) as stream:
+        with pytest.raises(zipfile.BadZipFile):
+            for piece in xlsx._pieces(stream, b"<row "):
+                before += piece.count(b"<row ")
+    given = []
+    with open_workbook(data, "crc.xlsx") as wb, pytest.raises(DataError) as caught:
+        for row in wb.iter_rows("S"):
+            given.append(row)
+    assert "truncated or corrupt" in str(caught.value) and "CRC" in str(caught.value)
+    assert given == [(n,) for n in range(1, before + 1)]
+    if pieces == "pieces of 300 bytes":
+        assert before > 2000
+
+
 def test_workbook_written_by_openpyxl():
     wb = openpyxl.Workbook()
     ws = wb.active
