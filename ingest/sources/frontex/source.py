@@ -850,24 +850,32 @@ def _observations(blocks, release: date, lay: Layout, where: str, file_name: str
         lead = len(block.lead)
         cols = month_js - lead
         inside = (cols >= 0) & (cols < n)
-        cells = np.array(raws, dtype=object)
-        if cells.shape != (len(raws), n):
-            return False
-        sub = cells[:, cols[inside]]
-        kinds = set(map(type, sub.ravel().tolist()))
-        if not kinds <= {float, str}:
-            return False
-        if str in kinds:
-            has = sub != ""
-            sub[~has] = 0.0
-            if not set(map(type, sub.ravel().tolist())) <= {float}:
-                return False  # text in a count cell
-        else:
-            has = np.ones(sub.shape, dtype=bool)
+        pos = cols[inside]
         widths = np.array([block.widths[i] for i in live])
-        has &= month_js[inside][None, :] < widths[:, None]  # past a row's last cell: no cell
-        values = sub.astype(np.float64)
-        filled = values[has]
+        short = bool(len(pos)) and bool((widths <= month_js[inside][-1]).any())
+        values = has = None
+        if len(pos) and pos[-1] - pos[0] + 1 == len(pos):  # the months side by side
+            slices = [r[pos[0]:pos[-1] + 1] for r in raws]
+            if set(map(type, itertools.chain.from_iterable(slices))) <= {float}:
+                values = np.array(slices, dtype=np.float64)  # every cell a number
+        if values is None:
+            cells = np.array(raws, dtype=object)
+            if cells.shape != (len(raws), n):
+                return False
+            sub = cells[:, pos]
+            kinds = set(map(type, sub.ravel().tolist()))
+            if not kinds <= {float, str}:
+                return False
+            if str in kinds:
+                has = sub != ""
+                sub[~has] = 0.0
+                if not set(map(type, sub.ravel().tolist())) <= {float}:
+                    return False  # text in a count cell
+            values = sub.astype(np.float64)
+        if short:  # past a row's last cell: no cell
+            fits = month_js[inside][None, :] < widths[:, None]
+            has = fits if has is None else has & fits
+        filled = values.ravel() if has is None else values[has]
         if not (np.isfinite(filled).all() and (filled == np.trunc(filled)).all()
                 and (np.abs(filled) < 2.0 ** 63).all()):
             return False
@@ -885,7 +893,8 @@ def _observations(blocks, release: date, lay: Layout, where: str, file_name: str
                     total = totals_label[route] = _key(route) in lay.total_rows
                 if total:
                     return False
-        any_month = has.any(axis=1).tolist()
+        any_month = (has.any(axis=1).tolist() if has is not None
+                     else [bool(len(pos))] * len(live))
         key_at = np.full(len(live), -1, dtype=np.int32)
         for k, i in enumerate(live):
             raw, w, sheet_row = raws[k], block.widths[i], block.first + i
@@ -901,7 +910,11 @@ def _observations(blocks, release: date, lay: Layout, where: str, file_name: str
                              sheet_row, route)
                     continue
             key_at[k] = keyed(route, border, nat, sheet_row)
-        at_row, at_month = np.nonzero(has)
+        if has is None:  # every month cell of every row
+            at_row = np.repeat(np.arange(len(live)), len(pos))
+            at_month = np.tile(np.arange(len(pos)), len(live))
+        else:
+            at_row, at_month = np.nonzero(has)
         key_of.frombytes(key_at[at_row].astype(np.int32).tobytes())
         month_of.frombytes(np.arange(len(month_cols), dtype=np.int16)[inside][at_month]
                            .tobytes())
