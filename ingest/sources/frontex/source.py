@@ -622,12 +622,15 @@ class ParquetRows:
         self._cleanup = weakref.finalize(self, _remove_folder, self.folder)
 
     def _connection(self):
-        """One DuckDB instance for the parts and the copy (one thread: the parts are written
-        and copied in order, a row group at a time), closed with this object."""
+        """A cursor of the process's shared DuckDB instance (``ingest.duck.shared_cursor``)
+        for the parts and the copy, closed with this object; one thread (set before each
+        query: the setting is the instance's): the parts are written and copied in order, a
+        row group at a time."""
         if self._con is None:
             from ingest import duck
-            self._con = duck.connect(config={"threads": 1, "preserve_insertion_order": True})
+            self._con = duck.shared_cursor()
             self._closer = weakref.finalize(self, self._con.close)
+        self._con.execute("set threads = 1")
         return self._con
 
     def add(self, part: pd.DataFrame) -> None:
