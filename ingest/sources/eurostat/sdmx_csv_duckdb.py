@@ -168,7 +168,7 @@ def _layout(content: bytes) -> tuple[list[str], int] | None:
         return None
     if b"\x00" in content or b'"' in content or b"<html" in content[:512].lower():
         return None
-    returns = content.count(b"\r")
+    returns = content.count(b"\r") if b"\r" in content else 0  # memchr first: most have none
     if returns and not (returns == content.count(b"\r\n") == content.count(b"\n")):
         return None
     end = content.find(b"\n", skip)
