@@ -35,6 +35,11 @@ read once, about 4 MB at a time, each piece scanned as above and read by calamin
 workbook of its own, so that memory does not grow with the sheet (calamine itself holds a whole
 sheet's cells: 1.3 GiB for the 100x benchmark workbook). A piece whose scan finds what calamine
 reads differently switches the rest of the sheet to openpyxl (read-only mode, which streams).
+calamine reads the pieces in threads, up to ``AHEAD`` pieces ahead of the one given: its parse
+releases the GIL, so it runs on another core while the caller works on the rows before (an error
+reading the XML ahead is raised where its rows would come). ``iter_blocks`` gives the rows a
+piece at a time (``RowBlock``: calamine's cells as it gave them, for callers that read many
+cells at once; docs/decisions.md 77); ``iter_rows`` and ``rows`` are the same rows one by one.
 """
 from __future__ import annotations
 
