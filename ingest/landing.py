@@ -121,21 +121,21 @@ def _sniff_suffix(content: bytes) -> str:
 
 
 def _landing_path(source: str, url: str, content: bytes, dataset: str | None,
-                  fetched_at: datetime) -> Path:
+                  fetched_at: datetime, digest: str) -> Path:
     """Where a landed file goes, relative to landing: ``<source>[/<dataset>]/<time>_<sha>``."""
     suffix = PurePosixPath(urlparse(url).path).suffix
     if not SAFE_SUFFIX.fullmatch(suffix):
         suffix = _sniff_suffix(content)
     return Path(safe_part("source", source, url),
                 *([safe_part("dataset", dataset, url)] if dataset else []),
-                f"{fetched_at:%Y%m%dT%H%M%S%fZ}_{sha256_of(content)[:12]}{suffix}")
+                f"{fetched_at:%Y%m%dT%H%M%S%fZ}_{digest[:12]}{suffix}")
 
 
 def _entry(source: str, url: str, content: bytes, release_date: date | None, error: str | None,
            dataset: str | None, version: str | None, final_url: str | None,
-           fetched_at: datetime, rel: Path) -> ManifestEntry:
+           fetched_at: datetime, rel: Path, digest: str) -> ManifestEntry:
     return ManifestEntry(
-        source=source, url=url, fetched_at=fetched_at.isoformat(), sha256=sha256_of(content),
+        source=source, url=url, fetched_at=fetched_at.isoformat(), sha256=digest,
         bytes=len(content), release_date=release_date.isoformat() if release_date else None,
         path=rel.as_posix(), status=QUARANTINED if error else LANDED, error=error,
         dataset=dataset, version=version,
@@ -212,20 +212,22 @@ class Landing:
 
     def land(self, source: str, url: str, content: bytes, release_date: date | None,
              error: str | None = None, dataset: str | None = None,
-             version: str | None = None,
-             final_url: str | None = None) -> tuple[ManifestEntry, bool]:
-        """Write ``content`` as an immutable file and append its manifest entry.
+             version: str | None = None, final_url: str | None = None, *,
+             digest: str | None = None) -> tuple[ManifestEntry, bool]:
+        """Write ``content`` as an immutable file and append its manifest entry. ``digest``:
+        the sha256 of ``content`` when the caller has just computed it (hashing is a pass over
+        the bytes: 0.12 s for a 136 MB file), else computed here, once.
 
         Returns the entry and whether it is new (False: these bytes were landed before)."""
-        digest = sha256_of(content)
+        digest = digest or sha256_of(content)
         if self.store is not None:
             return self._land_object(source, url, content, release_date, error, dataset,
-                                     version, final_url)
+                                     version, final_url, digest)
         with self._locked():
             if (known := self._landed_before(digest, url)) is not None:
                 return known, False
             fetched_at = datetime.now(timezone.utc)
-            rel = _landing_path(source, url, content, dataset, fetched_at)
+            rel = _landing_path(source, url, content, dataset, fetched_at, digest)
             target = self.root / rel
             if not target.resolve().is_relative_to(self.root.resolve()):
                 raise DataError(url, "inside landing",
@@ -239,7 +241,7 @@ class Landing:
             os.chmod(tmp, 0o444)
             os.replace(tmp, target)
             entry = _entry(source, url, content, release_date, error, dataset, version,
-                           final_url, fetched_at, rel)
+                           final_url, fetched_at, rel, digest)
             with self.manifest.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(asdict(entry), ensure_ascii=False) + "\n")
                 fh.flush()
@@ -256,20 +258,19 @@ class Landing:
 
     def _land_object(self, source: str, url: str, content: bytes, release_date: date | None,
                      error: str | None, dataset: str | None, version: str | None,
-                     final_url: str | None) -> tuple[ManifestEntry, bool]:
+                     final_url: str | None, digest: str) -> tuple[ManifestEntry, bool]:
         """``land`` on the object store: the bytes as a new object (If-None-Match), then the
         manifest line by compare-and-swap. When another task landed the same bytes first, its
         entry stands and this copy is deleted."""
         assert self.store is not None
-        digest = sha256_of(content)
         if (known := self._landed_before(digest, url)) is not None:
             return known, False
         fetched_at = datetime.now(timezone.utc)
-        rel = _landing_path(source, url, content, dataset, fetched_at)
+        rel = _landing_path(source, url, content, dataset, fetched_at, digest)
         key = OBJECT_PREFIX + rel.as_posix()
         self.store.put(key, content, if_none_match=True)
         entry = _entry(source, url, content, release_date, error, dataset, version, final_url,
-                       fetched_at, rel)
+                       fetched_at, rel, digest)
         line = (json.dumps(asdict(entry), ensure_ascii=False) + "\n").encode("utf-8")
         first: list[ManifestEntry] = []
 

@@ -133,7 +133,8 @@ def land_new(source: Source, landing: Landing, refetch_landed: bool = False,
         http.take_final_url()
         content = fetch(source, cand)
         final_url = http.take_final_url()
-        if (known := landing.find_sha(sha256_of(content))) is not None:
+        digest = sha256_of(content)
+        if (known := landing.find_sha(digest)) is not None:
             if known.status == QUARANTINED:
                 log.warning("%s: the same bytes as %s, quarantined at %s (%s); skipped until the "
                             "publisher changes them", cand.url, known.path, known.fetched_at[:19],
@@ -150,13 +151,14 @@ def land_new(source: Source, landing: Landing, refetch_landed: bool = False,
         except DataError as err:
             entry, _ = landing.land(source.name, cand.url, content, None, error=str(err),
                                     dataset=cand.dataset, version=cand.version,
-                                    final_url=final_url)
+                                    final_url=final_url, digest=digest)
             log.error("quarantined %s: %s", entry.path, err)
             errors.append(err)
             continue
         entry, is_new = landing.land(source.name, cand.url, content, result.release_date,
                                      dataset=result.dataset or cand.dataset,
-                                     version=cand.version, final_url=final_url)
+                                     version=cand.version, final_url=final_url,
+                                     digest=digest)
         if is_new:
             # Parse once: the load reads these rows instead of parsing the bytes again.
             parsed.write(landing, entry, result.rows, result.release_date,

@@ -35,9 +35,15 @@ read once, about 4 MB at a time, each piece scanned as above and read by calamin
 workbook of its own, so that memory does not grow with the sheet (calamine itself holds a whole
 sheet's cells: 1.3 GiB for the 100x benchmark workbook). A piece whose scan finds what calamine
 reads differently switches the rest of the sheet to openpyxl (read-only mode, which streams).
+calamine reads the pieces in threads, up to ``AHEAD`` pieces ahead of the one given: its parse
+releases the GIL, so it runs on another core while the caller works on the rows before (an error
+reading the XML ahead is raised where its rows would come). ``iter_blocks`` gives the rows a
+piece at a time (``RowBlock``: calamine's cells as it gave them, for callers that read many
+cells at once; docs/decisions.md 77); ``iter_rows`` and ``rows`` are the same rows one by one.
 """
 from __future__ import annotations
 
+import collections
 import io
 import itertools
 import logging
@@ -45,6 +51,7 @@ import posixpath
 import re
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import IO
@@ -262,6 +269,13 @@ def _normalised(row: list) -> list:
             for v in row]
 
 
+def normalised_cell(v: object) -> object:
+    """One cell of calamine's as openpyxl gives it (``_normalised``, for a single cell)."""
+    return ((int(v) if v.is_integer() else v) if v.__class__ is float else
+            None if v == "" else
+            datetime(v.year, v.month, v.day) if v.__class__ is date else v)
+
+
 def _calamine_rows(sheet, shape: _Shape) -> Iterator[Row]:
     """The sheet's rows from calamine in openpyxl's shape. calamine's iter_rows starts at row 1
     but at the column of the first non-empty cell (``sheet.start``)."""
@@ -284,6 +298,60 @@ def _calamine_rows(sheet, shape: _Shape) -> Iterator[Row]:
         if len(cells) < width:
             cells.extend([None] * (width - len(cells)))
         yield tuple(cells[:width])
+
+
+BLOCK_ROWS = 1024
+"""Rows per block of a sheet that is not streamed by pieces (``Workbook.iter_blocks``)."""
+AHEAD = 2
+"""Pieces of a streamed sheet that calamine reads in threads ahead of the one being used: its
+parse releases the GIL, so it runs on another core while the caller works on the rows before
+(memory: about three pieces of XML and their cells, a few tens of MB)."""
+
+
+class RowBlock:
+    """Consecutive rows of a sheet from sheet row ``first``: ``row(i)`` is the row
+    ``iter_rows`` gives for sheet row ``first + i``. A streamed piece keeps calamine's cells as
+    calamine gave them (``raw``, not normalised: floats, ``""`` for empty), so that a caller can
+    read many cells at once (``ingest.sources.frontex``: the month cells as one numpy array);
+    ``raw[i]`` is calamine's row from column ``len(lead)`` on (None: no cells) and
+    ``widths[i]`` its width in openpyxl's shape (-1: a row missing from the XML of a sheet
+    without a ``<dimension>``, given as ``[]``). A block of rows already in openpyxl's values
+    (``normalised``: sheets read whole or with openpyxl) has them in ``raw``."""
+
+    __slots__ = ("first", "raw", "widths", "lead", "normalised")
+
+    def __init__(self, first: int, raw: list, widths: list[int], lead: list,
+                 normalised: bool = False) -> None:
+        self.first = first
+        self.raw = raw
+        self.widths = widths
+        self.lead = lead
+        self.normalised = normalised
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def row(self, i: int) -> Row:
+        if self.normalised:
+            return self.raw[i]
+        width = self.widths[i]
+        if width < 0:
+            return []
+        raw = self.raw[i]
+        cells = self.lead + _normalised(raw) if raw is not None else []
+        if len(cells) < width:
+            cells.extend([None] * (width - len(cells)))
+        return tuple(cells[:width])
+
+    def rows(self, start: int = 0) -> Iterator[Row]:
+        return (self.row(i) for i in range(start, len(self.raw)))
+
+
+def _blocks_of(rows: Iterator[Row], first: int = 1) -> Iterator[RowBlock]:
+    """Rows already in openpyxl's values, as blocks of BLOCK_ROWS."""
+    while chunk := list(itertools.islice(rows, BLOCK_ROWS)):
+        yield RowBlock(first, chunk, [len(r) for r in chunk], [], normalised=True)
+        first += len(chunk)
 
 
 class Workbook:
@@ -346,22 +414,28 @@ class Workbook:
         return list(self.iter_rows(name))
 
     def iter_rows(self, name: str) -> Iterator[Row]:
-        """The sheet's rows, one at a time. A worksheet calamine can read faithfully is streamed
-        (``_streamed``): its XML is read once, a piece of about 4 MB at a time, each piece
-        scanned and then read by calamine on its own, so that memory does not grow with the
-        sheet; any other sheet is scanned whole, then read by calamine or openpyxl."""
+        """The sheet's rows, one at a time: those of ``iter_blocks``."""
+        return (row for block in self.iter_blocks(name) for row in block.rows())
+
+    def iter_blocks(self, name: str) -> Iterator[RowBlock]:
+        """The sheet's rows in blocks (``RowBlock``), in order. A worksheet calamine can read
+        faithfully is streamed (``_streamed``): its XML is read once, a piece of about 4 MB at a
+        time, each piece scanned and then read by calamine on its own (in threads, ahead), so
+        that memory does not grow with the sheet, one block per piece; any other sheet is
+        scanned whole, then read by calamine or openpyxl, in blocks of BLOCK_ROWS rows."""
         if (not self._shared_strings_differ and self._types.get(name) == SheetTypeEnum.WorkSheet
                 and self._parts.get(name) in self._zip.NameToInfo):
             return self._guarded(self._streamed(name))
         try:
             shape = self._shape(name)
             if not isinstance(shape, str):
-                return self._guarded(_calamine_rows(self._book.get_sheet_by_name(name), shape))
+                return self._guarded(_blocks_of(
+                    _calamine_rows(self._book.get_sheet_by_name(name), shape)))
         except Exception as err:  # zip, XML and calamine errors all mean the same thing here
             raise _corrupt(self.file_name, err) from err
         self.read_with_openpyxl[name] = shape
         log.info("%s [%s]: read with openpyxl: %s", self.file_name, name, shape)
-        return self._guarded(self._openpyxl_rows(name))
+        return self._guarded(_blocks_of(self._openpyxl_rows(name)))
 
     def _shape(self, name: str) -> _Shape | str:
         if self._types.get(name) != SheetTypeEnum.WorkSheet:
@@ -372,70 +446,107 @@ class Workbook:
         with self._zip.open(part) as stream:
             return _sheet_shape(stream, self._shared_strings_differ)
 
-    def _streamed(self, name: str) -> Iterator[Row]:
+    def _scanned_pieces(self, name: str, scan: _Scan, pool: ThreadPoolExecutor):
+        """The sheet's XML in pieces (``_pieces``, cut before a row), each scanned (``_Scan``)
+        in order, and, when the scan found nothing odd, handed to calamine in ``pool`` at once:
+        (piece, the rows in it, why not calamine or None, head, the future of calamine's rows).
+        An error reading the XML comes as a last item ``("error", err)``, in its place, so that
+        the rows before it are given first, as when nothing was read ahead."""
+        head = b""
+        try:
+            with self._zip.open(self._parts[name]) as stream:
+                for piece in _pieces(stream, b"<row "):
+                    first = scan.first
+                    numbers, reason = scan.piece(piece)
+                    if reason is not None:
+                        yield piece, numbers, reason, head, None
+                        continue
+                    if first:
+                        at = piece.find(b">", piece.find(b"<sheetData")) + 1
+                        head = _DIMENSION_ELEMENT.sub(b"", piece[:at])
+                        if head.endswith(b"/>"):  # <sheetData/>: no rows
+                            head = head[:-2] + b">"
+                        piece = piece[at:]
+                    future = None
+                    if numbers:
+                        end = piece.find(b"</sheetData>")
+                        rows_xml = piece if end < 0 else piece[:end]
+                        future = pool.submit(self._piece_rows, name, head, rows_xml)
+                    yield piece, numbers, None, head, future
+        except Exception as err:  # zip, XML: raised where the rows reach it
+            yield "error", err
+
+    def _streamed(self, name: str) -> Iterator[RowBlock]:
         """The rows of a worksheet from its XML in pieces (``_pieces``, cut before a row): each
         piece is scanned as ``_sheet_shape`` scans the whole (``_Scan``), then read by calamine
         as the only rows of a small workbook with this one's shared strings and styles
-        (``_piece_workbook``), and its rows are shaped as ``_calamine_rows`` shapes them. A
-        piece whose scan finds what calamine reads differently switches the rest of the sheet
-        to openpyxl, from the row after the last one given (the rows before it were read from
-        pieces whose scan found nothing: openpyxl's values)."""
+        (``_piece_workbook``; in threads, up to AHEAD pieces ahead), and its rows are shaped as
+        ``_calamine_rows`` shapes them, one ``RowBlock`` per piece. A piece whose scan finds
+        what calamine reads differently switches the rest of the sheet to openpyxl, from the
+        row after the last one given (the rows before it were read from pieces whose scan
+        found nothing: openpyxl's values)."""
         scan = _Scan()
-        part = self._parts[name]
-        given = 0  # rows yielded
-        head = b""
+        given = 0  # rows given
         ended = False
-        with self._zip.open(part) as stream:
-            for piece in _pieces(stream, b"<row "):
-                first = scan.first
-                numbers, reason = scan.piece(piece)
-                if reason is not None:
-                    if ended:  # past openpyxl's last row: nothing more to give
-                        self.read_with_openpyxl[name] = reason
-                        continue
-                    self.read_with_openpyxl[name] = reason
-                    log.info("%s [%s]: read with openpyxl from row %d: %s", self.file_name, name,
-                             given + 1, reason)
-                    yield from itertools.islice(self._openpyxl_rows(name), given, None)
+        self._package_parts()  # read once, before any thread
+        pool = ThreadPoolExecutor(max_workers=max(1, AHEAD), thread_name_prefix="xlsx-piece")
+        ahead: collections.deque = collections.deque()
+        pieces = self._scanned_pieces(name, scan, pool)
+        try:
+            while True:
+                while len(ahead) <= AHEAD:
+                    item = next(pieces, None)
+                    if item is None:
+                        break
+                    ahead.append(item)
+                    if item[0] == "error":
+                        break
+                if not ahead:
                     return
-                if first:
-                    at = piece.find(b">", piece.find(b"<sheetData")) + 1
-                    head = _DIMENSION_ELEMENT.sub(b"", piece[:at])
-                    if head.endswith(b"/>"):  # <sheetData/>: no rows
-                        head = head[:-2] + b">"
-                    piece = piece[at:]
+                item = ahead.popleft()
+                if item[0] == "error":
+                    raise item[1]
+                piece, numbers, reason, head, future = item
+                if reason is not None:
+                    self.read_with_openpyxl[name] = reason
+                    if ended:  # past openpyxl's last row: nothing more to give
+                        continue
+                    log.info("%s [%s]: read with openpyxl from row %d: %s", self.file_name,
+                             name, given + 1, reason)
+                    yield from _blocks_of(itertools.islice(self._openpyxl_rows(name), given,
+                                                           None), given + 1)
+                    return
                 if ended or not numbers:
                     continue
-                end = piece.find(b"</sheetData>")
-                rows_xml = piece if end < 0 else piece[:end]
-                values, start = self._piece_rows(name, head, rows_xml)
+                values, start = future.result()
                 shape = scan.shape
                 cap = int(scan.dimension.group(2)) if scan.dimension is not None else None
                 lead = [None] * (start[1] if start else 0)
+                first = given + 1
+                raws: list = []
+                widths: list[int] = []
                 for number in numbers:
                     if cap is not None and number > cap:  # openpyxl stops at the dimension
                         while given < cap:
                             given += 1
-                            yield (None,) * shape.width
+                            raws.append(None)
+                            widths.append(shape.width)
                         ended = True
                         break
                     for gap in range(given + 1, number):  # rows not in the XML
                         given += 1
-                        yield [] if shape.widths is not None else (None,) * shape.width
+                        raws.append(None)
+                        widths.append(-1 if shape.widths is not None else shape.width)
                     given += 1
-                    if shape.widths is None:
-                        width = shape.width
-                    else:
-                        width = shape.widths[number]
-                        if width == 0:
-                            yield ()
-                            continue
+                    width = shape.width if shape.widths is None else shape.widths[number]
                     at = number - 1 - start[0] if start else -1
-                    raw = values[at] if 0 <= at < len(values) else None
-                    cells = lead + _normalised(raw) if raw is not None else []
-                    if len(cells) < width:
-                        cells.extend([None] * (width - len(cells)))
-                    yield tuple(cells[:width])
+                    raws.append(values[at] if width and 0 <= at < len(values) else None)
+                    widths.append(width)
+                if raws:
+                    yield RowBlock(first, raws, widths, lead)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            pieces.close()
 
     def _piece_rows(self, name: str, head: bytes, rows_xml: bytes) -> tuple[list, tuple | None]:
         """calamine's rows of one piece of the sheet (from its first non-empty cell) and where
@@ -453,17 +564,21 @@ class Workbook:
         """A workbook of this one's package parts (workbook, relationships, shared strings,
         styles ...) in which sheet ``name`` is ``sheet_xml`` and every other sheet is empty;
         stored, not compressed. The parts are read from the zip once."""
+        target = self._parts[name]
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+            for part, data in self._package_parts().items():
+                z.writestr(part, sheet_xml if part == target else data or _EMPTY_SHEET)
+        return out.getvalue()
+
+    def _package_parts(self) -> dict[str, bytes]:
+        """The package's parts but the sheets (empty), read from the zip once."""
         if self._package is None:
             sheets = set(self._parts.values())
             self._package = {info.filename: (b"" if info.filename in sheets
                                              else self._zip.read(info.filename))
                              for info in self._zip.infolist() if not info.is_dir()}
-        target = self._parts[name]
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
-            for part, data in self._package.items():
-                z.writestr(part, sheet_xml if part == target else data or _EMPTY_SHEET)
-        return out.getvalue()
+        return self._package
 
     def _openpyxl_rows(self, name: str) -> Iterator[Row]:
         import openpyxl  # only for sheets calamine cannot read faithfully

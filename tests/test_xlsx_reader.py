@@ -11,6 +11,7 @@ also check which reader answered.
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import zipfile
 from datetime import date, datetime, time, timedelta
@@ -123,6 +124,67 @@ def test_recorded_workbook(recorded_workbook):
 def test_recorded_workbook_one_row_at_a_time(recorded_workbook):
     with open_workbook(recorded_workbook, "ibc.xlsx") as wb:
         assert list(wb.iter_rows("Detections_of_IBC")) == wb.rows("Detections_of_IBC")
+
+
+@pytest.mark.parametrize("ahead", [0, 1, 4])
+def test_recorded_workbook_whatever_the_pieces_read_ahead(recorded_workbook, monkeypatch, ahead):
+    """calamine reads the pieces in threads, AHEAD of the one given (decision 77): the blocks,
+    as rows, are the rows read with nothing ahead, in order; each block starts where the one
+    before ended."""
+    monkeypatch.setattr(xlsx, "AHEAD", 0)
+    with open_workbook(recorded_workbook, "ibc.xlsx") as wb:
+        expected = wb.rows("Detections_of_IBC")
+    monkeypatch.setattr(xlsx, "AHEAD", ahead)
+    with open_workbook(recorded_workbook, "ibc.xlsx") as wb:
+        blocks = list(wb.iter_blocks("Detections_of_IBC"))
+    assert [row for block in blocks for row in block.rows()] == expected
+    assert [b.first for b in blocks] == list(itertools.accumulate(
+        [1] + [len(b) for b in blocks[:-1]]))
+
+
+def test_rows_before_a_broken_piece_come_first(pieces):
+    """The XML read ahead of the rows given: a piece that cannot be read fails where its rows
+    would come, after the rows before it (so a bad cell above it is reported first)."""
+    good = "".join(f'<row r="{n}"><c r="A{n}"><v>{n}</v></c></row>' for n in range(1, 41))
+    content = _sheet(good + '<row r="41"><c r="A41"><v>1</v></row>'
+                     + '<row r="42"><c r="A42"><v>42</v></c></row>', dimension=None)
+    given = []
+    with open_workbook(content, "broken.xlsx") as wb, pytest.raises(DataError) as caught:
+        for row in wb.iter_rows("S"):
+            given.append(row)
+    assert caught.value.rule == "xlsx format" and "truncated or corrupt" in str(caught.value)
+    assert given == [(n,) for n in range(1, len(given) + 1)]
+    if pieces == "pieces of 300 bytes":
+        assert len(given) >= 30
+
+
+def test_rows_before_a_bad_checksum_come_first(pieces):
+    """The same for the zip: a sheet stored with a checksum that does not match fails at the
+    read that reaches its end, after every row of the pieces read before it (those the reader
+    read ahead are given first)."""
+    cells = "".join(f'<row r="{n}"><c r="A{n}"><v>{n}</v></c></row>' for n in range(1, 3001))
+    content = _sheet(cells, dimension=None)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(content)) as old, zipfile.ZipFile(out, "w") as new:
+        for info in old.infolist():
+            new.writestr(info.filename, old.read(info.filename), zipfile.ZIP_STORED)
+    data = bytearray(out.getvalue())
+    at = data.index(b'<c r="A2979"><v>2979</v>')
+    data[at + 16] = ord("8")  # row 2979 holds 2989 now; the stored checksum is of 2979
+    data = bytes(data)
+    before = 0  # rows in the pieces read before the one that fails
+    with zipfile.ZipFile(io.BytesIO(data)) as z, z.open(SHEET) as stream:
+        with pytest.raises(zipfile.BadZipFile):
+            for piece in xlsx._pieces(stream, b"<row "):
+                before += piece.count(b"<row ")
+    given = []
+    with open_workbook(data, "crc.xlsx") as wb, pytest.raises(DataError) as caught:
+        for row in wb.iter_rows("S"):
+            given.append(row)
+    assert "truncated or corrupt" in str(caught.value) and "CRC" in str(caught.value)
+    assert given == [(n,) for n in range(1, before + 1)]
+    if pieces == "pieces of 300 bytes":
+        assert before > 2000
 
 
 def test_workbook_written_by_openpyxl():

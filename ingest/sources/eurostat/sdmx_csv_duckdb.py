@@ -101,14 +101,18 @@ def parse_sdmx_codes(content: bytes, file_name: str, dataset: str | None = None)
 
 class FastRows:
     """Parsed observations that stay in the CSV file DuckDB reads them from: ``write_parquet``
-    runs the final SELECT into Parquet (``ingest.parsed.write``). The temporary CSV file is
-    removed when this object is collected (or at ``close()``)."""
+    runs the final SELECT into Parquet (``ingest.parsed.write``) on the connection that checked
+    them (one DuckDB instance per file: opening one is a fixed cost of each file). The
+    temporary CSV file is removed and the connection closed when this object is collected (or
+    at ``close()``)."""
 
-    def __init__(self, csv_path: Path, select_sql: str, count: int) -> None:
+    def __init__(self, csv_path: Path, select_sql: str, count: int,
+                 con: duckdb.DuckDBPyConnection | None = None) -> None:
         self.csv_path = csv_path
         self._select = select_sql
         self._count = count
-        self._cleanup = weakref.finalize(self, _remove, csv_path)
+        self._con = con
+        self._cleanup = weakref.finalize(self, _remove, csv_path, con)
 
     def __len__(self) -> int:
         return self._count
@@ -117,23 +121,37 @@ class FastRows:
         """The SELECT giving the rows (OBSERVATION_COLUMNS, in file order)."""
         return self._select
 
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = _connect()
+            self._cleanup.detach()
+            self._cleanup = weakref.finalize(self, _remove, self.csv_path, self._con)
+        return self._con
+
     def write_parquet(self, path: Path, meta: dict[str, str]) -> None:
         # One thread: row_number() over () streams in file order on one thread anyway, and with
         # more the ordered Parquet writer buffers what the scan reads ahead (GBs on 30M rows).
-        with _connect(threads=1) as con:
-            con.execute(f"copy ({self._select}) to '{_sql_str(str(path))}' "
-                        f"(format parquet, compression zstd, kv_metadata {{{kv_sql(meta)}}})")
+        con = self._connection()
+        con.execute("set threads = 1")
+        con.execute(f"copy ({self._select}) to '{_sql_str(str(path))}' "
+                    f"(format parquet, compression zstd, kv_metadata {{{kv_sql(meta)}}})")
 
     def df(self):
         """The rows as a DataFrame (for small files and tests: it holds them all in memory)."""
-        with _connect(threads=1) as con:
-            return con.execute(self._select).df()
+        con = self._connection()
+        con.execute("set threads = 1")
+        return con.execute(self._select).df()
 
     def close(self) -> None:
         self._cleanup()
 
 
-def _remove(path: Path) -> None:
+def _remove(path: Path, con: duckdb.DuckDBPyConnection | None = None) -> None:
+    if con is not None:
+        try:
+            con.close()
+        except Exception:  # at interpreter exit, best effort
+            pass
     try:
         path.unlink(missing_ok=True)
     except OSError:  # at interpreter exit, best effort
@@ -150,7 +168,7 @@ def _layout(content: bytes) -> tuple[list[str], int] | None:
         return None
     if b"\x00" in content or b'"' in content or b"<html" in content[:512].lower():
         return None
-    returns = content.count(b"\r")
+    returns = content.count(b"\r") if b"\r" in content else 0  # memchr first: most have none
     if returns and not (returns == content.count(b"\r\n") == content.count(b"\n")):
         return None
     end = content.find(b"\n", skip)
@@ -188,7 +206,10 @@ def _checked(path: Path, header: list[str], lines: int, file_name: str, dataset:
         *(f"regexp_full_match({col[d]}, '{CODE_SQL}')" for d in dims),
         *(f"regexp_full_match(coalesce({c}, ''), '{FLAG_SQL}')" for c in optional),
     ])
-    with _connect() as con:
+    con = _connect()
+    kept = False
+    try:
+        con.execute("reset threads")  # the write set 1 on the shared instance
         total, headers, broken, flows, flow, stamps, stamp = con.execute(f"""
             select count(*),
                    count(*) filter (where {is_header}),
@@ -198,6 +219,24 @@ def _checked(path: Path, header: list[str], lines: int, file_name: str, dataset:
                    count(distinct coalesce(c1, '')) filter (where not ({is_header})),
                    min(coalesce(c1, '')) filter (where not ({is_header}))
             from {source}""").fetchone()
+        found = _verdict(total, headers, broken, flows, flow, stamps, stamp, lines, file_name,
+                         dataset)
+        if found is None:
+            return None
+        code, last_update = found
+        select = _select(source, col, dims, is_header, code, last_update)
+        kept = True
+        return FastRows(path, select, total - headers, con), last_update, code
+    finally:
+        if not kept:
+            con.close()
+
+
+def _verdict(total: int, headers: int, broken: int, flows: int, flow: str, stamps: int,
+             stamp: str, lines: int, file_name: str, dataset: str | None
+             ) -> tuple[str, datetime | None] | None:
+    """The dataset and update stamp when the counts say the fast path reads the file exactly,
+    else None (logged)."""
     count = total - headers
     why = None
     if total != lines:
@@ -219,13 +258,11 @@ def _checked(path: Path, header: list[str], lines: int, file_name: str, dataset:
                  file_name, why)
         return None
     try:
-        code, last_update = _dataset(flow.strip(), stamp.strip(), file_name, dataset)
+        return _dataset(flow.strip(), stamp.strip(), file_name, dataset)
     except DataError as err:
         log.info("%s: not read by the DuckDB fast path (%s): the Python reader will",
                  file_name, err)
         return None
-    select = _select(source, col, dims, is_header, code, last_update)
-    return FastRows(path, select, count), last_update, code
 
 
 def _dataset(flow: str, stamp: str, file_name: str, dataset: str | None
@@ -287,11 +324,11 @@ def _select(source: str, col: dict[str, str], dims: list[str], is_header: str, c
         where not ({is_header})"""
 
 
-def _connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    config: dict[str, object] = {"preserve_insertion_order": True}
-    if threads is not None:
-        config["threads"] = threads
-    return duck.connect(config=config)  # the memory limit and a spill folder of its own
+def _connect() -> duckdb.DuckDBPyConnection:
+    """A cursor of the process's shared DuckDB instance (the memory limit and a spill folder
+    of its own; ``ingest.duck.shared_cursor``): an instance per file was a fixed cost of
+    every file."""
+    return duck.shared_cursor()
 
 
 def _sql_str(text: str) -> str:

@@ -31,6 +31,7 @@ import functools
 import itertools
 import logging
 import re
+import weakref
 from array import array
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -45,6 +46,7 @@ from ingest.config import SEEDS_DIR, settings
 from ingest.errors import DataError, DownloadError
 from ingest.source import Candidate, Parsed
 from ingest.xlsx import Workbook, column_letter, open_workbook
+from ingest.xlsx import normalised_cell as _normalised_cell
 
 log = logging.getLogger(__name__)
 
@@ -576,8 +578,15 @@ def parse_streamed(content: bytes, file_name: str) -> Parsed:
     return Parsed(release_date=release, rows=rows)
 
 
+BLOCKS = True
+"""Read the month cells of each piece of the sheet as one numpy array where that is exactly
+what reading them cell by cell gives (``_observations``); False: every row cell by cell (the
+tests' reference)."""
+
 FLUSH_ROWS = 1_000_000
 """Observations kept in memory before they are written out as one part (``parse_streamed``)."""
+PART_COMPRESSION = "uncompressed"
+"""Of the parts under the spill folder (read once, by the copy into the parsed form)."""
 
 
 class _Frames:
@@ -602,23 +611,38 @@ class ParquetRows:
     _made = 0
 
     def __init__(self) -> None:
-        import weakref
-
         from ingest import duck
         ParquetRows._made += 1
         self.folder = duck.temp_dir_for(f"frontex-rows-{ParquetRows._made}")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.files: list[Path] = []
         self.count = 0
+        self._con = None
+        self._closer = None
         self._cleanup = weakref.finalize(self, _remove_folder, self.folder)
 
+    def _connection(self):
+        """A cursor of the process's shared DuckDB instance (``ingest.duck.shared_cursor``)
+        for the parts and the copy, closed with this object; one thread (set before each
+        query: the setting is the instance's): the parts are written and copied in order, a
+        row group at a time."""
+        if self._con is None:
+            from ingest import duck
+            self._con = duck.shared_cursor()
+            self._closer = weakref.finalize(self, self._con.close)
+        self._con.execute("set threads = 1")
+        return self._con
+
     def add(self, part: pd.DataFrame) -> None:
-        from ingest import duck
         path = self.folder / f"part-{len(self.files):05d}.parquet"
-        with duck.connect(config={"threads": 1}) as con:
-            con.register("part_rows", part)
+        con = self._connection()
+        con.register("part_rows", part)
+        try:
+            # Uncompressed: the parts are read once, by the copy into the parsed form.
             con.execute(f"copy part_rows to '{_sql_str(path)}' (format parquet, "
-                        "compression zstd)")
+                        f"compression {PART_COMPRESSION})")
+        finally:
+            con.unregister("part_rows")
         self.files.append(path)
         self.count += len(part)
 
@@ -629,12 +653,10 @@ class ParquetRows:
         return "read_parquet([" + ", ".join(f"'{_sql_str(f)}'" for f in self.files) + "])"
 
     def write_parquet(self, path: Path, meta: dict[str, str]) -> None:
-        from ingest import duck
         from ingest.parsed import kv_sql
-        # One thread: the parts are copied in order, a row group at a time.
-        with duck.connect(config={"threads": 1, "preserve_insertion_order": True}) as con:
-            con.execute(f"copy (select * from {self._source()}) to '{_sql_str(path)}' "
-                        f"(format parquet, compression zstd, kv_metadata {{{kv_sql(meta)}}})")
+        self._connection().execute(
+            f"copy (select * from {self._source()}) to '{_sql_str(path)}' "
+            f"(format parquet, compression zstd, kv_metadata {{{kv_sql(meta)}}})")
 
     def df(self) -> pd.DataFrame:
         from ingest import duck
@@ -642,6 +664,8 @@ class ParquetRows:
             return con.execute(f"select * from {self._source()}").df()
 
     def close(self) -> None:
+        if self._closer is not None:
+            self._closer()
         self._cleanup()
 
 
@@ -684,17 +708,28 @@ def _parse(content: bytes, file_name: str, out, flush_rows: int | None) -> date:
         # The release date first (route aliases depend on it): from the Notes sheet, else from
         # a note on the data sheet (older layouts), for which the sheet is read once more.
         release = parse_release_date(notes, data_rows(), file_name, data_sheet)
-        return _observations(data_rows(), release, lay, f"{file_name} [{data_sheet}]",
-                             file_name, out, flush_rows)
+        return _observations(wb.iter_blocks(data_sheet), release, lay,
+                             f"{file_name} [{data_sheet}]", file_name, out, flush_rows)
     finally:
         wb.close()
 
 
-def _observations(rows, release: date, lay: Layout, where: str, file_name: str, out,
+def _observations(blocks, release: date, lay: Layout, where: str, file_name: str, out,
                   flush_rows: int | None) -> date:
-    head = []
-    for row in rows:
-        head.append(row)
+    """The observations of the data sheet's rows (``Workbook.iter_blocks``): the header
+    within the first HEADER_SEARCH_ROWS rows, then every row below it, unpivoted. A block
+    (a piece of the sheet) is read by ``block_rows`` with numpy when that gives exactly what
+    reading it row by row (``one_row``) gives, else row by row; errors are raised by the same
+    code either way, in sheet order."""
+    blocks = iter(blocks)
+    head: list = []
+    rest = None  # (block, index of its first row after the head)
+    for block in blocks:
+        take = min(len(block), HEADER_SEARCH_ROWS - len(head))
+        head.extend(block.row(i) for i in range(take))
+        if take < len(block):
+            rest = (block, take)
+            break
         if len(head) == HEADER_SEARCH_ROWS:
             break
     h = _find_header(head, where, lay)
@@ -733,11 +768,27 @@ def _observations(rows, release: date, lay: Layout, where: str, file_name: str, 
         key_of, month_of, counts = array("i"), array("h"), array("q")
         since_at = 0
 
-    sheet_row = h + 1
-    for row in itertools.chain(head[h + 1:], rows):
-        sheet_row += 1
+    def keyed(route: object, border: object, nat: object, sheet_row: int) -> int:
+        """The index of a data row's keys (checked, the route made canonical) in ``keys``."""
+        for label, key in (("Route", route), ("Border type or inland", border),
+                           ("Nationality", nat)):
+            if not isinstance(key, str) or not key.strip():
+                raise DataError(where, "row keys", f"empty {label} on a row with counts",
+                                row=sheet_row)
+        published, border, nat = route.strip(), border.strip(), nat.strip()
+        canonical = routes.get(published)
+        if canonical is None:
+            canonical = routes[published] = canonical_route(published, release, where,
+                                                            sheet_row)
+        keys.append((canonical, published, border, nat))
+        key_rows.append(sheet_row)
+        return len(keys) - 1
+
+    def one_row(row: tuple, sheet_row: int) -> None:
+        """One sheet row, cell by cell (any row ``block_rows`` does not take)."""
+        nonlocal since_at
         if not row or all(c is None or (isinstance(c, str) and not c.strip()) for c in row):
-            continue
+            return
         route, border, nat = (row[0], row[border_col], row[nat_col]) if len(row) > width else (
             row[0], None, None)
         if isinstance(route, str) and _key(route) in lay.total_rows:
@@ -750,23 +801,13 @@ def _observations(rows, release: date, lay: Layout, where: str, file_name: str, 
                      "rows above and skipped", where, sheet_row, route)
             flushed_since[:] = 0
             since_at = len(counts)
-            continue
+            return
         values = [(j, m, row[j] if j < len(row) else None) for j, m in month_cols]
         if all(v is None for _, _, v in values) and (border is None or nat is None):
             log.info("%s row %d: no counts and no keys, read as a note: %r", where, sheet_row, row[0])
-            continue
-        for label, key in (("Route", route), ("Border type or inland", border),
-                           ("Nationality", nat)):
-            if not isinstance(key, str) or not key.strip():
-                raise DataError(where, "row keys", f"empty {label} on a row with counts",
-                                row=sheet_row)
-        published, border, nat = route.strip(), border.strip(), nat.strip()
-        route = routes.get(published)
-        if route is None:
-            route = routes[published] = canonical_route(published, release, where, sheet_row)
-        key = len(keys)
-        keys.append((route, published, border, nat))
-        key_rows.append(sheet_row)
+            return
+        key = keyed(route, border, nat, sheet_row)
+        published, border, nat = keys[key][1:]
         for n, (j, month, v) in enumerate(values):
             if v is None:
                 continue
@@ -787,6 +828,114 @@ def _observations(rows, release: date, lay: Layout, where: str, file_name: str, 
         if total_cols:
             _check_totals_column(row, sheet_row, f"{published} / {border} / {nat}", month_cols,
                                  total_cols, where)
+
+    month_js = np.array([j for j, _ in month_cols], dtype=np.intp)
+    month_set = set(month_js.tolist())
+    totals_label: dict[object, bool] = {}
+
+    def block_rows(block, start: int) -> bool:
+        """The rows of ``block`` from ``start`` with the month cells as one numpy array, when
+        that gives exactly what ``one_row`` gives row by row: calamine's cells (not a sheet
+        read with openpyxl), no totals column or totals row, and every month cell a float
+        holding a whole number or empty (""). Anything else (text, a date, a bool, a fraction:
+        ``one_row`` raises its error, naming the cell) returns False before anything is
+        kept, and the block is read row by row."""
+        if not BLOCKS or block.normalised or total_cols:
+            return False
+        live = [i for i in range(start, len(block))
+                if block.raw[i] is not None and block.widths[i] > 0]
+        if not live:
+            return True  # rows without cells: skipped, as one_row skips them
+        raws = [block.raw[i] for i in live]
+        n = len(raws[0])
+        if any(len(r) != n for r in raws):
+            return False
+        lead = len(block.lead)
+        cols = month_js - lead
+        inside = (cols >= 0) & (cols < n)
+        pos = cols[inside]
+        widths = np.array([block.widths[i] for i in live])
+        short = bool(len(pos)) and bool((widths <= month_js[inside][-1]).any())
+        values = has = None
+        if len(pos) and pos[-1] - pos[0] + 1 == len(pos):  # the months side by side
+            slices = [r[pos[0]:pos[-1] + 1] for r in raws]
+            if set(map(type, itertools.chain.from_iterable(slices))) <= {float}:
+                values = np.array(slices, dtype=np.float64)  # every cell a number
+        if values is None:
+            cells = np.array(raws, dtype=object)
+            if cells.shape != (len(raws), n):
+                return False
+            sub = cells[:, pos]
+            kinds = set(map(type, sub.ravel().tolist()))
+            if not kinds <= {float, str}:
+                return False
+            if str in kinds:
+                has = sub != ""
+                sub[~has] = 0.0
+                if not set(map(type, sub.ravel().tolist())) <= {float}:
+                    return False  # text in a count cell
+            values = sub.astype(np.float64)
+        if short:  # past a row's last cell: no cell
+            fits = month_js[inside][None, :] < widths[:, None]
+            has = fits if has is None else has & fits
+        filled = values.ravel() if has is None else values[has]
+        if not (np.isfinite(filled).all() and (filled == np.trunc(filled)).all()
+                and (np.abs(filled) < 2.0 ** 63).all()):
+            return False
+        norm = _normalised_cell
+
+        def cell(raw: list, w: int, j: int) -> object:
+            c = j - lead
+            return norm(raw[c]) if j < w and 0 <= c < n else None
+
+        firsts = [cell(raws[k], block.widths[i], 0) for k, i in enumerate(live)]
+        for route in firsts:
+            if isinstance(route, str):
+                total = totals_label.get(route)
+                if total is None:
+                    total = totals_label[route] = _key(route) in lay.total_rows
+                if total:
+                    return False
+        any_month = (has.any(axis=1).tolist() if has is not None
+                     else [bool(len(pos))] * len(live))
+        key_at = np.full(len(live), -1, dtype=np.int32)
+        for k, i in enumerate(live):
+            raw, w, sheet_row = raws[k], block.widths[i], block.first + i
+            route = firsts[k]
+            border, nat = ((cell(raw, w, border_col), cell(raw, w, nat_col)) if w > width
+                           else (None, None))
+            if not any_month[k]:
+                if all(c is None or (isinstance(c, str) and not c.strip())
+                       for c in (cell(raw, w, j) for j in range(w) if j not in month_set)):
+                    continue  # an empty row
+                if border is None or nat is None:
+                    log.info("%s row %d: no counts and no keys, read as a note: %r", where,
+                             sheet_row, route)
+                    continue
+            key_at[k] = keyed(route, border, nat, sheet_row)
+        if has is None:  # every month cell of every row
+            at_row = np.repeat(np.arange(len(live)), len(pos))
+            at_month = np.tile(np.arange(len(pos)), len(live))
+        else:
+            at_row, at_month = np.nonzero(has)
+        key_of.frombytes(key_at[at_row].astype(np.int32).tobytes())
+        month_of.frombytes(np.arange(len(month_cols), dtype=np.int16)[inside][at_month]
+                           .tobytes())
+        counts.frombytes(filled.astype(np.int64).tobytes())
+        return True
+
+    for i, row in enumerate(head[h + 1:], h + 2):
+        one_row(row, i)
+    as_arrays = by_cell = 0
+    for block, start in itertools.chain([rest] if rest else [], ((b, 0) for b in blocks)):
+        if block_rows(block, start):
+            as_arrays += 1
+        else:
+            by_cell += 1
+            for i in range(start, len(block)):
+                one_row(block.row(i), block.first + i)
+                if flush_rows is not None and len(counts) >= flush_rows:
+                    flush()
         if flush_rows is not None and len(counts) >= flush_rows:
             flush()
     kept_keys = total_keys + len(keys)
@@ -797,6 +946,7 @@ def _observations(rows, release: date, lay: Layout, where: str, file_name: str, 
                            else " (a header and no data rows)")
                         + ": a release without data is never loaded", row=h + 1)
     flush()
-    log.info("%s: release %s, %d rows, %d months, %s detections", file_name, release,
-             total_rows, len(month_cols), f"{total_detections:,}")
+    log.info("%s: release %s, %d rows, %d months, %s detections; %d piece(s) of the sheet read "
+             "as arrays, %d cell by cell", file_name, release, total_rows, len(month_cols),
+             f"{total_detections:,}", as_arrays, by_cell)
     return release
