@@ -255,11 +255,16 @@ def test_corrupted_workbook_fails_and_leaves_published_file_byte_identical(insta
     assert done.returncode != 0
     assert "PIPELINE FAILED" in done.stderr
     assert "frontex_ingest failed at step 'land'" in done.stderr
-    # Asked before Airflow started, the source had something new: the DAGs ran.
+    # Asked before Airflow started, the source had something new: its DAG and the transform
+    # ran; the sources with nothing new were not started (decision 78).
     assert "Before Airflow: frontex has something new" in done.stdout
+    assert "running frontex_ingest, warehouse_transform; nothing new from cohesion" in done.stdout
+    assert "=== frontex_ingest: running" in done.stdout
+    assert "=== cohesion_ingest" not in done.stdout and "=== eurostat_ingest" not in done.stdout, (
+        "a source DAG ran although its source had nothing new")
     assert "ibc.xlsx" in done.stderr and "truncated or corrupt" in done.stderr
     assert sha(install["warehouse"]) == before
-    # The other sources and the transform still ran (nothing new there: nothing rebuilt).
+    # The transform still ran (nothing new there: nothing rebuilt).
     assert "Nothing new since the publish of run" in done.stdout, done.stdout[-2000:]
     page = red_report(done, newest=False)
     assert "stopped at step land;" in page and "truncated or corrupt" in page
