@@ -100,10 +100,10 @@ def shared_cursor() -> duckdb.DuckDBPyConnection:
     by ``connect`` (the memory limit, a spill folder of its own), for the parsers' queries
     over files that need no database of their own; close it when done. Opening an instance
     costs about 10 ms and its first query a few more, and a parser runs once per file: seven
-    small Eurostat files took 0.33 s with an instance each and 0.17 s sharing one (decision
-    77). The instance lives as long as the process; a forked child, or settings changed since
-    (tests), get a new one. A setting made with ``SET`` on a cursor (``threads``) is the
-    instance's: set what a query needs before it."""
+    small CSV files of one source took 0.33 s with an instance each and 0.17 s sharing one
+    (decision 77). The instance lives as long as the process; a forked child, or settings
+    changed since (tests), get a new one. A setting made with ``SET`` on a cursor
+    (``threads``) is the instance's: set what a query needs before it."""
     global _shared
     s = settings()
     key = (os.getpid(), s.duckdb_memory_limit, str(s.duckdb_temp_dir))

@@ -312,7 +312,7 @@ class RowBlock:
     """Consecutive rows of a sheet from sheet row ``first``: ``row(i)`` is the row
     ``iter_rows`` gives for sheet row ``first + i``. A streamed piece keeps calamine's cells as
     calamine gave them (``raw``, not normalised: floats, ``""`` for empty), so that a caller can
-    read many cells at once (``ingest.sources.frontex``: the month cells as one numpy array);
+    read many cells at once (a parser turning a row block's numeric cells into one numpy array);
     ``raw[i]`` is calamine's row from column ``len(lead)`` on (None: no cells) and
     ``widths[i]`` its width in openpyxl's shape (-1: a row missing from the XML of a sheet
     without a ``<dimension>``, given as ``[]``). A block of rows already in openpyxl's values

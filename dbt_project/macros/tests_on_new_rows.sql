@@ -12,7 +12,8 @@
     dbt renders a test's `where` config once, when it parses the project (and partial parsing
     keeps it): a flag cannot go there. This is dbt's own `get_where_subquery`, which dbt calls
     for each generic test when it runs, with that filter added; the test's own `where` still
-    applies. Singular tests are not filtered. -#}
+    applies. Singular tests are not filtered. A database with no meta.publish_log (never
+    published: a build run by hand, a test's) is tested whole. -#}
 {% macro default__get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
     {%- set lineage = var('tests_on_new_rows', {}).get(relation.identifier) -%}
@@ -20,7 +21,11 @@
     {%- if where -%}
         {%- do conditions.append('(' ~ where ~ ')') -%}
     {%- endif -%}
-    {%- if lineage and not flags.FULL_REFRESH -%}
+    {#- A database that was never published (no meta.publish_log: a build run by hand, a test's
+        database) has no row another build tested: every row is checked. -#}
+    {%- set published = lineage and not flags.FULL_REFRESH and execute and adapter.get_relation(
+            database=relation.database, schema='meta', identifier='publish_log') is not none -%}
+    {%- if published -%}
         {%- do conditions.append(
             lineage ~ " in (select landing_file from raw.load_log where run_id not in "
             ~ "(select run_id from meta.publish_log))") -%}
