@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import os
@@ -75,6 +76,17 @@ def dbt_env(build_db: Path | str, cwd: Path | None = None) -> dict[str, str]:
     return duck.dbt_settings(env, cwd)  # memory_limit and temp_directory of dbt's profile
 
 
+@contextlib.contextmanager
+def _dbt_in(build_db: Path):
+    """(cwd, env) for a dbt process on ``build_db`` (``_in_place``, ``dbt_env``); the spill
+    folder's link dbt_env makes in cwd is removed when the block ends (after dbt has)."""
+    cwd, db = _in_place(build_db)
+    try:
+        yield cwd, dbt_env(db, cwd)
+    finally:
+        (cwd / duck.SPILL_LINK).unlink(missing_ok=True)
+
+
 def dbt_executable() -> str:
     candidate = Path(sys.executable).with_name("dbt")
     return str(candidate) if candidate.exists() else "dbt"
@@ -94,29 +106,26 @@ def build(build_db: Path, run_dir: Path, args: list[str] | None = None) -> dict:
     if parse_cache.exists():
         saved.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(parse_cache, saved)
-    cwd, db = _in_place(build_db)
-    proc = subprocess.Popen(cmd, cwd=cwd, env=dbt_env(db, cwd),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-    try:
-        for line in proc.stdout:
-            log.info("dbt | %s", line.rstrip())
-            tail.append(line.rstrip())
-    except BaseException:
-        # Interrupted (Ctrl-C, a task timeout): dbt stops before the step's files move on.
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.poll() is not None:
-            (cwd / duck.SPILL_LINK).unlink(missing_ok=True)
-        raise
-    code = proc.wait()
-    (cwd / duck.SPILL_LINK).unlink(missing_ok=True)
+    with _dbt_in(build_db) as (cwd, env):
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                log.info("dbt | %s", line.rstrip())
+                tail.append(line.rstrip())
+        except BaseException:
+            # Interrupted (Ctrl-C, a task timeout): dbt stops before the step's files move on.
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            raise
+        code = proc.wait()
     if saved.exists():
         staged = parse_cache.with_name(f"{parse_cache.name}.{os.getpid()}.part")
         shutil.copyfile(saved, staged)
@@ -303,12 +312,9 @@ def docs(build_db: Path, run_dir: Path) -> Path | None:
     cmd = [dbt_executable(), "docs", "generate", "--static", "--no-compile",
            "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR), "--target-path", str(target),
            "--log-path", str(run_dir / "dbt" / "logs")]
-    cwd, db = _in_place(build_db)
-    try:
-        done = subprocess.run(cmd, cwd=cwd, env=dbt_env(db, cwd),
+    with _dbt_in(build_db) as (cwd, env):
+        done = subprocess.run(cmd, cwd=cwd, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    finally:
-        (cwd / duck.SPILL_LINK).unlink(missing_ok=True)
     if done.returncode != 0 or not page.exists():
         log.warning("dbt docs generate failed (exit %s); the report will have no dbt docs:\n%s",
                     done.returncode, "\n".join(done.stdout.splitlines()[-TAIL_LINES:]))

@@ -196,24 +196,22 @@ def before_airflow() -> BeforeAirflow:
 
     started = time.monotonic()
     landing = Landing(settings().landing_dir)
-    new: dict[str, str] = {}
+    said: dict[str, str] = {}  # per source with something new or failing: what to say
     for spec in catalog.SOURCES:
         try:
             with http.for_source(spec.name, spec.url_settings):
                 found = offers_new(spec.source(), landing, spec.refetch_landed)
         except Exception as err:  # noqa: BLE001 - its DAG fails on it, records and reports it
-            found = f"failed when asked: {type(err).__name__}"
+            said[spec.name] = f"source {spec.name} failed when asked: {type(err).__name__}"
+            continue
         if found is not None:
-            new[spec.name] = found
+            said[spec.name] = f"{spec.name} has something new ({found})"
     asked = f"{len(catalog.SOURCES)} asked, {time.monotonic() - started:.1f} s"
-    if new:
-        wanted = {spec.dag_id for spec in catalog.SOURCES if spec.name in new}
+    if said:
+        wanted = {spec.dag_id for spec in catalog.SOURCES if spec.name in said}
         dags = tuple(d for d in catalog.dag_ids() if d in wanted) + (TRANSFORM_DAG_ID,)
         others = sorted(spec.name for spec in catalog.SOURCES if spec.dag_id not in wanted)
-        print("Before Airflow: " + "; ".join(f"{name} has something new ({found})"
-                                             if not found.startswith("failed when asked")
-                                             else f"source {name} {found}"
-                                             for name, found in new.items())
+        print("Before Airflow: " + "; ".join(said.values())
               + f" ({asked}): running {', '.join(dags)}"
               + (f"; nothing new from {', '.join(others)}" if others else ""), flush=True)
         return BeforeAirflow(dags=dags)
