@@ -206,7 +206,7 @@ def before_airflow() -> BeforeAirflow:
             said[spec.name] = f"source {spec.name} failed when asked: {type(err).__name__}"
             continue
         if found is not None:
-            said[spec.name] = f"{spec.name} has something new ({found})"
+            said[spec.name] = f"{spec.name} has {found}"
     asked = f"{len(catalog.SOURCES)} asked, {time.monotonic() - started:.1f} s"
     if said:
         wanted = {spec.dag_id for spec in catalog.SOURCES if spec.name in said}

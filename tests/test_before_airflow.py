@@ -111,3 +111,24 @@ def test_a_lease_of_a_live_run_is_still_waited_for(tmp_path, snapshot_dir, monke
     said = capsys.readouterr().out
     assert "is held by run live_run" in said and decided.dags == (run.TRANSFORM_DAG_ID,), said
     assert lock.read_lease().run_id == "live_run", "a live run's lease was touched"
+
+
+def test_quarantined_bytes_offered_again_are_not_said_to_be_new(live, capsys):
+    """The DAG runs (it reports the skipped bytes), but the line before Airflow must not say the
+    source has something new: the same run ends "nothing new since ...", which it then is."""
+    from ingest.config import settings
+    from ingest.landing import Landing
+    from tests.sources.frontex.test_frontex_live import HTML_ERROR_PAGE, NEWEST, PAGE_HTML
+
+    live.route(PAGE, Reply(body=PAGE_HTML, headers={"Content-Type": "text/html"}))
+    live.route(NEWEST, Reply(body=HTML_ERROR_PAGE, headers={"Content-Type": "text/html"}))
+    entry, _ = Landing(settings().landing_dir).land(
+        "frontex", live.url(NEWEST), HTML_ERROR_PAGE, None,
+        error="[xlsx format] an HTML page, not an xlsx workbook")
+    decided = run.before_airflow()
+    said = capsys.readouterr().out
+    assert "frontex_ingest" in decided.dags, decided
+    line = next(l for l in said.splitlines() if "frontex" in l)
+    assert "frontex has something new" not in line, (
+        f"quarantined bytes offered again were said to be new before Airflow:\n{line}")
+    assert f"quarantined as {entry.path}" in line, line
