@@ -39,6 +39,26 @@ _source: contextvars.ContextVar[tuple[str, tuple[str, ...]] | None] = contextvar
     "source", default=None)
 
 
+_asking: contextvars.ContextVar[bool] = contextvars.ContextVar("asking", default=False)
+
+
+@contextlib.contextmanager
+def asking():
+    """Requests made inside are tried once (no ``WH_HTTP_RETRIES``): for ``make run``'s question
+    before Airflow (``pipeline.run.before_airflow``, docs/decisions.md 79). A source that fails
+    when asked has its DAG run anyway, and the DAG's requests retry; retrying the question as
+    well made a server that is down or hangs cost every retry and backoff twice."""
+    token = _asking.set(True)
+    try:
+        yield
+    finally:
+        _asking.reset(token)
+
+
+def _retries() -> int:
+    return 0 if _asking.get() else settings().http_retries
+
+
 @contextlib.contextmanager
 def for_source(name: str, url_settings: tuple[str, ...]):
     """Requests made inside go only to the hosts of this source: those of its configured URLs
@@ -220,12 +240,12 @@ class _UntilDeadline(urllib3.Timeout):
 
 class _BoundedAdapter(HTTPAdapter):
     def __init__(self, budget: _Budget) -> None:
-        s = settings()
+        retries = _retries()
         retry = _BoundedRetry(
-            total=s.http_retries,
-            connect=s.http_retries,
-            read=s.http_retries,
-            status=s.http_retries,
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
             backoff_factor=settings().http_backoff_s,
             status_forcelist=(429, 500, 502, 503, 504),
             allowed_methods=frozenset({"GET", "HEAD"}),
@@ -296,15 +316,15 @@ def _download(url: str, limits: _Limits, params: dict | None = None,
     retried like one that fails before it (urllib3's retries only cover the request and the
     headers)."""
     check_host(url)
-    s = settings()
+    retries = _retries()
     budget = _Budget(limits)
     backoff = settings().http_backoff_s
-    for attempt in range(s.http_retries + 1):
+    for attempt in range(retries + 1):
         try:
             return _attempt(url, params, headers, budget)
         except _BodyInterrupted as interrupted:
             cause = interrupted.__cause__
-            if attempt == s.http_retries:
+            if attempt == retries:
                 raise cause from None
             wait = backoff * 2 ** attempt
             try:

@@ -86,13 +86,28 @@ def _landed_url(cand: Candidate, landing: Landing, refetch_landed: bool) -> Mani
     return landing.find_url(cand.url, status=LANDED, version=cand.version)
 
 
-def offers_new(source: Source, landing: Landing, refetch_landed: bool = False) -> str | None:
+@dataclass(frozen=True)
+class Offer:
+    """What ``offers_new`` found: a candidate whose bytes are not landed, or (``quarantined``)
+    bytes that were quarantined, offered again."""
+
+    url: str
+    quarantined: ManifestEntry | None = None
+
+    def __str__(self) -> str:
+        if self.quarantined is None:
+            return f"something new ({self.url})"
+        return (f"the bytes quarantined as {self.quarantined.path} offered again ({self.url}; "
+                "skipped, not new)")
+
+
+def offers_new(source: Source, landing: Landing, refetch_landed: bool = False) -> Offer | None:
     """Whether ``land_new`` would land (or quarantine, or skip as quarantined) anything of
     ``source`` now, asked the way ``land_new`` asks: discover, skip a live URL already landed,
     fetch the others and compare their sha256 with landing's. Nothing is landed, parsed or kept:
     the first candidate whose bytes are not landed (or are quarantined: ``land_new`` reports
-    those) is returned as its URL, and the rest is not fetched; None when every candidate is
-    known. ``make run`` asks this of every source before it starts Airflow
+    those, and the Offer says so) is returned, and the rest is not fetched; None when every
+    candidate is known. ``make run`` asks this of every source before it starts Airflow
     (``pipeline.run``): a run with nothing new then starts no DAG at all."""
     for cand in source.discover():
         if _landed_url(cand, landing, refetch_landed) is not None:
@@ -101,8 +116,10 @@ def offers_new(source: Source, landing: Landing, refetch_landed: bool = False) -
         content = fetch(source, cand)
         http.take_final_url()
         known = landing.find_sha(sha256_of(content))
-        if known is None or known.status == QUARANTINED:
-            return cand.url
+        if known is None:
+            return Offer(cand.url)
+        if known.status == QUARANTINED:
+            return Offer(cand.url, quarantined=known)
     return None
 
 

@@ -185,6 +185,17 @@ def stale_reason(lease: Lease, now: float | None = None) -> str | None:
     return None
 
 
+def owner_gone(lease: Lease) -> str | None:
+    """Why ``lease`` cannot belong to a live run, told by its owning process alone: the process
+    of the ``make run`` that ran every step (``WH_RUN_OWNER_PID``) no longer exists on this host.
+    None when it may be alive or this host cannot tell (no owning process: a scheduler's tasks;
+    another host; the object store, whose heartbeat ``step`` reads). For what a run says before
+    it starts (``pipeline.run.before_airflow``); ``step`` decides the take-over itself."""
+    if lease.owner_pid is None or lease.beat is not None or lease.host != socket.gethostname():
+        return None
+    return None if _alive(lease.owner_pid) else f"its process {lease.owner_pid} is gone"
+
+
 @contextlib.contextmanager
 def step(run_id: str, name: str):
     """Run one transform step of ``run_id`` as the owner of the warehouse: take the lock (and the

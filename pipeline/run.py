@@ -199,13 +199,14 @@ def before_airflow() -> BeforeAirflow:
     said: dict[str, str] = {}  # per source with something new or failing: what to say
     for spec in catalog.SOURCES:
         try:
-            with http.for_source(spec.name, spec.url_settings):
+            # Asked once, no retries: a source that fails here has its DAG run, which retries.
+            with http.for_source(spec.name, spec.url_settings), http.asking():
                 found = offers_new(spec.source(), landing, spec.refetch_landed)
         except Exception as err:  # noqa: BLE001 - its DAG fails on it, records and reports it
             said[spec.name] = f"source {spec.name} failed when asked: {type(err).__name__}"
             continue
         if found is not None:
-            said[spec.name] = f"{spec.name} has something new ({found})"
+            said[spec.name] = f"{spec.name} has {found}"
     asked = f"{len(catalog.SOURCES)} asked, {time.monotonic() - started:.1f} s"
     if said:
         wanted = {spec.dag_id for spec in catalog.SOURCES if spec.name in said}
@@ -216,10 +217,15 @@ def before_airflow() -> BeforeAirflow:
               + (f"; nothing new from {', '.join(others)}" if others else ""), flush=True)
         return BeforeAirflow(dags=dags)
     holder = lock.read_lease()
-    if holder is not None:
+    gone = lock.owner_gone(holder) if holder is not None else None
+    if holder is not None and gone is None:
         print(f"Before Airflow: no source has anything new ({asked}); the warehouse is held by "
               f"{holder.describe()}: running {TRANSFORM_DAG_ID}", flush=True)
         return BeforeAirflow(dags=(TRANSFORM_DAG_ID,))
+    if holder is not None:
+        # A run killed while it owned the warehouse: not "held"; the check below takes it over.
+        print(f"Before Airflow: {holder.describe()} was left unfinished ({gone}): taken over",
+              flush=True)
     run_id = safe_run_id(f"manual__{datetime.now(timezone.utc).isoformat()}")
     try:
         note = steps.unchanged_before_airflow(run_id)
@@ -276,7 +282,8 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m pipeline.run", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dag", action="append", choices=dag_ids(),
-                   help="run only this DAG (repeatable; default: all, in order)")
+                   help="run only this DAG (repeatable; default: the DAGs of the sources that "
+                        "have something new, asked before Airflow, then the transform)")
     p.add_argument("--rebuild", action="store_true",
                    help="build, audit and publish even when nothing is new since the last "
                         "publish (by default such a run changes nothing and says so), rebuilding "

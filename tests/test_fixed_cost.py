@@ -216,7 +216,8 @@ def test_offers_new_asks_like_land_new_and_lands_nothing(wh_env, snapshot_copy,
     workbook.write_bytes(recorded_workbook)
     landing = Landing(settings().landing_dir)
     found = offers_new(FrontexSource(), landing)
-    assert found is not None and found.startswith("file://") and found.endswith("/frontex/ibc.xlsx")
+    assert found is not None and found.url.startswith("file://") and found.url.endswith(
+        "/frontex/ibc.xlsx") and found.quarantined is None
     assert landing.entries() == [], "offers_new landed something"
     assert not any(settings().landing_dir.rglob("*.xlsx")), "offers_new left a file in landing"
     assert len(land_new(FrontexSource(), landing)) == 1
@@ -231,7 +232,10 @@ def test_offers_new_asks_like_land_new_and_lands_nothing(wh_env, snapshot_copy,
     with pytest.raises(Exception):
         land_new(FrontexSource(), landing)
     assert [e.status for e in landing.entries()].count(QUARANTINED) == 1
-    assert offers_new(FrontexSource(), landing) is not None
+    again = offers_new(FrontexSource(), landing)
+    assert again is not None and again.quarantined is not None, again
+    assert "something new" not in str(again) and "quarantined" in str(again), (
+        f"bytes quarantined before, offered again, are said to be new: {again}")
     assert len(landing.entries()) == 2
 
 
