@@ -188,12 +188,76 @@ def _freshness_meaning(status, expected, age, cadence, last_period) -> str:
     return "Nothing landed yet: the source has not been fetched, or every fetch failed."
 
 
-def verdict(q, run_id: str, fresh: list[dict], recon: dict) -> dict:
+CAUTION_ORDER = ("stale", "late", "partial", "correction", "reconciliation", "run", "warning")
+"""What the verdict's cautions put first: a source out of date against its publisher's cadence,
+then one running late, a partial snapshot, a correction published by this run, the publisher's
+own figures that differ, what the run itself noticed, and warnings of checks."""
+
+
+def _caution(kind: str, text: str, detail: str | None = None) -> dict:
+    return {"kind": kind, "text": text, "detail": detail}
+
+
+def cautions(run: dict, warnings: list[dict], fresh: list[dict], recon: dict,
+             changes=None) -> list[dict]:
+    """The verdict's cautions in plain words, the most important first (``CAUTION_ORDER``);
+    each with the technical detail (check and rule names, files) the details list shows."""
+    out = []
+    titles = {spec.name: spec.title for spec in catalog.sources()}
+    for s in fresh:
+        name = titles.get(s["source"], s["source"])
+        # "Stale: 550 days since ..." -> "Frontex is out of date: 550 days since ..."
+        meaning = s["meaning"].split(": ", 1)[1] if s["status"] in ("stale", "late") \
+            else s["meaning"]
+        if s["status"] in ("stale", "none landed"):
+            out.append(_caution("stale", f"{name} is out of date: {meaning}",
+                                f"source {s['source']}: {s['status']}, newest release "
+                                f"{s['release'] or 'none'}, {s['cadence'] or 'no'} cadence"))
+        elif s["status"] == "late":
+            out.append(_caution("late", f"{name} is running late: {meaning}",
+                                f"source {s['source']}: late"))
+        if s["completeness"] and str(s["completeness"]).startswith("PARTIAL"):
+            out.append(_caution("partial", f"{name}: {s['completeness']}",
+                                f"source {s['source']}: partial snapshot"))
+    if changes is not None and changes.cells:
+        fixed = [c for c in changes.cells if c["is_correction"]]
+        for release in dict.fromkeys(c["current_release"] for c in fixed):
+            of = [c for c in fixed if c["current_release"] == release]
+            top = of[0]
+            out.append(_caution(
+                "correction",
+                f"A correction was published today: {titles.get(top['source'], top['source'])} "
+                f"re-issued {release}, changing {len(of):,} value{'s' if len(of) != 1 else ''} "
+                f"already published; the biggest: {top['cell_label']}, "
+                f"{number(top['previous_value'])} before, {number(top['current_value'])} now "
+                "(see What changed).",
+                f"correction of {release} ({top['source']})"))
+    if recon.get("differs"):
+        out.append(_caution("reconciliation",
+                            f"{recon['differs']} of the publisher's own headline figures differ "
+                            "from the warehouse beyond rounding (see Reconciliation)."))
+    if run["state"] == "published" and run["note"]:
+        # What the run itself noticed (a step started again after its worker died, a broken
+        # published file set aside), in its own words.
+        out += [_caution("run", line) for line in str(run["note"]).splitlines() if line.strip()]
+    for w in warnings:
+        rows = f" ({w['unexpected_count']:,} rows)" if w["unexpected_count"] else ""
+        out.append(_caution(
+            "warning",
+            (w["description"].strip() if w["description"] else
+             "A check warned; a warning does not block publish (see Checks).") + rows,
+            f"warning: {w['suite']} ({w['stage']}) {w['rule']}"))
+    return sorted(out, key=lambda c: CAUTION_ORDER.index(c["kind"]))
+
+
+def verdict(q, run_id: str, fresh: list[dict], recon: dict, changes=None) -> dict:
+    """Published or not, why, and the cautions that matter first (``cautions``), in plain
+    words; run ids and check names only in ``details``."""
     run = _one(q, """select state, failed_step, failure_message, recorded_at, measured_db, note
                      from quality.runs where run_id = ?""", [run_id])
     if run is None:
         return {"state": "missing", "css": "failed", "title": f"No recorded run {run_id}",
-                "why": [], "careful": [], "message": None, "blocking": [],
+                "why": [], "careful": [], "details": [], "message": None, "blocking": [],
                 "recorded_at": None, "measured": None, "checked_run": run_id}
     checked = checked_run(q, run_id)
     totals = _one(q, """select count(*) as suites, coalesce(sum(evaluated), 0) as evaluated,
@@ -208,41 +272,29 @@ def verdict(q, run_id: str, fresh: list[dict], recon: dict) -> dict:
                             from quality.results
                             where run_id = ? and not success and severity = 'warn'
                             order by stage, suite""", [checked])
-    why, careful = [], []
+    why = []
+    details = [f"This run: {run_id}."]
     if run["state"] == "failed":
         title = "Not publishable: nothing was published"
         css = "failed"
-        why.append(f"Run {run_id} stopped at step {run['failed_step']}; the published warehouse "
+        why.append(f"The run stopped at step {run['failed_step']}; the published warehouse "
                    "is unchanged, and every figure below is the one it already held.")
     elif run["state"] == "unchanged":
         title = "Unchanged: the published warehouse is still current"
         css = "ok"
-        why.append(f"Run {run_id} found {run['note']}; nothing was rebuilt. The checks below are "
-                   f"those of the publish (run {checked}).")
+        why.append(f"The run found {run['note']}; nothing was rebuilt. The checks below are "
+                   "those of that publish.")
+        details.append(f"Checks of the publish: run {checked}.")
     else:
         title = "Published: every blocking check passed"
         css = "ok"
         why.append(f"Every blocking check passed: {totals['evaluated']:,} expectations and tests "
                    f"in {totals['suites']} suites, none failed; the warehouse was replaced "
                    "atomically.")
-    if run["state"] == "published" and run["note"]:
-        # What the run itself noticed (a step started again after its worker died, a broken
-        # published file set aside): first, in its own words.
-        careful += [line for line in str(run["note"]).splitlines() if line.strip()]
-    for w in warnings:
-        careful.append(f"Warning {w['rule']}"
-                       + (f" ({w['unexpected_count']:,} rows)" if w["unexpected_count"] else "")
-                       + (f": {w['description'].strip()}" if w["description"] else
-                          ": a warning does not block publish; see Checks."))
-    for s in fresh:
-        if s["status"] in ("late", "stale", "none landed"):
-            careful.append(f"{s['source']}: {s['meaning']}")
-        if s["completeness"] and str(s["completeness"]).startswith("PARTIAL"):
-            careful.append(f"{s['source']}: {s['completeness']}")
-    if recon.get("differs"):
-        careful.append(f"{recon['differs']} of the publisher's own headline figures differ "
-                       "from the warehouse beyond rounding (see Reconciliation).")
+    careful = cautions(run, warnings, fresh, recon, changes)
+    details += [c["detail"] for c in careful if c["detail"]]
     return {"state": run["state"], "css": css, "title": title, "why": why, "careful": careful,
+            "details": details,
             "message": "\n".join((run["failure_message"] or "").splitlines()[:12]) or None,
             "blocking": blocking, "recorded_at": run["recorded_at"],
             "measured": run["measured_db"], "checked_run": checked}
@@ -368,13 +420,15 @@ def context(run_id: str, q, wh) -> dict:
     checked = checked_run(q, run_id)
     measured = data_run(q, run_id)
     headlines_run = measured if has(q, "quality", "headlines") else None
+    changes = compare.since_previous_publish(q, run_id)
     return {
         "run_id": run_id,
         "generated": datetime.now(timezone.utc),
         "published_path": warehouse.published_label(),
-        "verdict": verdict(q, run_id, fresh, recon),
+        "verdict": verdict(q, run_id, fresh, recon, changes),
         "measured_run": measured,
-        "changes": compare.since_previous_publish(q, run_id),
+        "changes": changes,
+        "source_titles": {s.name: s.title for s in catalog.sources()},
         "headlines": dicts(q, """select * from quality.headlines where run_id = ?
                                   order by position""", [headlines_run])
                      if headlines_run else [],

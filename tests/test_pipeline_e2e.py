@@ -93,6 +93,13 @@ def what_changed(install) -> str:
     return page[page.index('<h2 id="what-changed'):page.index('<h2 id="headline')]
 
 
+def first_changed_cell(changed: str) -> str:
+    """The first row of the changed values' table in a "What changed" section."""
+    table = changed[changed.index('<table class="cells">'):]
+    row = table.index("<tr><td>")
+    return table[row:table.index("</tr>", row)]
+
+
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -346,6 +353,22 @@ def test_bad_file_of_the_same_release_is_rejected_and_the_next_run_recovers(inst
     assert got["latest"] == "2025-07-04"
     assert got["rows"] == 173_460
     assert got["raw_rows"] == 2 * 173_460  # both good releases kept, the bad one never loaded
+    # Its report compares with the last publish, not with the failed run in between, and names
+    # the one cell the new release changed: Central Mediterranean Route / Sea / Nigeria,
+    # December 2012, 34 in the recorded workbook (sheet row 12, column DEC2012; read by hand),
+    # 7 in this one.
+    with duckdb.connect(str(install["warehouse"].with_name("quality_history.duckdb")),
+                        read_only=True) as con:
+        runs = con.execute("select run_id, state from quality.runs order by recorded_at").fetchall()
+    assert [s for _, s in runs[-4:]] == ["published", "failed", "unchanged", "published"], runs
+    changed = what_changed(install)
+    assert f"(run {runs[-4][0]})" in changed and runs[-3][0] not in changed, (
+        "What changed must compare with the last publish, not with the failed run: " + changed)
+    first = first_changed_cell(changed)
+    assert "Central Mediterranean Route / Sea / Nigeria / Dec 2012" in first, first
+    assert '<td class="num">34</td><td class="num">7</td><td class="num">-27</td>' in first, first
+    assert "<td>2025-07-04</td><td>2025-06-03</td>" in first, first
+    assert "1 value changed</b>" in changed, changed
 
 
 def test_correction_of_a_release_supersedes_it_and_a_hand_rejection_undoes_it(install,
@@ -389,6 +412,19 @@ def test_correction_of_a_release_supersedes_it_and_a_hand_rejection_undoes_it(in
             "1 cell revised (1 by a correction of a release already loaded), 5 in absolute "
             "changes; the biggest ") in changed, changed
     assert "correction of release 2025-06-03), +5.</li>" in changed, changed
+    # Down to the cell, first in the table: route, border type, nationality, month, before,
+    # after, the correction that changed it and what it was compared with.
+    first = first_changed_cell(changed)
+    assert "Central Mediterranean Route / Sea / Bangladesh / Jan 2009" in first, first
+    assert (f'<td class="num">{original:,}</td><td class="num">{original + 5:,}</td>'
+            '<td class="num">+5</td><td>2025-06-03 correction 2 (a correction)</td>'
+            '<td>2025-06-03</td>') in first, first
+    # The verdict says a correction was published, with that cell.
+    page = (install["root"] / "reports" / "quality" / "latest.html").read_text()
+    cautions = page[page.index('id="cautions"'):page.index('id="verdict-details"')]
+    assert ("A correction was published today: Frontex re-issued 2025-06-03 correction 2, "
+            "changing 1 value already published; the biggest: Central Mediterranean Route / "
+            f"Sea / Bangladesh / Jan 2009, {original:,} before, {original + 5:,} now") in cautions
 
     rejected = files_listing(install, "reject", corrected_sha[:12], "--reason",
                              "checking the cell with Frontex")

@@ -72,7 +72,16 @@ def test_green_run_report(runs):
     # What to be careful with, in the verdict: the partial sample and the stale recorded sources,
     # with what staleness means against the publisher's cadence.
     assert "hgyj-gyin_sample.csv holds exactly 1,000 rows" in verdict
-    assert "frontex: Stale:" in verdict and "for a monthly source" in verdict
+    assert "Frontex is out of date: " in verdict and "for a monthly source" in verdict
+    # In plain words, the most important first: the stale sources before the partial sample
+    # and before the rounding warning; no run id or test name outside the details for engineers.
+    shown = verdict[:verdict.index('id="verdict-details"')]
+    assert (shown.index("is out of date") < shown.index("hgyj-gyin_sample.csv holds")
+            < shown.index("Eurostat rounds each member state")), shown
+    assert "green" not in shown and "warn_returns_aggregates" not in shown, (
+        "a run id or a test name in the verdict an analyst reads")
+    details = verdict[verdict.index('id="verdict-details"'):]
+    assert "This run: green." in details and "warn_returns_aggregates_rounding" in details
     assert "The warehouse holds figures up to 2025-04 (9 series)." in verdict  # 9 routes
     assert "holds figures up to 2024 (migr_asyappctza); 2023 (migr_eipre); 2016 (" in verdict
     # The dbt warning is explained, not only counted.
@@ -102,7 +111,7 @@ def test_failed_run_report_is_red_at_the_top_and_names_the_check(runs):
 def test_latest_is_the_newest_report_itself_and_older_reports_are_kept(runs):
     latest = (runs["root"] / "reports" / "latest.html").read_text()
     assert "http-equiv" not in latest  # no redirect: a browser renders it as it is
-    assert "FAILED: nothing was published." in latest and "Run red" in latest
+    assert "FAILED: nothing was published." in latest and "This run: red." in latest
     assert f'href="{runs["red"].parent.name}/index.html"' in latest
     assert runs["green"].exists()
 

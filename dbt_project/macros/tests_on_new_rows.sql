@@ -27,8 +27,7 @@
             database=relation.database, schema='meta', identifier='publish_log') is not none -%}
     {%- if published -%}
         {%- do conditions.append(
-            lineage ~ " in (select landing_file from raw.load_log where run_id not in "
-            ~ "(select run_id from meta.publish_log))") -%}
+            lineage ~ " in (" ~ files_loaded_by_this_build(relation.database) ~ ")") -%}
     {%- endif -%}
     {%- if conditions -%}
         {%- set filtered -%}

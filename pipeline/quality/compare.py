@@ -24,11 +24,13 @@ class Changes:
     headlines: list[dict] = field(default_factory=list)   # headline values that moved
     new_failures: list[dict] = field(default_factory=list)
     fixed: list[dict] = field(default_factory=list)
+    cells: list[dict] = field(default_factory=list)       # cells the run's new files changed
+    cells_per_source: dict[str, int] = field(default_factory=dict)  # how many in all
 
     @property
     def anything(self) -> bool:
         return bool(self.periods or self.totals or self.revisions or self.headlines
-                    or self.new_failures or self.fixed)
+                    or self.new_failures or self.fixed or self.cells)
 
 
 def previous_publish(q: duckdb.DuckDBPyConnection, run_id: str) -> tuple[str, object] | None:
@@ -105,6 +107,19 @@ def since_previous_publish(q: duckdb.DuckDBPyConnection, run_id: str) -> Changes
             where c.run_id = ?
               and (c.value is distinct from p.value or c.period is distinct from p.period)
             order by c.position""", [prev, run_id])
+    if data and _recorded(q, "cell_changes", run_id):
+        # Cell by cell, what the files this run loaded changed: measured by dbt against the last
+        # publish by construction (quality.current_cell_changes), newest vintage first.
+        out.cells = dicts(q, """
+            select source, subject, cell_label, period, route, border_type, nationality,
+                   change_type, previous_value, current_value, change, previous_release,
+                   current_release, is_correction
+            from quality.cell_changes where run_id = ?
+            order by newest_rank, abs(change) desc nulls last, period desc, source,
+                     cell_label""", [run_id])
+        out.cells_per_source = {r["source"]: r["cells"] for r in dicts(q, """
+            select source, max(source_cells) as cells from quality.cell_changes
+            where run_id = ? group by source order by source""", [run_id])}
     failing = """select stage, suite, rule, severity, max(unexpected_count) as rows,
                         any_value(description) as description
                  from quality.results where run_id = ? and not success group by all"""

@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 SAMPLE_ROWS = 5
 TOP_REVISIONS = 25
 """Revisions kept per source and run (the biggest); every one stays in the revisions marts."""
+CELL_CHANGES_KEPT = 250
+"""Cells a run changed kept per source in the quality store (newest vintage first, then the
+biggest); the report shows the first ten and the rest a click away, and every one stays in the
+revisions marts of the published warehouse."""
 
 MEASURES = {
     # store table: the select from the dbt model of the measured database
@@ -39,6 +43,17 @@ MEASURES = {
                                  arg_max(coalesce(cell_label, cell), abs(change)),
                                  arg_max(change, abs(change))
                           from quality.current_revisions group by all order by all""",
+    "cell_changes": f"""select source, subject, cell_label, period, route, border_type,
+                               nationality, change_type, previous_value, current_value, change,
+                               previous_release, current_release, is_correction, newest_rank,
+                               count(*) over (partition by source) as source_cells
+                        from quality.current_cell_changes
+                        qualify row_number() over (
+                            partition by source
+                            order by newest_rank, abs(change) desc nulls last, period desc, cell_label)
+                            <= {CELL_CHANGES_KEPT}
+                        order by source, newest_rank, abs(change) desc nulls last, period desc,
+                                 cell_label""",
     "coverage": "select source, subject, first_period, last_period, observations, total, unit, "
                 "release from quality.current_coverage order by source, subject",
     "headlines": "select position, indicator, label, definition, unit, period, value, "
@@ -46,6 +61,7 @@ MEASURES = {
                  "from quality.rpt_headline_indicators order by position",
 }
 MODELS = {"completeness": "current_completeness", "flags": "current_flags",
+          "cell_changes": "current_cell_changes",
           "revisions": "current_revisions", "revision_counts": "current_revisions",
           "coverage": "current_coverage", "headlines": "rpt_headline_indicators"}
 

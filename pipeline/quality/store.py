@@ -132,6 +132,26 @@ create table if not exists quality.revision_counts (
     biggest_cell varchar,
     biggest_change double
 );
+-- Added with the report's cell-level "what changed" (dbt model quality.current_cell_changes).
+create table if not exists quality.cell_changes (
+    run_id varchar not null,
+    source varchar not null,
+    subject varchar,
+    cell_label varchar,
+    period varchar,
+    route varchar,
+    border_type varchar,
+    nationality varchar,
+    change_type varchar,
+    previous_value double,
+    current_value double,
+    change double,
+    previous_release varchar,
+    current_release varchar,
+    is_correction boolean,
+    newest_rank bigint,
+    source_cells bigint
+);
 create table if not exists quality.headlines (
     run_id varchar not null,
     position integer,
@@ -150,7 +170,7 @@ create table if not exists quality.headlines (
 """
 DESCRIPTIONS = REPO_ROOT / "dbt_project" / "models" / "quality" / "_quality__sources.yml"
 TABLES = ("runs", "checks", "results", "freshness", "completeness", "flags", "revisions",
-          "coverage", "revision_counts", "headlines")
+          "coverage", "revision_counts", "headlines", "cell_changes")
 
 
 OBJECT_KEY = "quality/quality_history.duckdb"
