@@ -63,6 +63,9 @@ def fail_fast(func):
     """Turn data errors into AirflowFailException, so Airflow does not retry the same bytes."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from pipeline import terminate
+
+        terminate.arm()  # after Airflow's own handler: SIGTERM stops make run (decision 82)
         try:
             return func(*args, **kwargs)
         except DataError as err:
@@ -77,8 +80,9 @@ def transform_step(func):
     def wrapper(*args, **kwargs):
         from airflow.sdk import get_current_context
 
-        from pipeline import scratch
+        from pipeline import scratch, terminate
 
+        terminate.arm()  # after Airflow's own handler: SIGTERM stops make run (decision 82)
         try:
             ti = get_current_context()["ti"]
             number, task_id = ti.try_number or 1, ti.task_id

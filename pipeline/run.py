@@ -60,7 +60,7 @@ from ingest.config import export_resolved, settings
 # This module runs the DAGs and ends the run; the other jobs of make run have their own modules:
 # the Airflow environment and metadata database, the summary printed after a publish, and the
 # landed-file commands.
-from pipeline import landed_files_cli, scratch
+from pipeline import landed_files_cli, scratch, terminate
 from pipeline.airflow_setup import configure_environment, prepare_metadata_db
 from pipeline.summary import summary
 
@@ -86,6 +86,8 @@ class Outcome:
     transform_run: str | None = None
     """This invocation's transform run (its outcome and report are this run's, whatever
     another run at the same time recorded after it)."""
+    stopped: str | None = None
+    """The DAG during which this process was given SIGTERM: no later DAG was started."""
 
     @property
     def ok(self) -> bool:
@@ -108,6 +110,8 @@ def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> Outcome:
             f"  {f}: {e}" for f, e in bag.import_errors.items()))
         return outcome
     for dag_id in dag_ids:
+        if outcome.stopped:
+            break
         dag = bag.get_dag(dag_id)
         print(f"\n=== {dag_id}: running with dag.test() ===", flush=True)
         started = time.monotonic()
@@ -116,6 +120,9 @@ def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> Outcome:
         state = str(getattr(dag_run.state, "value", dag_run.state))
         print(f"=== {dag_id}: {state} in {time.monotonic() - started:.0f} s "
               f"(run {dag_run.run_id}) ===", flush=True)
+        terminate.arm()  # Airflow's handler of the last task is still set: SIGTERM stops us
+        if terminate.received():
+            outcome.stopped = dag_id
         run_id = safe_run_id(dag_run.run_id)
         if dag_id == "warehouse_transform":
             outcome.transform_run = run_id
@@ -158,7 +165,9 @@ def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> Outcome:
         report = report_of(run_id)
         if report:
             outcome.reports.append(report)
-        print(f"=== {dag_id} failed; the other sources and the transform go on ===", flush=True)
+        if not outcome.stopped:
+            print(f"=== {dag_id} failed; the other sources and the transform go on ===",
+                  flush=True)
     return outcome
 
 
@@ -352,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.command}: the object store failed: {err}", file=sys.stderr)
             return 1
     configure_environment()
+    terminate.arm()  # SIGTERM stops the run, between and within tasks (decision 82)
     # With WH_STORAGE_URL: what the end of the run read (summary, report) leaves no file behind.
     atexit.register(scratch.remove_scratch)
     # A run that seems stuck: `kill -USR1 <pid>` prints where every thread is, and it goes on.
@@ -373,6 +383,10 @@ def main(argv: list[str] | None = None) -> int:
             ran = before.dags or ran
             prepare_metadata_db(ran)
             outcome = run_dags(ran, rebuild=args.rebuild)
+    except terminate.Terminated as err:
+        print(f"\nPIPELINE STOPPED: {err}, before its DAGs ran; nothing was changed.",
+              file=sys.stderr, flush=True)
+        return terminate.EXIT_CODE
     except storage.StorageError as err:
         print(f"\nPIPELINE FAILED: the object store failed: {err}\nCheck "
               f"{scratch.STORAGE_VARIABLES} and the S3 server; what the runs wrote before is "
@@ -390,16 +404,18 @@ def main(argv: list[str] | None = None) -> int:
     published, where = published_path(), published_label()
     if notices:
         print(notices.lstrip("\n"), flush=True)
-    if not outcome.ok and (transform_failed or not published.exists()
-                           or "warehouse_transform" not in ran):
+    untouched = (transform_failed or "warehouse_transform" not in ran
+                 or outcome.stopped not in (None, "warehouse_transform"))
+    if not outcome.ok and (untouched or not published.exists()):
         reports = [*outcome.reports, *([report] if report and report not in outcome.reports
                                        else [])]
         print("\nPIPELINE FAILED: " + "\n\nPIPELINE FAILED: ".join(outcome.failures)
-              + (f"\nThe published warehouse was not changed: {where}" if transform_failed
-                 or "warehouse_transform" not in ran else "")
-              + "".join(f"\nQuality report (red): {r}" for r in reports),
+              + (f"\nThe published warehouse was not changed: {where}" if untouched else "")
+              + "".join(f"\nQuality report (red): {r}" for r in reports)
+              + (f"\nPIPELINE STOPPED: given SIGTERM during {outcome.stopped}; no later DAG "
+                 "was started" if outcome.stopped else ""),
               file=sys.stderr, flush=True)
-        return 1
+        return terminate.EXIT_CODE if outcome.stopped else 1
     if not published.exists():
         print(f"\nNo published warehouse at {where}", file=sys.stderr)
         return 1
@@ -423,9 +439,11 @@ def main(argv: list[str] | None = None) -> int:
              if outcome.published_then_failed
              else "\nThe other sources' new files were published (above).")
     print("\nPIPELINE FAILED: " + "\n\nPIPELINE FAILED: ".join(outcome.failures) + after
-          + "".join(f"\nQuality report (red): {r}" for r in outcome.reports),
+          + "".join(f"\nQuality report (red): {r}" for r in outcome.reports)
+          + (f"\nPIPELINE STOPPED: given SIGTERM during {outcome.stopped}; no later DAG was "
+             "started" if outcome.stopped else ""),
           file=sys.stderr, flush=True)
-    return 1
+    return terminate.EXIT_CODE if outcome.stopped else 1
 
 
 READER_SQL_HELP = """\

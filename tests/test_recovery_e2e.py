@@ -170,3 +170,49 @@ def test_a_truncated_published_file_is_set_aside_and_rebuilt(install, snapshot_d
     for key in ("latest", "rows", "total", "first", "last", "returns", "eu28_2015"):
         assert after[key] == before[key], f"{key} after the rebuild: {after[key]} != {before[key]}"
     assert after["fingerprint"] == before["fingerprint"], "a mart differs after the rebuild"
+
+
+def test_sigterm_stops_a_run_mid_build_and_the_next_run_publishes(install, snapshot_dir):
+    """``kill <pid>`` (a cron ``timeout``, systemd stop): SIGTERM while the transform's dbt build
+    runs stops the run there (decision 82). Airflow's task runner sets a SIGTERM handler of its
+    own at each task that does nothing under dag.test(), so before, the run went on and
+    published. Now: exit 143, the dbt it started is gone, nothing published, the report says
+    where it stopped; the next run publishes the release with no hand work."""
+    import psutil
+
+    header, rows = workbooks.recorded_rows(snapshot_dir / "frontex" / "ibc.xlsx")
+    snapshot = snapshot_with(install, "snapshot_august", workbooks.write_workbook(
+        header=header, rows=rows, note="Source: FRAN data as of 05AUG25"))
+    before = hashlib.sha256(install["warehouse"].read_bytes()).hexdigest()
+    env = dict(install["env"], WH_SNAPSHOT_DIR=str(snapshot))
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.run"], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen: list[str] = []
+    timer = threading.Timer(600, proc.kill)
+    timer.start()
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "dbt | " in line:  # the transform's dbt build has started and speaks
+                break
+        dbt = [p for p in psutil.Process(proc.pid).children(recursive=True)
+               if "dbt" in " ".join(p.cmdline())]
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=180)
+    finally:
+        timer.cancel()
+    out = "".join(seen) + rest
+    assert dbt, "no dbt process was running when SIGTERM was sent:\n" + out[-3000:]
+    assert proc.returncode == 143, f"exit {proc.returncode}, expected 143:\n{out[-4000:]}"
+    assert "PIPELINE STOPPED: given SIGTERM during warehouse_transform" in out, out[-4000:]
+    assert "warehouse_transform failed at step 'dbt_build'" in out, out[-4000:]
+    assert "Terminated: stopped by SIGTERM" in out, out[-4000:]
+    assert "The published warehouse was not changed" in out, out[-4000:]
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in dbt), (
+        "the dbt build the stopped run started is still running")
+    assert hashlib.sha256(install["warehouse"].read_bytes()).hexdigest() == before
+    assert "rejected" not in files_states(install).values(), "a stopped run rejected a file"
+
+    done = run_pipeline(install, snapshot)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert facts(install["warehouse"])["latest"] == "2025-08-05"

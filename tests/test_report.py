@@ -149,7 +149,7 @@ def test_make_report_rebuilds_from_stored_results(runs, monkeypatch):
     assert report.main(["--run", "green"]) == 0
     after = sorted(p.name for p in (runs["root"] / "reports").iterdir())
     [new] = set(after) - set(before)
-    assert "Run green" in (runs["root"] / "reports" / new / "index.html").read_text()
+    assert "This run: green." in (runs["root"] / "reports" / new / "index.html").read_text()
     with duckdb.connect(str(runs["root"] / "wh" / "quality_history.duckdb"),
                         read_only=True) as con:
         assert con.execute("select count(*) from quality.runs").fetchone()[0] == 2
