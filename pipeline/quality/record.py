@@ -88,6 +88,10 @@ def record_run(run_id: str, state: str, measured_db: Path | None = None,
     _dbt_rows(run_id, folder / "dbt" / "target", rows)
     if measured:
         rows.update(measure(run_id, measured))
+        if state != "published":
+            # Only a publish changed cells: a failed or unchanged run measures the published
+            # warehouse, whose current_cell_changes are the cells its own build changed.
+            rows["cell_changes"] = []
     store.write(run_id, rows)
     log.info("quality store %s: run %s recorded as %s (%d checks)", store.store_path(), run_id,
              state, len(rows["checks"]))

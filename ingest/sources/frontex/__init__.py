@@ -20,12 +20,14 @@ SETTINGS = (
 )
 
 DAG = SourceDag(
-    dag_id="frontex_ingest", task_id="land_workbook", schedule="@monthly", tags=("frontex",),
+    dag_id="frontex_ingest", task_id="land_workbook", schedule="@weekly", tags=("frontex",),
     skip_when_nothing_new=False,
     doc="""Land the monthly Frontex workbook when a new one is published.
 
-Runs monthly; emits the ``frontex_landed`` Asset on every run (a transform with nothing new
-republishes identical marts, docs/decisions.md 11 and 21).""")
+Runs weekly: Frontex publishes in the first half of the month, on no fixed day, so a monthly
+run on the 1st landed each release two to four weeks late (issue 22); a week's check that finds
+the same bytes lands nothing. Emits the ``frontex_landed`` Asset on every run; the transform then
+finds nothing new and builds nothing (decisions 11, 21, 74).""")
 
 SPECS = (
     SourceSpec(

@@ -23,12 +23,13 @@ SETTINGS = (
 )
 
 DAG = SourceDag(
-    dag_id="fts_ingest", task_id="land_workbooks", schedule="@yearly", tags=("fts", "funding"),
+    dag_id="fts_ingest", task_id="land_workbooks", schedule="@monthly", tags=("fts", "funding"),
     doc="""Land each year's Financial Transparency System workbook of direct-management
 commitments.
 
-Runs yearly (the Commission publishes a year's file in the following year); a year already
-landed is not downloaded again, and a run that lands nothing is skipped (no Asset event).""")
+Runs monthly: the Commission publishes a year's file in the following year, on no fixed date, so
+a yearly run could land it a year late (issue 22). A year already landed is not downloaded
+again, and a run that lands nothing is skipped (no Asset event).""")
 
 SPECS = (
     SourceSpec(
