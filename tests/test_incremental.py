@@ -60,12 +60,15 @@ def transform(run_id: str, rebuild: bool = False) -> bool:
 
 
 def dbt_relations(run_id: str) -> list[str]:
-    """schema.name of every model, seed and snapshot the run's dbt build made (its manifest)."""
+    """schema.name of every model, seed and snapshot the run's dbt build made (its manifest),
+    but those tagged per_build: they describe the build (the cells its new files changed), not
+    the data, and a full rebuild of the same files loads none."""
     manifest = json.loads((warehouse.run_dir(run_id) / "dbt" / "target" / "manifest.json")
                           .read_text(encoding="utf-8"))
     return sorted(f"{n['schema']}.{n.get('alias') or n['name']}"
                   for n in manifest["nodes"].values()
-                  if n["resource_type"] in ("model", "seed", "snapshot"))
+                  if n["resource_type"] in ("model", "seed", "snapshot")
+                  and "per_build" not in n.get("tags", []))
 
 
 def fingerprints(db: Path, relations: list[str]) -> dict[str, tuple[int, str]]:

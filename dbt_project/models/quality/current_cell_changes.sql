@@ -1,4 +1,4 @@
-{{ config(materialized='table', schema='quality', tags=['quality', 'every_run']) }}
+{{ config(materialized='table', schema='quality', tags=['quality', 'every_run', 'per_build']) }}
 {#- What this build changed, down to the cell: every value that a file loaded by this build
     (macro files_loaded_by_this_build: not yet in any publish) revised, added or removed against
     the vintage before it. Frontex: route x border type x nationality x month
@@ -6,7 +6,9 @@
     dimensions x period (rpt_eurostat_revisions). Against the last successful publish by
     construction: the build starts from the published warehouse, and a failed run's loads are
     thrown away with its build. Every run builds it (tag every_run): a build that selects only
-    other sources must not keep an earlier build's changes. `newest_rank` is 1 for the newest
+    other sources must not keep an earlier build's changes. Tag per_build: it describes the
+    build, not the data (a full rebuild of the same files loads none and changes no cell), so
+    tests/test_incremental.py leaves it out of "incremental == rebuild". `newest_rank` is 1 for the newest
     vintage this build loaded (of Frontex; of each Eurostat dataset). -#}
 with
 
