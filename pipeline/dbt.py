@@ -195,11 +195,24 @@ def _without_volatile(value):
     return value
 
 
+def _referenced_name(to: str) -> str:
+    """The model a foreign key points at, as written (``ref('dim_country')``) or as compiling
+    resolves it (``"migration"."marts"."dim_country"``): ``dim_country`` either way."""
+    name = to.strip()
+    if name.startswith("ref("):
+        return name[4:].rstrip(")").strip().strip("'\"")
+    return name.rsplit(".", 1)[-1].strip('"')
+
+
 def _as_written(node: dict) -> dict:
-    """A manifest node without what compiling it adds (``COMPILED``, ``depends_on.macros``)."""
+    """A manifest node without what compiling it adds (``COMPILED``, ``depends_on.macros``, the
+    relation a foreign key constraint's ``to: ref(...)`` resolves to: compiled nodes only)."""
     node = {k: v for k, v in node.items() if k not in COMPILED}
     if isinstance(node.get("depends_on"), dict):
         node["depends_on"] = {k: v for k, v in node["depends_on"].items() if k != "macros"}
+    if node.get("constraints"):
+        node["constraints"] = [{**c, "to": _referenced_name(c["to"])} if c.get("to") else c
+                               for c in node["constraints"]]
     return node
 
 

@@ -146,6 +146,20 @@ def prepare_build(run_id: str) -> Path:
     return target
 
 
+PUBLISH_LOG_COMMENTS = (
+    "comment on table meta.publish_log is 'One row per publish of this warehouse: the run that "
+    "built it, when, and the code it was built with.'",
+    "comment on column meta.publish_log.run_id is 'The transform run that built and published "
+    "this version (quality.runs.run_id).'",
+    "comment on column meta.publish_log.published_at is 'When the run published it (UTC).'",
+    "comment on column meta.publish_log.code_fingerprint is 'Hash of the code that built it "
+    "(dbt project, expectations, ingest, the building part of pipeline, requirements.txt): a "
+    "later run with nothing new and the same code changes nothing.'",
+)
+"""DuckDB comments of meta.publish_log, written at each publish (every published column is
+described: tests/test_published_docs.py)."""
+
+
 def publish(run_id: str, before_checkpoint=None) -> Path | str:
     """Checkpoint and close the build database, then atomically replace the published file
     (on object storage: upload it as a new version and swap the pointer, ``pipeline.published``;
@@ -162,6 +176,8 @@ def publish(run_id: str, before_checkpoint=None) -> Path | str:
                            run_id varchar not null, published_at timestamptz not null)""")
         # The code that built it: a later run with nothing new and the same code is a no-op.
         con.execute("alter table meta.publish_log add column if not exists code_fingerprint varchar")
+        for statement in PUBLISH_LOG_COMMENTS:
+            con.execute(statement)
         con.execute("insert into meta.publish_log (run_id, published_at, code_fingerprint) "
                     "values (?, ?, ?)", [run_id, datetime.now(timezone.utc), code_fingerprint()])
         if before_checkpoint is not None:

@@ -21,6 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # process anyway fails, saying how to mark it.
 SLOW_FIXTURES = {
     "built_db",            # tests/conftest.py: the recorded sources landed, loaded, dbt-built
+    "published_db",        # tests/conftest.py: built_db published with its quality history
     "archive_published",   # test_lifecycle: an archive of three releases through every step
     "inst",                # test_completeness: an installation driven by python -m pipeline.run
     "published_2018",      # test_frontex_2018_layout: the July 2018 release published
@@ -142,6 +143,25 @@ def built_db(tmp_path_factory, recorded_workbook, snapshot_dir) -> Path:
         steps.dbt_build("fixture")
         return warehouse.build_db("fixture")
 
+
+
+@pytest.fixture(scope="session")
+def published_db(tmp_path_factory, built_db) -> Path:
+    """A copy of ``built_db`` published as a run publishes it (meta.publish_log, the quality
+    history copied in, the dbt audit internals dropped): what a BI reader opens. Read-only use."""
+    import shutil
+
+    from pipeline import quality, warehouse
+
+    root = tmp_path_factory.mktemp("published")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WH_WAREHOUSE", str(root / "warehouse" / "migration.duckdb"))
+        mp.setenv("WH_RUNS_DIR", str(root / "warehouse" / "runs"))
+        mp.setenv("WH_QUALITY_DB", str(root / "quality_history.duckdb"))
+        build = warehouse.build_db("published")
+        build.parent.mkdir(parents=True)
+        shutil.copyfile(built_db, build)
+        return Path(warehouse.publish("published", before_checkpoint=quality.copy_into))
 
 # --- Object storage (issue 20) ------------------------------------------------------------------
 @pytest.fixture(scope="session")

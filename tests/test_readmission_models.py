@@ -115,9 +115,9 @@ def test_an_edited_registry_event_keeps_its_history_in_the_snapshot(built_db, tm
         history = c.execute("""
             select event_date, event_date_precision, dbt_valid_to is null as is_current
             from snapshots.snp_readmission_events
-            where country_iso2 = 'AM' and status = 'in_force'
+            where country_code = 'AM' and status = 'in_force'
             order by dbt_valid_from""").fetchall()
         unchanged = c.execute("""select count(*) from snapshots.snp_readmission_events
-                                 where country_iso2 = 'GE'""").fetchone()
+                                 where country_code = 'GE'""").fetchone()
     assert history == [(date(2014, 1, 1), "month", False), (date(2014, 1, 1), "day", True)]
     assert unchanged == (2,)  # events that did not change keep one version

@@ -183,8 +183,8 @@ def read_exceptions(path: Path = EXCEPTIONS_FILE) -> dict[tuple[str, str], Docum
     return table
 
 
-# The country key column is country_code (docs/decisions.md 48); country_name_aliases keeps
-# country_key (ingest.sources.registries.source reads it), and older checkouts have it everywhere: read as one.
+# The country key column is country_code (docs/decisions.md 48 and 80: country_name_aliases too);
+# older checkouts have country_key: read as one.
 RENAMED = {"country_key": "country_code"}
 
 

@@ -177,7 +177,7 @@ def country_names() -> dict[str, str]:
     with COUNTRIES_SEED.open(encoding="utf-8", newline="") as fh:
         names.update({r["country_name"]: r["iso2"] for r in csv.DictReader(fh) if r["iso2"]})
     with ALIASES_SEED.open(encoding="utf-8", newline="") as fh:
-        names.update({r["label"]: r["country_key"] for r in csv.DictReader(fh)})
+        names.update({r["label"]: r["country_code"] for r in csv.DictReader(fh)})
     return names
 
 

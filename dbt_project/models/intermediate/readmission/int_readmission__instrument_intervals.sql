@@ -18,7 +18,7 @@ events as (
 agreements as (
 
     select
-        country_iso2,
+        country_code,
         'agreement' as instrument,
         title,
         event_date as valid_from,
@@ -33,7 +33,7 @@ agreements as (
 arrangements as (
 
     select
-        country_iso2,
+        country_code,
         'arrangement' as instrument,
         title,
         min(event_date) as valid_from,
@@ -42,7 +42,7 @@ arrangements as (
         bool_or(has_caveat) as has_caveat
     from events
     where effect = 'arrangement_concluded'
-    group by country_iso2, title
+    group by country_code, title
 
 ),
 
@@ -67,7 +67,7 @@ lifted_measure as (
         arg_max(measures.event_key, (measures.status = 'revoked', measures.event_date)) as measure_key
     from liftings
     inner join measures
-        on measures.country_iso2 = liftings.country_iso2
+        on measures.country_code = liftings.country_code
         and measures.event_date <= liftings.event_date_last
     group by liftings.event_key, liftings.event_date_last
 
@@ -76,7 +76,7 @@ lifted_measure as (
 art25a_measures as (
 
     select
-        measures.country_iso2,
+        measures.country_code,
         'art25a_measure' as instrument,
         measures.title,
         measures.event_date as valid_from,

@@ -18,6 +18,7 @@ latest as (
         stage,
         arg_max(amount_eur, as_of_date) as amount_eur,
         max(as_of_date) as as_of_date,
+        any_value(fund_name) as fund_name,
         any_value(programme_or_action_title) as programme_or_action_title,
         any_value(country_code) as country_code,
         any_value(country_name) as country_name,
@@ -33,6 +34,7 @@ paired as (
 
     select
         allocated.fund_code,
+        allocated.fund_name,
         allocated.programme_or_action_key,
         allocated.programme_or_action_title,
         allocated.country_code,

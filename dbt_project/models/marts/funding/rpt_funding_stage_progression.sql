@@ -20,6 +20,7 @@ events as (
         stage_group,
         arg_max(amount_eur, as_of_date) as amount_eur,
         max(as_of_date) as as_of_date,
+        any_value(fund_name) as fund_name,
         any_value(programme_or_action_title) as programme_or_action_title,
         any_value(country_code) as country_code,
         any_value(country_name) as country_name,
@@ -48,6 +49,7 @@ final as (
 
     select
         events.fund_code,
+        events.fund_name,
         events.programme_or_action_key,
         events.programme_or_action_title,
         events.country_code,

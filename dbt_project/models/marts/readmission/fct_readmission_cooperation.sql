@@ -58,7 +58,7 @@ returns as (
 
 registry_years as (
 
-    select country_iso2 as country_code, year(event_date) as year
+    select country_code, year(event_date) as year
     from events
     where scope = 'country'
     group by all
@@ -106,7 +106,7 @@ instrument as (
         bool_or(intervals.has_caveat) as instrument_has_caveat
     from yearly
     left join intervals
-        on intervals.country_iso2 = yearly.country_code
+        on intervals.country_code = yearly.country_code
         and intervals.valid_from <= yearly.year_end
         and (intervals.valid_to is null or intervals.valid_to >= yearly.year_start)
     group by all
@@ -125,7 +125,7 @@ year_events as (
             filter (where year(events.event_date) = yearly.year) as events_in_year,
         bool_or(events.has_caveat) filter (where year(events.event_date) = yearly.year) as events_have_caveat
     from yearly
-    left join events on events.country_iso2 = yearly.country_code
+    left join events on events.country_code = yearly.country_code
     group by all
 
 ),

@@ -70,7 +70,7 @@ by_country as (
 art25a as (
 
     select
-        country_iso2 as country_code,
+        country_code,
         string_agg(strftime(event_date, '%Y-%m-%d') || ' ' || effect || ': ' || title, '; '
                    order by event_date) as art25a_events
     from events

@@ -66,6 +66,10 @@ final as (
         member_sums.citizen,
         member_sums.measure,
 
+        -- labels (marts.dim_country, through Eurostat's code)
+        aggregate_country.country_name as aggregate_label,
+        citizen_country.country_name as citizen_label,
+
         -- comparison
         member_sums.aggregate_persons,
         member_sums.members_sum,
@@ -85,6 +89,10 @@ final as (
 
     from member_sums
     inner join expected using (aggregate)
+    left join {{ ref('dim_country') }} as aggregate_country
+        on aggregate_country.eurostat_code = member_sums.aggregate
+    left join {{ ref('dim_country') }} as citizen_country
+        on citizen_country.eurostat_code = member_sums.citizen
 
 )
 

@@ -87,6 +87,11 @@ final as (
         period_start,
         geo,
         citizen,
+
+        -- labels (marts.dim_country, through Eurostat's code)
+        geo_country.country_name as geo_label,
+        citizen_country.country_name as citizen_label,
+
         indicator,
         indicator_kind,
 
@@ -114,6 +119,10 @@ final as (
         source_row
 
     from with_tolerance
+    left join {{ ref('dim_country') }} as geo_country
+        on geo_country.eurostat_code = with_tolerance.geo
+    left join {{ ref('dim_country') }} as citizen_country
+        on citizen_country.eurostat_code = with_tolerance.citizen
 
 )
 

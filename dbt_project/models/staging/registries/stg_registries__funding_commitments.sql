@@ -64,7 +64,7 @@ renamed as (
 
         -- partner
         placed.beneficiary_or_partner,
-        coalesce(aliases.country_key, countries.country_code) as country_code,
+        coalesce(aliases.country_code, countries.country_code) as country_code,
 
         -- numerics
         placed.amount_eur,

@@ -18,7 +18,7 @@ renamed as (
     select
         -- ids
         md5(concat_ws('|', coalesce(iso2, 'EU-wide'), instrument_type, title, status)) as event_key,
-        iso2 as country_iso2,
+        iso2 as country_code,
         third_country,
         instrument_type,
         status,
