@@ -185,7 +185,10 @@ def test_sigterm_stops_a_run_mid_build_and_the_next_run_publishes(install, snaps
         header=header, rows=rows, note="Source: FRAN data as of 05AUG25"))
     before = hashlib.sha256(install["warehouse"].read_bytes()).hexdigest()
     rejected_before = {k for k, v in files_states(install).items() if v == "rejected"}
-    env = dict(install["env"], WH_SNAPSHOT_DIR=str(snapshot))
+    # Unbuffered: each line arrives when it is written, so the signal lands while dbt builds
+    # (a piped stdout is written in blocks: the first dbt line could arrive after dbt ended and
+    # the signal land anywhere after it; a fresh-clone CI run saw that).
+    env = dict(install["env"], WH_SNAPSHOT_DIR=str(snapshot), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.run"], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen: list[str] = []
@@ -194,7 +197,7 @@ def test_sigterm_stops_a_run_mid_build_and_the_next_run_publishes(install, snaps
     try:
         for line in proc.stdout:
             seen.append(line)
-            if "dbt | " in line:  # the transform's dbt build has started and speaks
+            if "dbt | " in line and " START " in line:  # dbt builds its first node
                 break
         dbt = [p for p in psutil.Process(proc.pid).children(recursive=True)
                if "dbt" in " ".join(p.cmdline())]
