@@ -83,9 +83,8 @@ def remember(db_path: Path, run_id: str | None, passed: list[dict]) -> None:
     now = datetime.now(timezone.utc)
     with duck.connect(str(db_path)) as con:
         con.execute(DDL)
-        con.executemany(f"delete from {TABLE} where check_name = ?",
-                        [[p["check"]] for p in passed])
-        con.executemany(
-            f"insert into {TABLE} values (?, ?, ?, ?, ?, ?)",
-            [[p["check"], p["key"], run_id, now, p["rows"],
-              json.dumps(p["result"], default=str)] for p in passed])
+        names = sorted({p["check"] for p in passed})
+        con.execute(f"delete from {TABLE} where check_name in ({', '.join('?' * len(names))})",
+                    names)
+        duck.insert_rows(con, TABLE, [(p["check"], p["key"], run_id, now, p["rows"],
+                                       json.dumps(p["result"], default=str)) for p in passed])

@@ -91,6 +91,24 @@ def connect(database: str | os.PathLike = ":memory:", read_only: bool = False,
     return con
 
 
+INSERT_CHUNK = 500
+"""Rows per INSERT statement of ``insert_rows``."""
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple] | list[list]) -> None:
+    """Insert ``rows`` (tuples in the table's column order) into ``table``, a few hundred per
+    statement: DuckDB's ``executemany`` runs one INSERT per row (measured: 500 rows of six
+    columns in 0.47 s, against 0.02 s as one multi-row VALUES statement, decision 88)."""
+    if not rows:
+        return
+    width = len(rows[0])
+    one = f"({', '.join('?' * width)})"
+    for start in range(0, len(rows), INSERT_CHUNK):
+        chunk = rows[start:start + INSERT_CHUNK]
+        con.execute(f"insert into {table} values {', '.join([one] * len(chunk))}",
+                    [value for row in chunk for value in row])
+
+
 _shared: tuple[tuple, duckdb.DuckDBPyConnection] | None = None
 _shared_lock = threading.Lock()
 

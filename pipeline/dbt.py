@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,9 +41,16 @@ def source_selectors(raw_tables: set[str]) -> list[str] | None:
     table is no dbt source (then everything is built)."""
     import yaml
 
+    # libyaml's loader where PyYAML has it, and only the files that declare sources: the
+    # project's model files are mostly descriptions (0.34 s with the pure-Python loader over
+    # every file, at every build; decision 88).
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     known: dict[str, str] = {}
     for path in sorted((PROJECT_DIR / "models").rglob("*.yml")):
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+        if not re.search(r"^sources:", text, re.MULTILINE):
+            continue
+        document = yaml.load(text, Loader=loader) or {}
         for source in document.get("sources") or []:
             for table in source.get("tables") or []:
                 relation = f"{source.get('schema', source['name'])}.{table.get('identifier') or table['name']}"

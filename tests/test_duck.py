@@ -152,3 +152,25 @@ def test_dbt_runs_with_the_limit(monkeypatch, tmp_path):
             shown = json.loads(preview)[0]
     assert shown == {"memory_limit": "700.0 MiB",
                      "temp_directory": env["WH_DBT_DUCKDB_TEMP_DIR"]}, done.stdout[-3000:]
+
+
+def test_insert_rows_keeps_every_row_and_value_across_statements():
+    """insert_rows (multi-row VALUES, INSERT_CHUNK rows a statement) stores what executemany
+    would: every row once, NULLs, timestamps with their zone, booleans and long text, across a
+    chunk boundary; no rows inserts nothing."""
+    from datetime import datetime, timezone
+
+    rows = [(f"check {i}", i, None if i % 7 == 0 else i / 4, datetime(2025, 1, 1, i % 24,
+             tzinfo=timezone.utc), i % 2 == 0, "x" * (i % 300)) for i in range(2 * duck.INSERT_CHUNK + 3)]
+    ddl = "create table t (a varchar, b bigint, c double, d timestamptz, e boolean, f varchar)"
+    with duckdb.connect() as ours, duckdb.connect() as theirs:
+        for con in (ours, theirs):
+            con.execute(ddl)
+        duck.insert_rows(ours, "t", rows)
+        duck.insert_rows(ours, "t", [])
+        theirs.executemany("insert into t values (?, ?, ?, ?, ?, ?)", rows)
+        got = ours.execute("select * from t order by b").fetchall()
+        want = theirs.execute("select * from t order by b").fetchall()
+    assert len(got) == len(rows), f"{len(got)} rows stored, {len(rows)} given"
+    assert got == want, next(f"row {g[1]}: {g} stored, executemany stores {w}"
+                             for g, w in zip(got, want) if g != w)

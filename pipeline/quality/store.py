@@ -211,10 +211,7 @@ def write(run_id: str, rows: dict[str, list[tuple]]) -> None:
     def change(con: duckdb.DuckDBPyConnection) -> None:
         for table in TABLES:
             con.execute(f"delete from quality.{table} where run_id = ?", [run_id])
-            if rows.get(table):
-                width = len(rows[table][0])
-                con.executemany(f"insert into quality.{table} values "
-                                f"({', '.join('?' * width)})", rows[table])
+            duck.insert_rows(con, f"quality.{table}", rows.get(table) or [])
     _atomically(change)
 
 
