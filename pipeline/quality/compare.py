@@ -110,16 +110,17 @@ def since_previous_publish(q: duckdb.DuckDBPyConnection, run_id: str) -> Changes
     if state == "published" and _recorded(q, "cell_changes", run_id):
         # Cell by cell, what the files this run loaded changed: measured by dbt against the last
         # publish by construction (quality.current_cell_changes), newest vintage first.
-        out.cells = dicts(q, """
+        rows = dicts(q, """
             select source, subject, cell_label, period, route, border_type, nationality,
                    change_type, previous_value, current_value, change, previous_release,
-                   current_release, is_correction
+                   current_release, is_correction, source_cells
             from quality.cell_changes where run_id = ?
             order by newest_rank, abs(change) desc nulls last, period desc, source,
                      cell_label""", [run_id])
-        out.cells_per_source = {r["source"]: r["cells"] for r in dicts(q, """
-            select source, max(source_cells) as cells from quality.cell_changes
-            where run_id = ? group by source order by source""", [run_id])}
+        # How many cells each source changed in all (the store keeps the first 250 of each).
+        out.cells_per_source = {s: n for s, n in sorted({(r["source"], r["source_cells"])
+                                                         for r in rows})}
+        out.cells = [{k: v for k, v in r.items() if k != "source_cells"} for r in rows]
     failing = """select stage, suite, rule, severity, max(unexpected_count) as rows,
                         any_value(description) as description
                  from quality.results where run_id = ? and not success group by all"""

@@ -87,23 +87,25 @@ def record_run(run_id: str, state: str, measured_db: Path | None = None,
         _gx_rows(run_id, stage, folder / "audit" / stage, rows)
     _dbt_rows(run_id, folder / "dbt" / "target", rows)
     if measured:
-        rows.update(measure(run_id, measured))
-        if state != "published":
-            # Only a publish changed cells: a failed or unchanged run measures the published
-            # warehouse, whose current_cell_changes are the cells its own build changed.
-            rows["cell_changes"] = []
+        # Only a publish changed cells: a failed or unchanged run measures the published
+        # warehouse, whose current_cell_changes are the cells its own build changed.
+        rows.update(measure(run_id, measured, skip=() if state == "published"
+                            else ("cell_changes",)))
+        rows.setdefault("cell_changes", [])
     store.write(run_id, rows)
     log.info("quality store %s: run %s recorded as %s (%d checks)", store.store_path(), run_id,
              state, len(rows["checks"]))
 
 
-def measure(run_id: str, db: Path) -> dict[str, list[tuple]]:
-    """The measures of the data in ``db`` (read-only): the dbt models of schema quality, and
-    freshness. A database dbt never built has only freshness."""
+def measure(run_id: str, db: Path, skip: tuple[str, ...] = ()) -> dict[str, list[tuple]]:
+    """The measures of the data in ``db`` (read-only): the dbt models of schema quality (but
+    ``skip``), and freshness. A database dbt never built has only freshness."""
     out: dict[str, list[tuple]] = {}
     with duck.connect(str(db), read_only=True) as con:
         out["freshness"] = freshness(run_id, con)
         for table, sql in MEASURES.items():
+            if table in skip:
+                continue
             out[table] = ([(run_id, *row) for row in con.execute(sql).fetchall()]
                           if store.has(con, "quality", MODELS[table]) else [])
     return out
