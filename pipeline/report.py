@@ -75,12 +75,12 @@ identifiers are labelled by its folder: ``ingest.catalog.label``). One mapping: 
 nothing else in their place, and an identifier with no label is shown as code."""
 
 GLOSSARY = {
-    "release": "One edition of a publisher's figures, named by its date: Frontex issues a "
-               "workbook every month that restates earlier months.",
-    "vintage": "The state of a Eurostat figure as of one update of its dataset; a later "
+    "release": "One edition of a publisher's figures, named by its date; a monthly workbook, "
+               "for example, that restates earlier months.",
+    "vintage": "The state of a statistical figure as of one update of its dataset; a later "
                "vintage may revise it.",
-    "snapshot": "What a dataset held on the day it was copied (Cohesion Open Data, the "
-                "registries): amounts are stated as of that date.",
+    "snapshot": "What a dataset or a curated list held on the day it was copied: amounts are "
+                "stated as of that date.",
     "partial": "A snapshot that holds only part of the dataset (a first page of an API, for "
                "example): sums over it are lower bounds.",
     "revision": "A value for a past period that a newer release or vintage changed.",
@@ -101,9 +101,10 @@ GLOSSARY = {
                            "only when every blocking check passed.",
     "as-of date": "The date an amount is stated on; amounts of two dates are two states of the "
                   "same money, never added.",
-    "EU aggregate": "Eurostat's total for the EU (of 27 members since 2020, or of 28 before), "
-                    "published beside the member states' own figures.",
-    "flag": "A mark Eurostat puts on a figure: provisional, estimated, confidential or missing.",
+    "EU aggregate": "The statistical office's total for the EU (of 27 members since 2020, or "
+                    "of 28 before), published beside the member states' own figures.",
+    "flag": "A mark the statistical office puts on a figure: provisional, estimated, "
+            "confidential or missing.",
     "reconciliation": "Comparing the publisher's own headline figures with what the warehouse "
                       "computes from the detailed data.",
     "return rate": "Persons returned divided by persons ordered to leave in the same year: two "
