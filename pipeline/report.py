@@ -317,15 +317,17 @@ def sources(q, run_id: str, wh) -> list[dict]:
 
 
 def subject_words(subject: object) -> str:
-    """A coverage or completeness subject in words: "migr_eirtn returned" -> the dataset's
-    label and the measure's; a part with no label stays as it is (the page shows it as code)."""
-    head, _, rest = str(subject).partition(" ")
+    """A coverage or completeness subject in words: its label; or for "<identifier> <more>"
+    ("migr_eirtn returned", "ordered_to_leave 2014") the identifier's label and the rest's
+    parts labelled; else as it is (a route's name; the page shows an identifier as code)."""
     words = Words()
-    head = words.label(head) or head
-    if not rest:
-        return head
-    rest = " ".join(words.label(part) or part for part in rest.split(" "))
-    return f"{head} ({rest})"
+    text = str(subject)
+    if (whole := words.label(text)):
+        return whole
+    head, _, rest = text.partition(" ")
+    if not rest or not (head_label := words.label(head)):
+        return text
+    return f"{head_label} ({' '.join(words.label(part) or part for part in rest.split(' '))})"
 
 
 def _freshness_meaning(status, expected, age, cadence, last_period) -> str:

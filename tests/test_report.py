@@ -86,6 +86,9 @@ def test_green_run_report(runs):
     details = verdict[verdict.index('id="verdict-details"'):]
     assert "This run: green." in details and "warn_returns_aggregates_rounding" in details
     assert "The warehouse holds figures up to 2025-04 (9 series)." in verdict  # 9 routes
+    # Subjects in words: a route's name as it is, a measure by its label.
+    assert "<td>Frontex</td><td>Central Mediterranean Route</td>" in page
+    assert "<td>Eurostat</td><td>returned to a third country (2016)</td>" in page
     assert ("holds figures up to 2024 (Asylum applicants by type, citizenship, age and sex - "
             "annual aggregated data); 2023 (Third country nationals found to be illegally "
             "present, annual); 2016 (") in verdict
