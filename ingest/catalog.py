@@ -175,6 +175,16 @@ def title(name: str) -> str:
     return found.title if found else name
 
 
+def label(identifier: str) -> str | None:
+    """What an analyst reads for an identifier of a source's rows (its name, a dataset code, a
+    measure: ``SourceSpec.labels``), or None when no source folder knows it."""
+    for spec in sources():
+        found = spec.label(identifier)
+        if found:
+            return found
+    return None
+
+
 def settings() -> tuple:
     """The settings the source folders declare, and for each source with live URLs its
     ``WH_ALLOWED_HOSTS_<NAME>`` (more hosts it alone may reach)."""

@@ -74,6 +74,15 @@ class SourceSpec:
     NULL (a row with NULL: complete)."""
     coverage_name: str | None = None
     """Its name in ``quality.current_coverage`` when not ``name``."""
+    labels: str | None = None
+    """``module:function(identifier) -> str | None``: the plain words an analyst reads for an
+    identifier its rows carry (a dataset code, a measure, a funding source key), else None.
+    The report shows an identifier nobody labels as code (``ingest.catalog.label``)."""
+
+    def label(self, identifier: str) -> str | None:
+        if identifier in (self.name, self.coverage_name, self.title):
+            return self.title
+        return None if self.labels is None else _load(self.labels)(identifier)
 
     def source(self):
         return _load(self.factory)()

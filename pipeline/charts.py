@@ -1,134 +1,178 @@
-"""Charts for the quality report as inline SVG: no script, no font or stylesheet to fetch, so the
-report renders the same offline, in a browser, an e-mail client or a PDF printer."""
+"""Charts of the quality report: altair (Vega-Lite) charts rendered to SVG offline by
+vl-convert (a bundled JavaScript engine, no browser, no network), put inline in the page. The
+page keeps no script and fetches nothing, so it renders the same offline, in a browser, an
+e-mail client or a PDF printer.
+
+Each chart is drawn twice, for a wide page and for a phone (``WIDTHS``); the page shows one by
+its width. Axis ticks are Vega's round steps (1, 2 or 5 x 10^n); counts read "50k", money
+"EUR 300bn" / "EUR 45m" (``money``, the same words as the page's text), percentages "20%". The
+title and subtitle of a chart are the page's (HTML, so they wrap), not drawn in the SVG."""
 from __future__ import annotations
 
-import html
-import math
+import re
+import time
 from collections.abc import Sequence
 
+import altair as alt
+import pandas as pd
+import vl_convert as vlc
+
+WIDTHS = {"wide": 640, "narrow": 330}
+"""Plot width in pixels of the two renderings of every chart (the page scales either down)."""
+FONT = "Helvetica, Arial, sans-serif"
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
-FONT = "font-family:Helvetica,Arial,sans-serif"
+RENDER_SECONDS: list[float] = []
+"""Seconds each ``to_svg`` took in this process (measured for docs/decisions.md 84)."""
+
+COUNT_AXIS = "format(datum.value, '~s')"
+PERCENT_AXIS = "format(datum.value, '~r') + '%'"
+MONEY_AXIS = ("abs(datum.value) >= 1e9 ? 'EUR ' + format(datum.value / 1e9, '~r') + 'bn' : "
+              "abs(datum.value) >= 1e6 ? 'EUR ' + format(datum.value / 1e6, '~r') + 'm' : "
+              "datum.value == 0 ? '0' : 'EUR ' + format(datum.value, ',')")
 
 
-def _esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+def money(value: float | None) -> str:
+    """EUR 300bn, EUR 1.2bn, EUR 806.3m, EUR 45m, EUR 12,500: the page's one way to say money."""
+    if value is None:
+        return "no data"
+    size = abs(value)
+    if size >= 1e9:
+        text, suffix = f"{value / 1e9:,.1f}", "bn"
+    elif size >= 1e6:
+        text, suffix = f"{value / 1e6:,.1f}", "m"
+    else:
+        return f"EUR {value:,.0f}"
+    return f"EUR {text.removesuffix('.0')}{suffix}"
 
 
-def _nice_max(value: float) -> float:
-    """A round axis maximum at or above ``value`` (1, 2, 2.5, 5 x 10^n)."""
-    if value <= 0:
-        return 1.0
-    exponent = math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        candidate = step * 10 ** exponent
-        if candidate >= value:
-            return candidate
-    return 10 ** (exponent + 1)
-
-
-def _number(value: float) -> str:
-    if abs(value) >= 1_000_000:
-        return f"{value / 1_000_000:,.1f}m".replace(".0m", "m")
-    if abs(value) >= 10_000:
-        return f"{value / 1_000:,.0f}k"
+def count(value: float) -> str:
     if value == int(value):
         return f"{int(value):,}"
     return f"{value:,.1f}"
 
 
-def line_chart(title: str, x_labels: Sequence[str], series: dict[str, Sequence[float | None]],
-               width: int = 760, height: int = 320) -> str:
-    """One line per series over ``x_labels`` (missing points break the line)."""
-    left, right, top, bottom = 64, 190, 34, 46
-    plot_w, plot_h = width - left - right, height - top - bottom
-    values = [v for vs in series.values() for v in vs if v is not None]
-    y_max = _nice_max(max(values, default=1))
-    n = max(len(x_labels) - 1, 1)
-
-    def x(i: int) -> float:
-        return left + plot_w * i / n
-
-    def y(v: float) -> float:
-        return top + plot_h * (1 - v / y_max)
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" style="{FONT};font-size:11px">',
-             f'<title>{_esc(title)}</title>',
-             f'<text x="{left}" y="18" style="font-size:13px;font-weight:bold">{_esc(title)}</text>']
-    for k in range(5):
-        v = y_max * k / 4
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
-                     'stroke="#ddd"/>')
-        parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">'
-                     f'{_number(v)}</text>')
-    step = max(1, len(x_labels) // 8)
-    for i in range(0, len(x_labels), step):
-        parts.append(f'<text x="{x(i):.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
-                     f'{_esc(x_labels[i])}</text>')
-    for idx, (name, vs) in enumerate(series.items()):
-        color = PALETTE[idx % len(PALETTE)]
-        segment: list[str] = []
-        segments: list[list[str]] = []
-        for i, v in enumerate(vs):
-            if v is None:
-                if segment:
-                    segments.append(segment)
-                segment = []
-                continue
-            segment.append(f"{x(i):.1f},{y(v):.1f}")
-        if segment:
-            segments.append(segment)
-        for seg in segments:
-            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" '
-                         f'points="{" ".join(seg)}"/>')
-        ly = top + 14 * idx
-        parts.append(f'<rect x="{left + plot_w + 12}" y="{ly - 8}" width="10" height="10" '
-                     f'fill="{color}"/>')
-        parts.append(f'<text x="{left + plot_w + 26}" y="{ly + 1}">{_esc(name[:28])}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+def percent(value: float, signed: bool = False) -> str:
+    return f"{'+' if signed and value > 0 else ''}{value:,.1f}%"
 
 
-def bar_chart(title: str, items: Sequence[tuple[str, float]], unit: str = "",
-              width: int = 760, bar_height: int = 20, signed: bool = False,
-              reference: float | None = None) -> str:
-    """Horizontal bars, one per (label, value); with ``signed``, bars grow left or right of a
-    zero line (a change in percent); ``reference`` draws a dashed line at that value (100%)."""
-    left, right, top = 230, 80, 34
-    height = top + bar_height * len(items) + 20
-    plot_w = width - left - right
-    extent = _nice_max(max([abs(v) for _, v in items] + ([reference] if reference else []),
-                           default=1))
-    zero = left + (plot_w / 2 if signed else 0)
-    scale = (plot_w / 2 if signed else plot_w) / extent
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" style="{FONT};font-size:11px">',
-             f'<title>{_esc(title)}</title>',
-             f'<text x="8" y="18" style="font-size:13px;font-weight:bold">{_esc(title)}</text>',
-             f'<line x1="{zero:.1f}" x2="{zero:.1f}" y1="{top - 4}" y2="{height - 16}" '
-             'stroke="#999"/>']
-    for i, (label, value) in enumerate(items):
-        y = top + i * bar_height
-        length = abs(value) * scale
-        x = zero - length if (signed and value < 0) else zero
-        color = "#d62728" if (signed and value < 0) else "#1f77b4"
-        parts.append(f'<text x="{left - 8}" y="{y + bar_height * 0.65:.1f}" text-anchor="end">'
-                     f'{_esc(label[:38])}</text>')
-        parts.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{max(length, 0.5):.1f}" '
-                     f'height="{bar_height - 6}" fill="{color}"><title>{_esc(label)}: '
-                     f'{_esc(_number(value))}{_esc(unit)}</title></rect>')
-        tx = (x - 4 if (signed and value < 0) else x + length + 4)
-        anchor = "end" if (signed and value < 0) else "start"
-        sign = "+" if signed and value > 0 else ""
-        parts.append(f'<text x="{tx:.1f}" y="{y + bar_height * 0.65:.1f}" '
-                     f'text-anchor="{anchor}">{sign}{_esc(_number(value))}{_esc(unit)}</text>')
+def _config(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    return (chart.configure(font=FONT, background="white")
+            .configure_axis(labelFontSize=12, titleFontSize=12, labelColor="#333",
+                            titleColor="#333", gridColor="#e6e6e6", tickCount=5)
+            .configure_legend(labelFontSize=12, titleFontSize=12, labelLimit=260)
+            .configure_view(stroke=None))
+
+
+def to_svg(chart: alt.TopLevelMixin, description: str) -> str:
+    """The chart as one ``<svg>`` element, scaled by the page (viewBox kept, fixed size
+    dropped) and described for screen readers."""
+    started = time.perf_counter()
+    svg = vlc.vegalite_to_svg(_config(chart.properties(description=description)).to_dict())
+    RENDER_SECONDS.append(time.perf_counter() - started)
+    svg = re.sub(r'^<svg ([^>]*?)width="([\d.]+)" height="([\d.]+)"',
+                 lambda m: f'<svg {m[1]}role="img" style="max-width:{m[2]}px" ', svg, count=1)
+    return svg
+
+
+def _bars(frame: pd.DataFrame, width: int, axis: str, value_title: str, domain: list[float],
+          reference: float | None = None, signed: bool = False) -> alt.LayerChart:
+    """Horizontal bars, one per row of ``frame`` (label, value, text, aria), in its order;
+    each bar's value written beside it."""
+    height = 22 * len(frame)
+    label_limit = 150 if width < 400 else 250
+    base = alt.Chart(frame).encode(
+        y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=label_limit)),
+        x=alt.X("value:Q", title=value_title,
+                axis=alt.Axis(labelExpr=axis, tickCount=4 if width < 400 else 8),
+                scale=alt.Scale(domain=domain, nice=True)))
+    colour = (alt.condition("datum.value < 0", alt.value("#d62728"), alt.value("#1f77b4"))
+              if signed else alt.value("#1f77b4"))
+    bars = base.mark_bar(height=14).encode(color=colour, description="aria:N")
+    text = base.mark_text(align="left", dx=4, fontSize=11, color="#222").encode(
+        text="text:N", x=alt.X("end:Q"))
+    layers = [bars, text]
     if reference is not None:
-        rx = zero + reference * scale
-        parts.append(f'<line x1="{rx:.1f}" x2="{rx:.1f}" y1="{top - 4}" y2="{height - 16}" '
-                     f'stroke="#555" stroke-dasharray="4 3"><title>{_esc(_number(reference))}'
-                     f'{_esc(unit)}</title></line>')
-        parts.append(f'<text x="{rx:.1f}" y="{height - 4}" text-anchor="middle">'
-                     f'{_esc(_number(reference))}{_esc(unit)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+        layers.append(alt.Chart(pd.DataFrame({"ref": [reference]})).mark_rule(
+            strokeDash=[4, 3], color="#555").encode(x="ref:Q"))
+    return alt.layer(*layers).properties(width=width, height=height)
+
+
+def bar_chart(items: Sequence[tuple[str, float]], description: str, value_title: str,
+              kind: str = "count", reference: float | None = None,
+              signed: bool = False) -> dict[str, str]:
+    """Horizontal bars (label, value) in the order given, with each value written beside its
+    bar; ``kind`` is "count", "percent" or "money"; ``reference`` draws a dashed line (100%).
+    Returns the SVG per width (``WIDTHS``)."""
+    fmt = {"count": count, "money": money,
+           "percent": lambda v: percent(v, signed)}[kind]
+    axis = {"count": COUNT_AXIS, "money": MONEY_AXIS, "percent": PERCENT_AXIS}[kind]
+    values = [v for _, v in items]
+    span = max([abs(v) for v in values] + [reference or 0, 1e-9])
+    frame = pd.DataFrame({
+        "label": [label for label, _ in items], "value": values,
+        "text": [fmt(v) for v in values],
+        "aria": [f"{label}: {fmt(v)}" for label, v in items],
+        # Text of a negative bar sits at zero's right; of a positive one, at the bar's end.
+        "end": [max(v, 0) for v in values]})
+    out = {}
+    # Room for the value's text after the longest bar: a domain a fifth wider.
+    domain = [min(min(values), 0), span * 1.2]
+    for name, width in WIDTHS.items():
+        out[name] = to_svg(_bars(frame, width, axis, value_title, domain, reference, signed),
+                           description)
+    return out
+
+
+def line_chart(frame: pd.DataFrame, description: str, value_title: str) -> dict[str, str]:
+    """One line per series over months: ``frame`` has columns series, month (a date) and
+    value (missing months break the line). Returns the SVG per width (``WIDTHS``)."""
+    frame = frame.assign(month=pd.to_datetime(frame["month"]))
+    out = {}
+    for name, width in WIDTHS.items():
+        narrow = width < 400
+        legend = alt.Legend(title=None, orient="bottom" if narrow else "right",
+                            labelLimit=300, **({"columns": 1} if narrow else {}))
+        chart = alt.Chart(frame).mark_line(strokeWidth=1.6).encode(
+            x=alt.X("month:T", title=None,
+                    axis=alt.Axis(format="%Y", tickCount=6 if narrow else 10, labelAngle=0)),
+            y=alt.Y("value:Q", title=value_title, axis=alt.Axis(labelExpr=COUNT_AXIS)),
+            color=alt.Color("series:N", sort=list(dict.fromkeys(frame["series"])),
+                            legend=legend, scale=alt.Scale(range=list(PALETTE))),
+        ).properties(width=width, height=240 if narrow else 280)
+        out[name] = to_svg(chart, description)
+    return out
+
+
+def grouped_bar_chart(frame: pd.DataFrame, description: str, value_title: str,
+                      group_order: Sequence[str], bar_order: Sequence[str]) -> dict[str, str]:
+    """Bars grouped: the bars of one ``group`` together (one row each, "group, bar"),
+    coloured by ``bar``, groups in ``group_order``, bars in ``bar_order``; ``frame`` has
+    columns group, bar, value (EUR). Each bar's amount is written beside it. Returns the SVG
+    per width (``WIDTHS``)."""
+    frame = frame.assign(
+        g=[list(group_order).index(g) for g in frame["group"]],
+        b=[list(bar_order).index(b) for b in frame["bar"]]).sort_values(["g", "b"])
+    frame = frame.assign(label=[f"{g}, {b}" for g, b in zip(frame["group"], frame["bar"])],
+                         text=[money(v) for v in frame["value"]],
+                         aria=[f"{g}, {b}: {money(v)}" for g, b, v in
+                               zip(frame["group"], frame["bar"], frame["value"])],
+                         end=frame["value"])
+    domain = [0, max(float(frame["value"].max()), 1.0) * 1.25]
+    out = {}
+    for name, width in WIDTHS.items():
+        narrow = width < 400
+        base = alt.Chart(frame).encode(
+            y=alt.Y("label:N", sort=list(frame["label"]), title=None,
+                    axis=alt.Axis(labelLimit=150 if narrow else 260)),
+            x=alt.X("value:Q", title=value_title, scale=alt.Scale(domain=domain, nice=True),
+                    axis=alt.Axis(labelExpr=MONEY_AXIS, tickCount=3 if narrow else 5)))
+        bars = base.mark_bar(height=14).encode(
+            color=alt.Color("bar:N", sort=list(bar_order), title=None,
+                            scale=alt.Scale(range=list(PALETTE)), legend=None),
+            description="aria:N")
+        text = base.mark_text(align="left", dx=4, fontSize=11, color="#222").encode(
+            text="text:N")
+        chart = alt.layer(bars, text).properties(width=width, height=22 * len(frame))
+        out[name] = to_svg(chart, description)
+    return out

@@ -23,12 +23,14 @@ import atexit
 import fcntl
 import logging
 import os
+import re
 import shutil
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup, escape
 
 from expectations.audit import sql_text
 from ingest import duck
@@ -43,7 +45,79 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).with_name("templates")
 SECTIONS = ("Verdict", "What changed since the previous publish", "Headline indicators",
             "Sources: freshness and completeness", "Checks", "Flags", "Revisions",
-            "Reconciliation with published figures", "Charts", "History", "Documentation")
+            "Reconciliation with published figures", "Charts", "History", "Glossary",
+            "Documentation")
+
+LABELS = {
+    # the steps of a transform run (pipeline.steps; a run that fails names its step)
+    "land": "fetching and landing the files", "check_landing": "checking what was landed",
+    "prepare": "preparing the build", "load": "loading the landed files",
+    "audit_raw": "the checks of the loaded files", "dbt_build": "the dbt build and its tests",
+    "audit_marts": "the checks of the built tables", "publish": "publishing",
+    "report": "writing this report",
+    # where a check ran (quality.checks.stage)
+    "raw": "loaded files", "dbt": "dbt tests", "marts": "built tables",
+    # how much a failing check matters (quality.results.severity)
+    "error": "blocking", "warn": "warning",
+    # a run's state (quality.runs.state)
+    "published": "published", "failed": "failed", "unchanged": "unchanged",
+    # a source's freshness (pipeline.quality.freshness)
+    "fresh": "up to date", "late": "late", "stale": "stale", "curated": "curated",
+    "none landed": "nothing landed",
+    # the status of a publisher's figure against the warehouse (marts.rpt_returns_reconciliation)
+    "match": "matches", "match_within_rounding": "matches within rounding",
+    "differs": "differs beyond rounding",
+    "not_in_warehouse": "period or series not in the warehouse",
+    "not_reconciled": "not compared (no warehouse figure of that kind)",
+}
+"""Plain words for the identifiers of the shared machinery the page shows (a source's own
+identifiers are labelled by its folder: ``ingest.catalog.label``). One mapping: the page shows
+nothing else in their place, and an identifier with no label is shown as code."""
+
+GLOSSARY = {
+    "release": "One edition of a publisher's figures, named by its date; a monthly workbook, "
+               "for example, that restates earlier months.",
+    "vintage": "The state of a statistical figure as of one update of its dataset; a later "
+               "vintage may revise it.",
+    "snapshot": "What a dataset or a curated list held on the day it was copied: amounts are "
+                "stated as of that date.",
+    "partial": "A snapshot that holds only part of the dataset (a first page of an API, for "
+               "example): sums over it are lower bounds.",
+    "revision": "A value for a past period that a newer release or vintage changed.",
+    "correction": "A file re-issued for a release already loaded: its values replace the "
+                  "first issue's.",
+    "blocking check": "A check whose failure stops the publish: the warehouse stays as it was.",
+    "warning": "A check that found something worth knowing but does not stop the publish.",
+    "quarantined": "A landed file that could not be read or failed its checks: kept for "
+                   "diagnosis, never loaded, until someone readmits it.",
+    "stale": "A source whose newest release is older than its publisher's cadence allows: "
+             "newer figures surely exist and are not here.",
+    "late": "A source whose next release is overdue by its publisher's usual rhythm; a newer "
+            "one may be out.",
+    "curated": "A source transcribed by hand from documents: updated when they change, with "
+               "no age limit.",
+    "cadence": "How often a publisher issues new figures (monthly, quarterly, yearly).",
+    "published warehouse": "The database analysts and BI tools read; a run replaces it whole, "
+                           "only when every blocking check passed.",
+    "as-of date": "The date an amount is stated on; amounts of two dates are two states of the "
+                  "same money, never added.",
+    "EU aggregate": "The statistical office's total for the EU (of 27 members since 2020, or "
+                    "of 28 before), published beside the member states' own figures.",
+    "flag": "A mark the statistical office puts on a figure: provisional, estimated, "
+            "confidential or missing.",
+    "reconciliation": "Comparing the publisher's own headline figures with what the warehouse "
+                      "computes from the detailed data.",
+    "return rate": "Persons returned divided by persons ordered to leave in the same year: two "
+                   "flows of one year, not one group followed over time, so it can pass 100%.",
+}
+"""Every term the page uses that an analyst may not know, defined once: the Glossary section
+is this list, and the page links a term to its entry (the ``term`` filter refuses a term that
+is not here)."""
+
+IDENTIFIER = re.compile(r"[\w.-]+\.(?:csv|xlsx|json|gz|parquet|duckdb)\b"
+                        r"|\b[A-Za-z0-9]+(?:[_.][A-Za-z0-9]+)*_[A-Za-z0-9]+(?:[_.:][\w-]+)*")
+"""A file name or an identifier with an underscore: what the page shows as code when it has no
+label."""
 FUNDING_OUTLIER_EUR = 1e10
 """Single amounts above this (the EUR 300bn Global Gateway) are named beside the funding chart
 rather than drawn, so the other bars stay readable."""
@@ -70,14 +144,82 @@ def number(value: object, digits: int | None = None) -> str:
 
 
 def in_unit(value: object, unit: str | None) -> str:
-    """A headline value in its unit: 50,226 detections; 50.1 %; EUR 806.3m."""
+    """A headline value in its unit: 50,226 detections; 50.1 %; EUR 806.3m; EUR 1.2bn."""
     if value is None:
         return "no data"
     if unit == "percent":
         return f"{value:,.1f} %"
     if unit == "EUR":
-        return f"EUR {value / 1e6:,.1f}m"
+        return charts.money(value)
     return f"{number(value)} {unit or ''}".strip()
+
+
+def when(value: object) -> str:
+    """A moment to the minute, in words: 6 Dec 2026, 02:09 UTC (no microseconds)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return f"{value.day} {value:%b %Y, %H:%M} UTC"
+    return str(value)
+
+
+class Words:
+    """The page's plain words: labels for identifiers (``LABELS``, then the source folders'),
+    code for what has none, glossary links. Remembers the identifiers it found no label for
+    (``unlabelled``) and refuses a glossary term that is not in ``GLOSSARY``."""
+
+    def __init__(self):
+        self.unlabelled: set[str] = set()
+
+    def label(self, identifier: object) -> str | None:
+        text = str(identifier)
+        return LABELS.get(text) or catalog.label(text)
+
+    def plain(self, identifier: object, code: bool = False) -> Markup:
+        """The label of ``identifier``; with ``code``, followed by the identifier as code. An
+        identifier with no label is shown as code (and remembered)."""
+        if identifier is None or identifier == "":
+            return Markup("")
+        found = self.label(identifier)
+        if found is None:
+            self.unlabelled.add(str(identifier))
+            return Markup("<code>{}</code>").format(identifier)
+        if code and found != str(identifier):
+            return Markup("{} <code>{}</code>").format(found, identifier)
+        return escape(found)
+
+    def prose(self, text: object) -> Markup:
+        """Free text (a description, a note, a caution): the identifiers and file names in it
+        are shown as code (its words are its author's; no label is guessed into them)."""
+        if text is None:
+            return Markup("")
+        out, at = [], 0
+        text = str(text)
+        for match in IDENTIFIER.finditer(text):
+            out.append(escape(text[at:match.start()]))
+            out.append(Markup("<code>{}</code>").format(match.group(0)))
+            at = match.end()
+        out.append(escape(text[at:]))
+        return Markup("").join(out)
+
+    @staticmethod
+    def term(word: str, shown: str | None = None) -> Markup:
+        """``word`` linked to its glossary entry (``shown``: the text, a plural)."""
+        if word not in GLOSSARY:
+            raise KeyError(f"{word!r} is not in report.GLOSSARY: define it there")
+        return Markup('<a class="term" href="#term-{}">{}</a>').format(
+            _slug(word), shown or word)
+
+
+def _slug(word: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", word.lower()).strip("-")
 
 
 def signed(value: object, unit: str = "") -> str:
@@ -92,13 +234,15 @@ def status_class(status: object) -> str:
         str(status), "")
 
 
-def _environment() -> jinja2.Environment:
+def _environment(words: Words) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True)
-    env.filters.update(number=number, in_unit=in_unit, signed=signed,
-                       status_class=status_class)
+    env.filters.update(number=number, in_unit=in_unit, signed=signed, when=when,
+                       status_class=status_class, plain=words.plain, prose=words.prose,
+                       subject=lambda text: words.prose(subject_words(text)), slug=_slug)
+    env.globals.update(term=words.term, glossary=GLOSSARY)
     return env
 
 
@@ -140,19 +284,19 @@ def sources(q, run_id: str, wh) -> list[dict]:
     cadence = quality.cadences()
     coverage: dict[str, str] = {}
     if has(q, "quality", "coverage"):
-        # Per source: each last period with the subjects that end there ("2016 (migr_eiord
-        # ordered_to_leave, ...); 2024 (migr_asyappctza)"), not one maximum over them all.
-        for row in dicts(q, """
-                select source, string_agg(last_period || ' (' || subjects || ')', '; '
-                                          order by last_period desc) as held
-                from (select source, last_period,
-                             case when count(*) > 3 then count(*)::varchar || ' series'
-                                  else string_agg(subject, ', ' order by subject) end
-                                 as subjects
-                      from quality.coverage where run_id = ? and last_period is not null
-                      group by source, last_period)
-                group by source""", [data_run(q, run_id)]):
-            coverage[row["source"]] = row["held"]
+        # Per source: each last period with the subjects that end there ("2016 (orders to
+        # leave, returns); 2024 (asylum applicants)"), not one maximum over them all.
+        held: dict[str, dict[str, list[str]]] = {}
+        for row in dicts(q, """select source, last_period, subject from quality.coverage
+                                where run_id = ? and last_period is not null
+                                order by source, last_period desc, subject""",
+                         [data_run(q, run_id)]):
+            held.setdefault(row["source"], {}).setdefault(row["last_period"], []).append(
+                subject_words(row["subject"]))
+        for source, periods in held.items():
+            coverage[source] = "; ".join(
+                f"{period} ({len(subjects)} series)" if len(subjects) > 3
+                else f"{period} ({', '.join(subjects)})" for period, subjects in periods.items())
     out = []
     for (_, source, release, fetched, age, expected, status, files, latest, previous,
          complete) in sorted(live, key=lambda r: r[1]):
@@ -170,6 +314,20 @@ def sources(q, run_id: str, wh) -> list[dict]:
                                           coverage.get(_coverage_name(source))),
         })
     return out
+
+
+def subject_words(subject: object) -> str:
+    """A coverage or completeness subject in words: its label; or for "<identifier> <more>"
+    ("migr_eirtn returned", "ordered_to_leave 2014") the identifier's label and the rest's
+    parts labelled; else as it is (a route's name; the page shows an identifier as code)."""
+    words = Words()
+    text = str(subject)
+    if (whole := words.label(text)):
+        return whole
+    head, _, rest = text.partition(" ")
+    if not rest or not (head_label := words.label(head)):
+        return text
+    return f"{head_label} ({' '.join(words.label(part) or part for part in rest.split(' '))})"
 
 
 def _freshness_meaning(status, expected, age, cadence, last_period) -> str:
@@ -194,8 +352,14 @@ then one running late, a partial snapshot, a correction published by this run, t
 own figures that differ, what the run itself noticed, and warnings of checks."""
 
 
+CAUTION_TERMS = {"stale": ("stale", "cadence"), "late": ("late", "cadence"),
+                 "partial": ("partial", "snapshot"), "correction": ("correction", "release"),
+                 "reconciliation": ("reconciliation",), "run": (), "warning": ("warning",)}
+"""The glossary entries each kind of caution links to."""
+
+
 def _caution(kind: str, text: str, detail: str | None = None) -> dict:
-    return {"kind": kind, "text": text, "detail": detail}
+    return {"kind": kind, "text": text, "detail": detail, "terms": CAUTION_TERMS[kind]}
 
 
 def cautions(run: dict, warnings: list[dict], fresh: list[dict], recon: dict,
@@ -277,8 +441,10 @@ def verdict(q, run_id: str, fresh: list[dict], recon: dict, changes=None) -> dic
     if run["state"] == "failed":
         title = "Not publishable: nothing was published"
         css = "failed"
-        why.append(f"The run stopped at step {run['failed_step']}; the published warehouse "
+        step = LABELS.get(run["failed_step"], "step " + str(run["failed_step"]))
+        why.append(f"The run stopped at {step}; the published warehouse "
                    "is unchanged, and every figure below is the one it already held.")
+        details.append(f"Failed step: {run['failed_step']}.")
     elif run["state"] == "unchanged":
         title = "Unchanged: the published warehouse is still current"
         css = "ok"
@@ -320,29 +486,50 @@ def reconciliation(wh) -> dict:
             "differs": sum(s["figures"] for s in statuses if s["status"] == "differs")}
 
 
+ROUTES_CHARTED = 5
+"""The route chart draws the routes ranked 1 to 5 by detections in the release's last 12
+months (``quality.rpt_detections_by_route_month.rank_last_12_months``)."""
+
+
+def _month(text: str) -> str:
+    return datetime.strptime(text, "%Y-%m").strftime("%b %Y")
+
+
 def chart_figures(wh) -> list[dict]:
-    """Each chart with its data, its caption (what it shows, what it does not) and the SVG."""
+    """Each chart with its title and subtitle (what it shows and how its items were chosen,
+    shown above it), its caption (what it leaves out), the figures it draws and the SVG per
+    width (``charts.WIDTHS``)."""
+    import pandas as pd
+
     out: list[dict] = []
     if wh is None or not has(wh, "quality", "rpt_detections_by_route_month"):
         return out
     routes = dicts(wh, """select route, strftime(month, '%Y-%m') as month, detections,
-                                  release_date from quality.rpt_detections_by_route_month
-                           order by month, route""")
+                                  release_date, rank_last_12_months
+                           from quality.rpt_detections_by_route_month
+                           order by rank_last_12_months, month""")
     if routes:
         months = sorted({r["month"] for r in routes})
+        shown = [r for r in routes if r["rank_last_12_months"] <= ROUTES_CHARTED]
         series: dict[str, list] = {}
-        for r in routes:
+        for r in shown:
             series.setdefault(r["route"], [None] * len(months))[months.index(r["month"])] = \
                 r["detections"]
+        others = list(dict.fromkeys(r["route"] for r in routes
+                                    if r["rank_last_12_months"] > ROUTES_CHARTED))
         out.append({
-            "title": f"Detections by route per month, {months[0]} to {months[-1]} "
-                     f"(release {routes[0]['release_date']})",
-            "caption": "Every month of the newest release, one line per route; all "
-                       "border types and nationalities. Recent months are restated by later "
-                       "releases.",
-            "data": series, "svg": charts.line_chart(
-                f"Detections by route per month (release {routes[0]['release_date']})",
-                months, series)})
+            "title": f"Detections per month on the top {len(series)} routes by detections in "
+                     f"the 12 months to {_month(months[-1])}",
+            "subtitle": f"{_month(months[0])} to {_month(months[-1])}, the whole history of "
+                        f"release {routes[0]['release_date']}; all border types and "
+                        "nationalities.",
+            "caption": "Recent months are restated by later releases." + (
+                f" Not drawn: {', '.join(others)}." if others else ""),
+            "data": series,
+            "svg": charts.line_chart(
+                pd.DataFrame({"series": r["route"], "month": r["month"] + "-01",
+                              "value": r["detections"]} for r in shown),
+                "Detections per month by route", "Detections per month")})
     # The mart holds the current release only (fct_border_crossings_current): no filter here.
     ytd = dicts(wh, """select route, change_pct, ytd_detections, prior_ytd_detections,
                                through_month from marts.rpt_detections_ytd_by_route
@@ -351,57 +538,68 @@ def chart_figures(wh) -> list[dict]:
     if shown:
         left_out = [r["route"] for r in ytd if r["change_pct"] is None]
         through = shown[0]["through_month"]
+        period = f"Jan-{through:%b %Y}"
+        before = f"Jan-{through:%b} {through.year - 1}"
+        bars = [(r["route"], round(r["change_pct"], 1)) for r in shown]
         out.append({
-            "title": f"Year-to-date change by route, Jan-{through:%b %Y} against a year "
-                     "earlier (%)",
-            "caption": "Detections from January to the last month of the newest release against "
-                       "the same months of the year before." + (
+            "title": f"Change in detections by route, {period} against {before}",
+            "subtitle": f"Every route with detections in both periods ({len(shown)}), the "
+                        "biggest fall first.",
+            "caption": "Detections from January to the last month of the newest release "
+                       "against the same months of the year before." + (
                            f" Not shown (no detections a year earlier, so no percentage): "
                            f"{', '.join(left_out)}." if left_out else ""),
-            "data": {r["route"]: r["change_pct"] for r in shown},
-            "svg": charts.bar_chart(
-                f"Year-to-date change by route, through {through:%b %Y} (%)",
-                [(r["route"], r["change_pct"]) for r in shown], "%", signed=True)})
+            "data": dict(bars),
+            "svg": charts.bar_chart(bars, f"Change in detections by route, {period}",
+                                    "Change against a year earlier", "percent",
+                                    signed=True)})
     rates = dicts(wh, """select * from quality.rpt_return_rates_top_citizenships
                          order by orders_rank""")
     if rates:
         over = [r["citizen_label"] for r in rates if r["exceeds_100"]]
+        bars = [(r["citizen_label"], round(r["return_rate_pct"], 1)) for r in rates]
         out.append({
-            "title": f"Return rate of the 12 citizenships with most orders to leave, "
+            "title": f"Return rate of the {len(rates)} citizenships with most orders to leave, "
                      f"{rates[0]['geo']}, {rates[0]['period']}",
-            "caption": "Persons returned divided by persons ordered to leave in the same year. "
-                       "Both are flows of that year, not one cohort followed over time: people "
+            "subtitle": "Persons returned divided by persons ordered to leave in the same "
+                        "year; most orders to leave first. Dashed line: 100%.",
+            "caption": "Both are flows of that year, not one cohort followed over time: people "
                        "ordered to leave in one year may leave in the next, so a rate can pass "
-                       "100% (dashed line)." + (
-                           f" Above 100% here: {', '.join(over)}." if over else ""),
-            "data": {r["citizen_label"]: r["return_rate_pct"] for r in rates},
-            "svg": charts.bar_chart(
-                f"Return rate (returned / ordered to leave), {rates[0]['geo']}, "
-                f"{rates[0]['period']} (%)",
-                [(r["citizen_label"], r["return_rate_pct"]) for r in rates], "%",
-                reference=100.0)})
+                       "100%." + (f" Above 100% here: {', '.join(over)}." if over else ""),
+            "data": dict(bars),
+            "svg": charts.bar_chart(bars, "Return rate by citizenship", "Return rate",
+                                    "percent", reference=100.0)})
     funding = dicts(wh, """
         with latest as (select source, max(as_of_date) as as_of_date
                         from quality.rpt_funding_by_stage group by source)
         select f.* from quality.rpt_funding_by_stage f join latest using (source, as_of_date)
-        order by f.source, f.stage_order""")
+        order by f.source, f.stage_order, f.fund_code""")
     for source in sorted({r["source"] for r in funding}):
         rows = [r for r in funding if r["source"] == source]
         as_of = rows[0]["as_of_date"]
         aside = [r for r in rows if r["largest_item_eur"] > FUNDING_OUTLIER_EUR]
-        bars = [(r["stage"], (r["amount_eur"] - (r["largest_item_eur"] if r in aside else 0))
-                 / 1e6) for r in rows]
+        bars = [(r["fund_label"] or r["fund_code"], r["stage"],
+                 r["amount_eur"] - (r["largest_item_eur"] if r in aside else 0)) for r in rows]
+        funds = sorted({f for f, _, _ in bars},
+                       key=lambda f: -sum(v for g, _, v in bars if g == f))
+        stages = list(dict.fromkeys(s for _, s, _ in bars))
+        name = catalog.label(source) or source
         out.append({
-            "title": f"Funding by stage, {source}, as of {as_of} (EUR million)",
-            "caption": f"Amounts stated as of {as_of} only, by stage; items recorded at other "
-                       "dates are not added (two dates are two states of the same money), nor "
-                       "are components added to the action they belong to." + "".join(
-                           f" The {r['stage']} bar leaves out {r['largest_item']} "
-                           f"(EUR {r['largest_item_eur'] / 1e6:,.0f}m), which would flatten "
-                           "the rest." for r in aside),
-            "data": dict(bars),
-            "svg": charts.bar_chart(f"Funding by stage, {source}, as of {as_of} (EUR million)",
-                                    bars, "m")})
+            "title": f"Funding by fund and stage, {name}, as of {as_of}",
+            "subtitle": "Every fund and stage with an amount on that date, the stages of a fund "
+                        "side by side. Each bar adds the amounts reported at that stage, mostly "
+                        "for different actions: planned and paid are not steps of the same "
+                        "money, so a shorter paid bar does not mean planned money went unpaid.",
+            "caption": f"Amounts stated as of {as_of} only; items recorded at other dates are "
+                       "not added (two dates are two states of the same money), nor are "
+                       "components added to the action they belong to." + "".join(
+                           f" The {r['fund_label'] or r['fund_code']} {r['stage']} bar leaves out "
+                           f"{r['largest_item']} ({charts.money(r['largest_item_eur'])}), "
+                           "which would flatten the rest." for r in aside),
+            "data": {f"{fund}, {stage}": value for fund, stage, value in bars},
+            "svg": charts.grouped_bar_chart(
+                pd.DataFrame({"group": f, "bar": st, "value": v} for f, st, v in bars),
+                f"Funding by fund and stage, as of {as_of}", "Amount (EUR)", funds, stages)})
     return out
 
 
@@ -483,11 +681,16 @@ def gather(run_id: str) -> dict:
                 wh.close()
 
 
-def render(data: dict, links: dict | None = None) -> str:
+def render(data: dict, links: dict | None = None, unlabelled: set | None = None) -> str:
     """The report as one HTML document; ``links`` maps "data_docs_raw", "data_docs_marts",
-    "dbt_docs" and "self" to relative URLs where those exist."""
-    return _environment().get_template("report.html.j2").render(
+    "dbt_docs" and "self" to relative URLs where those exist. The identifiers shown with no
+    label (as code) are added to ``unlabelled``."""
+    words = Words()
+    page = _environment(words).get_template("report.html.j2").render(
         sections=SECTIONS, links=links or {}, **data)
+    if unlabelled is not None:
+        unlabelled |= words.unlabelled
+    return page
 
 
 def _docs_of(run_id: str) -> tuple[Path | None, Path | None]:

@@ -173,8 +173,10 @@ def test_second_run_changes_nothing(install):
     report = Path(done.stdout.split("Quality report: ", 1)[1].split()[0])
     page = report.read_text()
     assert "Unchanged: the published warehouse is still current" in page
-    assert f"publish of run {publish_run}" in page
-    assert f"Nothing changed since the publish of run {publish_run}" in what_changed(install)
+    assert f"Checks of the publish: run {publish_run}." in page  # the engineers' details
+    changed = what_changed(install)
+    assert "Nothing changed since the publish of " in changed
+    assert f"(run <code>{publish_run}</code>)" in changed
     assert report.parent.name in (report.parent.parent / "latest.html").read_text()
     # Asked to, it builds, audits and publishes again: the same marts in a new file.
     done = run_pipeline(install, None, "--rebuild")
@@ -274,7 +276,8 @@ def test_corrupted_workbook_fails_and_leaves_published_file_byte_identical(insta
     # The transform still ran (nothing new there: nothing rebuilt).
     assert "Nothing new since the publish of run" in done.stdout, done.stdout[-2000:]
     page = red_report(done, newest=False)
-    assert "stopped at step land;" in page and "truncated or corrupt" in page
+    assert "stopped at fetching and landing the files;" in page
+    assert "truncated or corrupt" in page
     quarantined = [e for e in manifest(install) if e["status"] == "quarantined"]
     assert len(quarantined) == 1
     assert (install["landing"] / quarantined[0]["path"]).stat().st_size == len(
@@ -326,7 +329,8 @@ def test_bad_file_of_the_same_release_is_rejected_and_the_next_run_recovers(inst
     assert bad_entry["path"] in done.stderr
     assert sha(install["warehouse"]) == before
     page = red_report(done)
-    assert "<b>frontex_raw_rows</b> (raw): detections non-negative" in page
+    assert ("detections non-negative, in the checks of the loaded files &mdash; 1 rows" in page
+            and "<code>frontex_raw_rows</code>" in page)
     [failure] = [f for f in install["warehouse"].parent.glob("runs/*/failure.json")
                  if json.loads(f.read_text())["step"] == "audit_raw"]
     kept = Path(json.loads(failure.read_text())["build_db"])
@@ -365,7 +369,8 @@ def test_bad_file_of_the_same_release_is_rejected_and_the_next_run_recovers(inst
     failed = [run for run, state in runs[previous + 1:-1] if state == "failed"]
     assert failed, f"no failed run between the last two publishes: {runs}"
     changed = what_changed(install)
-    assert f"(run {runs[previous][0]})" in changed and not any(f in changed for f in failed), (
+    assert f"(run <code>{runs[previous][0]}</code>)" in changed and not any(
+            f in changed for f in failed), (
         "What changed must compare with the last publish, not with the failed run: " + changed)
     first = first_changed_cell(changed)
     assert "Central Mediterranean Route / Sea / Nigeria / Dec 2012" in first, first
@@ -411,16 +416,18 @@ def test_correction_of_a_release_supersedes_it_and_a_hand_rejection_undoes_it(in
                              5, 2)])
     # The report of that run says what changed since the publish before it, in words and numbers.
     changed = what_changed(install)
-    assert ("Revisions: <b>frontex Central Mediterranean Route</b>, 2025-06-03 correction 2: "
-            "1 cell revised (1 by a correction of a release already loaded), 5 in absolute "
-            "changes; the biggest ") in changed, changed
+    assert ('Revisions</a>: <b>Frontex, Central Mediterranean Route</b>, 2025-06-03 '
+            'correction 2: 1 cell revised (1 by a <a class="term" href="#term-correction">'
+            'correction</a> of a release already loaded), 5 in absolute changes; the biggest '
+            ) in changed, changed
     assert "correction of release 2025-06-03), +5.</li>" in changed, changed
     # Down to the cell, first in the table: route, border type, nationality, month, before,
     # after, the correction that changed it and what it was compared with.
     first = first_changed_cell(changed)
     assert "Central Mediterranean Route / Sea / Bangladesh / Jan 2009" in first, first
     assert (f'<td class="num">{original:,}</td><td class="num">{original + 5:,}</td>'
-            '<td class="num">+5</td><td>2025-06-03 correction 2 (a correction)</td>'
+            '<td class="num">+5</td><td>2025-06-03 correction 2 (a <a class="term" '
+            'href="#term-correction">correction</a>)</td>'
             '<td>2025-06-03</td>') in first, first
     # The verdict says a correction was published, with that cell.
     page = (install["root"] / "reports" / "quality" / "latest.html").read_text()

@@ -297,3 +297,14 @@ def add_snapshot_columns(entry, parsed) -> None:
         basis = ("the latest programme adoption date in the file (the file states no date)"
                  if adopted.notna().any() else "unknown")
     frame["snapshot_date_basis"] = basis
+
+
+def label(identifier: str) -> str | None:
+    """What the report shows for a funding source key of this source
+    (``cohesion_open_data:<dataset id>``; ``SourceSpec.labels``)."""
+    prefix, _, dataset_id = identifier.partition(":")
+    if prefix == "cohesion_open_data" and dataset_id:
+        known = DATASETS.get(dataset_id)
+        return (f"Cohesion Open Data, {known.title}" if known
+                else f"Cohesion Open Data dataset {dataset_id}")
+    return None

@@ -120,3 +120,17 @@ def known_flags() -> frozenset[str]:
 @functools.lru_cache(maxsize=1)
 def known_conf_status() -> frozenset[str]:
     return frozenset(r["flag"] for r in _read(FLAGS_SEED) if r["kind"] == "conf_status")
+
+
+MEASURE_LABELS = {"ordered_to_leave": "ordered to leave", "returned": "returned",
+                  "returned_to_third_country": "returned to a third country"}
+"""Plain words for the measures of seed eurostat_return_measures (its descriptions are long)."""
+
+
+def label(identifier: str) -> str | None:
+    """What the report shows for a Eurostat identifier (``SourceSpec.labels``): a dataset code
+    by its title, a measure."""
+    if identifier in DATASETS:
+        return (DATASETS[identifier].title.replace(" - annual data", ", annual")
+                .replace(" - quarterly data", ", quarterly"))
+    return MEASURE_LABELS.get(identifier)

@@ -39,7 +39,8 @@ SPECS = (
         release_key=lambda e: (e.dataset,),
         release_key_doc="the registry (each new version supersedes the last)",
         load_mode=NEWEST_VINTAGE, dag_id="registries_ingest", asset="registries_landed",
-        feeds=("fct_funding_disbursements",), checks=CHECKS, coverage_name="registry"),
+        feeds=("fct_funding_disbursements",), checks=CHECKS, coverage_name="registry",
+        labels="ingest.sources.registries.source:label"),
     SourceSpec(
         name="readmission_registry", title="Readmission registry (curated)",
         factory="ingest.sources.registries.source:ReadmissionRegistrySource",

@@ -305,3 +305,11 @@ def _check_event_order(frame: pd.DataFrame, file_name: str) -> None:
                             f"{lifting['iso2']}: a lifting dated "
                             f"{lifting['event_date']:%Y-%m-%d} with no Art. 25a measure before it",
                             row=int(lifting["source_row"]))
+
+
+def label(identifier: str) -> str | None:
+    """What the report shows for a funding source key of the registries
+    (``registry:<registry>``; ``SourceSpec.labels``)."""
+    return {"registry:funding_commitments": "Funding registry (curated)",
+            "funding_commitments": "Funding registry (curated)",
+            "readmission_events": "Readmission registry (curated)"}.get(identifier)
