@@ -6,16 +6,27 @@ e-mail client or a PDF printer.
 Each chart is drawn twice, for a wide page and for a phone (``WIDTHS``); the page shows one by
 its width. Axis ticks are Vega's round steps (1, 2 or 5 x 10^n); counts read "50k", money
 "EUR 300bn" / "EUR 45m" (``money``, the same words as the page's text), percentages "20%". The
-title and subtitle of a chart are the page's (HTML, so they wrap), not drawn in the SVG."""
+title and subtitle of a chart are the page's (HTML, so they wrap), not drawn in the SVG.
+
+A chart's drawings are a function of its arguments, this module's code and the versions of
+altair and vl-convert: they are kept under ``<WH_REPORTS_DIR>/.charts`` by a hash of those, and
+a later report with the same chart (a run with nothing new, or the charts of the sources a new
+release did not touch) reads them instead of starting vl-convert's engine (about 0.5 s) and
+drawing again (50-110 ms a drawing); altair and vl-convert are imported only to draw. The
+newest ``CACHE_KEPT`` entries are kept (decision 88)."""
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+import os
 import re
 import time
 from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
 
-import altair as alt
 import pandas as pd
-import vl_convert as vlc
 
 WIDTHS = {"wide": 640, "narrow": 330}
 """Plot width in pixels of the two renderings of every chart (the page scales either down)."""
@@ -56,7 +67,7 @@ def percent(value: float, signed: bool = False) -> str:
     return f"{'+' if signed and value > 0 else ''}{value:,.1f}%"
 
 
-def _config(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+def _config(chart):
     return (chart.configure(font=FONT, background="white")
             .configure_axis(labelFontSize=12, titleFontSize=12, labelColor="#333",
                             titleColor="#333", gridColor="#e6e6e6", tickCount=5)
@@ -64,9 +75,11 @@ def _config(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
             .configure_view(stroke=None))
 
 
-def to_svg(chart: alt.TopLevelMixin, description: str) -> str:
+def to_svg(chart, description: str) -> str:
     """The chart as one ``<svg>`` element, scaled by the page (viewBox kept, fixed size
     dropped) and described for screen readers."""
+    import vl_convert as vlc
+
     started = time.perf_counter()
     svg = vlc.vegalite_to_svg(_config(chart.properties(description=description)).to_dict())
     RENDER_SECONDS.append(time.perf_counter() - started)
@@ -76,9 +89,11 @@ def to_svg(chart: alt.TopLevelMixin, description: str) -> str:
 
 
 def _bars(frame: pd.DataFrame, width: int, axis: str, value_title: str, domain: list[float],
-          reference: float | None = None, signed: bool = False) -> alt.LayerChart:
+          reference: float | None = None, signed: bool = False):
     """Horizontal bars, one per row of ``frame`` (label, value, text, aria), in its order;
     each bar's value written beside it."""
+    import altair as alt
+
     height = 22 * len(frame)
     label_limit = 150 if width < 400 else 250
     base = alt.Chart(frame).encode(
@@ -98,6 +113,77 @@ def _bars(frame: pd.DataFrame, width: int, axis: str, value_title: str, domain: 
     return alt.layer(*layers).properties(width=width, height=height)
 
 
+CACHE_FOLDER = ".charts"
+CACHE_KEPT = 200
+"""Drawings kept in ``<WH_REPORTS_DIR>/.charts`` (the newest by use; a report draws ten)."""
+
+
+@functools.cache
+def _code_key() -> str:
+    """This module's code and the drawing libraries' versions: what else a drawing depends on."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for package in ("altair", "vl-convert-python", "vega-datasets"):
+        try:
+            digest.update(f"{package}={metadata.version(package)}".encode())
+        except metadata.PackageNotFoundError:
+            pass
+    return digest.hexdigest()
+
+
+def _plain(value):
+    if isinstance(value, pd.DataFrame):
+        return {"frame": value.to_json(orient="split", date_format="iso", date_unit="ns")}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _cache_dir() -> Path | None:
+    from ingest.config import settings
+
+    try:
+        return settings().reports_dir / CACHE_FOLDER
+    except Exception:  # noqa: BLE001 - no settings (a chart drawn outside a run): no cache
+        return None
+
+
+def _kept(draw):
+    """``draw``'s drawings read from the cache when the same chart was drawn before."""
+    @functools.wraps(draw)
+    def cached(*args, **kwargs) -> dict[str, str]:
+        folder = _cache_dir()
+        if folder is None:
+            return draw(*args, **kwargs)
+        key = hashlib.sha256(json.dumps(
+            [draw.__name__, _code_key(), _plain(list(args)), _plain(kwargs)],
+            sort_keys=True, default=str).encode()).hexdigest()
+        path = folder / f"{key}.json"
+        try:
+            drawings = json.loads(path.read_text(encoding="utf-8"))
+            os.utime(path)
+            return drawings
+        except (OSError, ValueError):
+            pass
+        drawings = draw(*args, **kwargs)
+        folder.mkdir(parents=True, exist_ok=True)
+        staged = path.with_name(f"{path.name}.{os.getpid()}.part")
+        staged.write_text(json.dumps(drawings), encoding="utf-8")
+        os.replace(staged, path)
+        _prune(folder)
+        return drawings
+    return cached
+
+
+def _prune(folder: Path) -> None:
+    entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[CACHE_KEPT:]:
+        old.unlink(missing_ok=True)
+
+
+
+@_kept
 def bar_chart(items: Sequence[tuple[str, float]], description: str, value_title: str,
               kind: str = "count", reference: float | None = None,
               signed: bool = False) -> dict[str, str]:
@@ -124,9 +210,12 @@ def bar_chart(items: Sequence[tuple[str, float]], description: str, value_title:
     return out
 
 
+@_kept
 def line_chart(frame: pd.DataFrame, description: str, value_title: str) -> dict[str, str]:
     """One line per series over months: ``frame`` has columns series, month (a date) and
     value (missing months break the line). Returns the SVG per width (``WIDTHS``)."""
+    import altair as alt
+
     frame = frame.assign(month=pd.to_datetime(frame["month"]))
     out = {}
     for name, width in WIDTHS.items():
@@ -144,12 +233,15 @@ def line_chart(frame: pd.DataFrame, description: str, value_title: str) -> dict[
     return out
 
 
+@_kept
 def grouped_bar_chart(frame: pd.DataFrame, description: str, value_title: str,
                       group_order: Sequence[str], bar_order: Sequence[str]) -> dict[str, str]:
     """Bars grouped: the bars of one ``group`` together (one row each, "group, bar"),
     coloured by ``bar``, groups in ``group_order``, bars in ``bar_order``; ``frame`` has
     columns group, bar, value (EUR). Each bar's amount is written beside it. Returns the SVG
     per width (``WIDTHS``)."""
+    import altair as alt
+
     frame = frame.assign(
         g=[list(group_order).index(g) for g in frame["group"]],
         b=[list(bar_order).index(b) for b in frame["bar"]]).sort_values(["g", "b"])
