@@ -42,9 +42,13 @@ def declared_sources(project_dir: Path = PROJECT_DIR) -> dict[str, dict]:
     reference.source_cadence model reads the same from dbt's graph, and a test compares)."""
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: about 10x faster
     known: dict[str, dict] = {}
     for path in sorted((project_dir / "models").rglob("*.yml")):
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+        if not text.startswith("sources:") and "\nsources:" not in text:
+            continue  # models' YAML only (most of the bytes): no top-level sources key
+        document = yaml.load(text, Loader=loader) or {}
         for source in document.get("sources") or []:
             for table in source.get("tables") or []:
                 relation = f"{source.get('schema', source['name'])}.{table.get('identifier') or table['name']}"
