@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import traceback
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -68,7 +68,7 @@ def housekeeping(current_run_id: str) -> dict[str, int]:
     of the transform's own found here is in use."""
     s = settings()
     keep, keep_days = s.keep_failed_builds, s.keep_failed_builds_days
-    removed = {"builds": 0, "staged": 0, "bytes": 0}
+    removed = {"builds": 0, "staged": 0, "bytes": 0, "publishes": 0, "reports": 0}
     store = remote.store()
     if store is not None:
         _housekeeping_objects(store, current_run_id, keep, keep_days, removed)
@@ -112,7 +112,9 @@ REPORT_STAMP = re.compile(r"[0-9]{8}T[0-9]{6}[0-9]*Z")
 def _stamp_time(name: str) -> datetime | None:
     if not REPORT_STAMP.fullmatch(name):
         return None
-    return datetime.strptime(name[:15], "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+    fraction = name[15:-1][:6]  # microseconds: a run's report follows its record within one
+    return (datetime.strptime(name[:15], "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+            + timedelta(microseconds=int(fraction.ljust(6, "0")) if fraction else 0))
 
 
 def expired_publishes(current_run_id: str, store=None,
@@ -159,8 +161,6 @@ def retain_publishes(current_run_id: str, removed: dict[str, int], store=None) -
     of it (as-of queries read those), a failed run's folder (``housekeeping``'s own rule), the
     quality history or ``latest.html``."""
     expired, oldest_kept = expired_publishes(current_run_id, store)
-    removed.setdefault("publishes", 0)
-    removed.setdefault("reports", 0)
     if not expired:
         return
     s = settings()
