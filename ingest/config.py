@@ -381,6 +381,13 @@ SHARED: tuple[Setting, ...] = (
             "failed runs whose build database is kept for diagnosis (the newest)"),
     Setting("WH_KEEP_FAILED_BUILDS_DAYS", DAYS_OR_ZERO, "7",
             "failed builds younger than this are kept whatever their number"),
+    Setting("WH_KEEP_PUBLISHES", POSITIVE_COUNT, "10",
+            "published runs whose artefacts are kept (run folder: dbt target and docs, GX "
+            "results and Data Docs; the report's copies and the reports written since): the "
+            "newest N; the current publish always"),
+    Setting("WH_KEEP_PUBLISHES_DAYS", DAYS_OR_ZERO, "90",
+            "published runs recorded within this many days keep their artefacts whatever "
+            "their number (with WH_KEEP_PUBLISHES: whichever keeps more)"),
     Setting("WH_KEEP_PUBLISHED_VERSIONS", POSITIVE_COUNT, "5",
             "object storage: published versions of the warehouse kept (the newest; the current "
             "one always)"),

@@ -42,6 +42,50 @@ _source: contextvars.ContextVar[tuple[str, tuple[str, ...]] | None] = contextvar
 _asking: contextvars.ContextVar[bool] = contextvars.ContextVar("asking", default=False)
 
 
+_revalidate: contextvars.ContextVar[tuple[str, dict[str, str]] | None] = contextvars.ContextVar(
+    "revalidate", default=None)
+
+
+class NotModified(Exception):
+    """The server answered 304 Not Modified to a conditional request (``revalidating``): the
+    file at the URL is the one the validators were recorded with. No body was sent."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"{url}: not modified (304)")
+        self.url = url
+
+
+@contextlib.contextmanager
+def revalidating(url: str, validators: dict[str, str]):
+    """A file download of exactly ``url`` made inside is conditional: ``If-None-Match`` with the
+    recorded ETag, ``If-Modified-Since`` with the recorded Last-Modified (``validators``: keys
+    ``etag`` and ``last_modified``, from ``take_validators`` of an earlier download). A 304
+    raises ``NotModified``; any other answer is read as always (a server that ignores the
+    headers sends the whole file again, and the caller compares its digest)."""
+    headers = {}
+    if validators.get("etag"):
+        headers["If-None-Match"] = validators["etag"]
+    if validators.get("last_modified"):
+        headers["If-Modified-Since"] = validators["last_modified"]
+    token = _revalidate.set((url, headers))
+    try:
+        yield
+    finally:
+        _revalidate.reset(token)
+
+
+def take_validators(url: str) -> dict[str, str] | None:
+    """The ETag and Last-Modified of the file downloads made on this thread since the last call
+    (and forget them), when they were exactly one download of ``url`` that carried either: what
+    a later ``revalidating(url, ...)`` sends. None otherwise (a file fetched in several
+    requests, pages of an API, has no one validator)."""
+    seen = getattr(_last, "validators", None) or []
+    _last.validators = []
+    if len(seen) != 1 or seen[0][0] != url or not any(seen[0][1].values()):
+        return None
+    return {k: v for k, v in seen[0][1].items() if v}
+
+
 @contextlib.contextmanager
 def asking():
     """Requests made inside are tried once (no ``WH_HTTP_RETRIES``): for ``make run``'s question
@@ -301,8 +345,15 @@ def get_bytes(url: str, max_bytes: int | None = None,
     """GET a file within ``WH_MAX_DOWNLOAD_MB`` and ``WH_DOWNLOAD_DEADLINE_S``. Returns
     (bytes, content type). ``max_bytes`` overrides ``WH_MAX_DOWNLOAD_MB`` for sources whose
     files are larger."""
+    conditional = _revalidate.get()
+    if conditional is not None and conditional[0] == url and conditional[1]:
+        headers = {**(headers or {}), **conditional[1]}
     resp = _download(url, _file_limits(max_bytes), headers=headers)
     _last.final_url = resp.url
+    if not hasattr(_last, "validators") or _last.validators is None:
+        _last.validators = []
+    _last.validators.append((url, {"etag": resp.headers.get("ETag"),
+                                   "last_modified": resp.headers.get("Last-Modified")}))
     return resp.content, resp.headers.get("Content-Type", "")
 
 
@@ -375,6 +426,10 @@ def _attempt(url: str, params: dict | None, headers: dict[str, str] | None,
     received = 0
     with session(budget) as sess:
         with sess.get(url, params=params, headers=headers, stream=True) as resp:
+            if resp.status_code == 304 and headers and (
+                    "If-None-Match" in headers or "If-Modified-Since" in headers):
+                log.info("%s: not modified since the recorded download (304)", url)
+                raise NotModified(url)
             resp.raise_for_status()
             declared = resp.headers.get("Content-Length")
             if declared is not None and declared.isdigit() and int(declared) > cap:

@@ -146,6 +146,10 @@ OBJECT_PREFIX = "landing/"
 """Where landing lives in the object store (``WH_STORAGE_URL``)."""
 MANIFEST_NAME = "manifest.jsonl"
 STATES_NAME = "states.jsonl"
+VALIDATORS_NAME = "http_validators.jsonl"
+"""Per live URL, the ETag and Last-Modified of its last download whose bytes are landed, and
+their sha256: what the next check sends as a conditional request (``ingest.source``); appended
+only when they change, the last line of a URL wins."""
 
 _CONFIGURED = object()
 
@@ -291,6 +295,41 @@ class Landing:
         log.info("landed %s -> %s (%s, %s bytes)", url, self.store.uri(key), entry.status,
                  f"{len(content):,}")
         return entry, True
+
+    # --- HTTP validators of live URLs (conditional requests, docs/decisions.md 85) -----------
+
+    def validators(self, url: str) -> dict[str, str] | None:
+        """What ``remember_validators`` last recorded for ``url``: ``etag``, ``last_modified``
+        (either may be missing) and ``sha256`` of the bytes they stand for; None if nothing."""
+        found = None
+        for line in self._lines(self.root / VALIDATORS_NAME):
+            record = json.loads(line)
+            if record.get("url") == url:
+                found = record
+        if not found or not (found.get("etag") or found.get("last_modified")):
+            return None
+        return found
+
+    def remember_validators(self, url: str, validators: dict[str, str] | None,
+                            sha256: str) -> None:
+        """Record the validators of the download of ``url`` whose bytes (``sha256``) are landed
+        (none: the server sent none, and no conditional request is made next time). Nothing is
+        written when they are those already recorded."""
+        known = self.validators(url)
+        record = {"url": url, "etag": (validators or {}).get("etag"),
+                  "last_modified": (validators or {}).get("last_modified"), "sha256": sha256}
+        if known is None and not (record["etag"] or record["last_modified"]):
+            return
+        if known is not None and all(known.get(k) == record[k] for k in record):
+            return
+        record["at"] = datetime.now(timezone.utc).isoformat()
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        if self.store is not None:
+            self.store.update(OBJECT_PREFIX + VALIDATORS_NAME, lambda old: _appended(old, line))
+            return
+        with self._locked():
+            with (self.root / VALIDATORS_NAME).open("ab") as fh:
+                fh.write(line)
 
     # --- states -------------------------------------------------------------------------------
 

@@ -79,6 +79,49 @@ def fetch(source: Source, candidate: Candidate) -> bytes:
     return source.fetch(candidate)
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    content: bytes | None
+    """None: the server said the bytes did not change (304) since the download of ``sha256``."""
+    sha256: str
+    final_url: str | None = None
+    validators: dict[str, str] | None = None
+
+
+def _fetch_checked(source: Source, cand: Candidate, landing: Landing) -> _Fetched:
+    """The bytes of ``cand`` and their sha256. A live URL whose last download left validators
+    (ETag, Last-Modified: ``Landing.remember_validators``) for bytes still in the manifest is
+    asked conditionally: a 304 answers without a body, and the result is those bytes' sha256
+    (``content`` None). A server that ignores the headers sends the file, compared by digest as
+    before; a multi-request fetch has no validators and is never conditional."""
+    http.take_final_url()
+    known = None if cand.is_local else landing.validators(cand.url)
+    if known is not None and landing.find_sha(known["sha256"]) is None:
+        known = None  # the bytes it stood for are not landed here (a landing started anew)
+    if not cand.is_local:
+        http.take_validators(cand.url)  # forget what earlier downloads on this thread left
+    try:
+        if known is not None:
+            with http.revalidating(cand.url, known):
+                content = fetch(source, cand)
+        else:
+            content = fetch(source, cand)
+    except http.NotModified:
+        log.info("%s: not modified since its download of %s (304): nothing new", cand.url,
+                 known["sha256"][:12])
+        return _Fetched(None, known["sha256"])
+    final_url = http.take_final_url()
+    validators = None if cand.is_local else http.take_validators(cand.url)
+    return _Fetched(content, sha256_of(content), final_url, validators)
+
+
+def _remember(landing: Landing, cand: Candidate, got: _Fetched) -> None:
+    """The validators of a download whose bytes are now landed (any state), for the next
+    check's conditional request."""
+    if not cand.is_local and got.content is not None:
+        landing.remember_validators(cand.url, got.validators, got.sha256)
+
+
 def _landed_url(cand: Candidate, landing: Landing, refetch_landed: bool) -> ManifestEntry | None:
     """The landed entry of a live URL not to fetch again (see ``land_new``), or None."""
     if cand.is_local or refetch_landed:
@@ -112,12 +155,11 @@ def offers_new(source: Source, landing: Landing, refetch_landed: bool = False) -
     for cand in source.discover():
         if _landed_url(cand, landing, refetch_landed) is not None:
             continue
-        http.take_final_url()
-        content = fetch(source, cand)
-        http.take_final_url()
-        known = landing.find_sha(sha256_of(content))
+        got = _fetch_checked(source, cand, landing)
+        known = landing.find_sha(got.sha256)
         if known is None:
             return Offer(cand.url)
+        _remember(landing, cand, got)
         if known.status == QUARANTINED:
             return Offer(cand.url, quarantined=known)
     return None
@@ -132,7 +174,8 @@ def land_new(source: Source, landing: Landing, refetch_landed: bool = False,
     A live URL already landed is not fetched again (the publisher renames the file for every
     release), unless ``refetch_landed`` (``ingest.catalog``: a publisher that re-issues
     corrections under the same name): then the bytes are compared, and other bytes land as a
-    correction. A URL whose file was quarantined is fetched again, since the publisher may have
+    correction; when its last download left an ETag or Last-Modified, it is asked conditionally
+    and a 304 (no body) means the same bytes (``_fetch_checked``, docs/decisions.md 85). A URL whose file was quarantined is fetched again, since the publisher may have
     fixed it. A file that does not parse is landed as quarantined, then the error is raised. The
     same bad bytes found again are skipped with a warning and added to ``skipped``: they were
     reported when they were quarantined, and a source that keeps offering them must not fail
@@ -147,11 +190,10 @@ def land_new(source: Source, landing: Landing, refetch_landed: bool = False,
             log.info("%s: already landed as %s%s, not fetched again", cand.url, known.path,
                      f" (version {cand.version})" if cand.version else "")
             continue
-        http.take_final_url()
-        content = fetch(source, cand)
-        final_url = http.take_final_url()
-        digest = sha256_of(content)
+        got = _fetch_checked(source, cand, landing)
+        content, final_url, digest = got.content, got.final_url, got.sha256
         if (known := landing.find_sha(digest)) is not None:
+            _remember(landing, cand, got)
             if known.status == QUARANTINED:
                 log.warning("%s: the same bytes as %s, quarantined at %s (%s); skipped until the "
                             "publisher changes them", cand.url, known.path, known.fetched_at[:19],
@@ -170,12 +212,14 @@ def land_new(source: Source, landing: Landing, refetch_landed: bool = False,
                                     dataset=cand.dataset, version=cand.version,
                                     final_url=final_url, digest=digest)
             log.error("quarantined %s: %s", entry.path, err)
+            _remember(landing, cand, got)
             errors.append(err)
             continue
         entry, is_new = landing.land(source.name, cand.url, content, result.release_date,
                                      dataset=result.dataset or cand.dataset,
                                      version=cand.version, final_url=final_url,
                                      digest=digest)
+        _remember(landing, cand, got)
         if is_new:
             # Parse once: the load reads these rows instead of parsing the bytes again.
             parsed.write(landing, entry, result.rows, result.release_date,

@@ -66,9 +66,6 @@ class SourceSpec:
     refetch_landed: bool = False
     """Fetch a live URL again though it was landed: the publisher re-issues corrected files
     under the same name (the bytes are compared; the same bytes land nothing)."""
-    stated_release_sql: str | None = None
-    """SQL on the warehouse giving the newest release date its rows state themselves (beats the
-    landing manifest's, for freshness)."""
     completeness_sql: str | None = None
     """SQL on the warehouse giving a note when its newest load is a partial snapshot, else
     NULL (a row with NULL: complete)."""

@@ -6,7 +6,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -35,29 +34,37 @@ class DbtBuildFailed(Exception):
     pass
 
 
-def source_selectors(raw_tables: set[str]) -> list[str] | None:
-    """The dbt selectors that build what reads ``raw_tables`` and everything downstream
-    (``source:<source>.<table>+``), from the sources the dbt project declares; None when a
-    table is no dbt source (then everything is built)."""
+def declared_sources(project_dir: Path = PROJECT_DIR) -> dict[str, dict]:
+    """The dbt sources the project's YAML declares, by relation (``raw.frontex_detections`` for
+    a table of schema raw): ``{"source": "<source>.<table>", "config": <the table's config>}``.
+    A table's ``config`` (``loaded_at_field``, ``freshness``, ``meta``) is read as written at
+    the table: the one place the sources' cadence is declared (docs/decisions.md 85; the
+    reference.source_cadence model reads the same from dbt's graph, and a test compares)."""
     import yaml
 
-    # libyaml's loader where PyYAML has it, and only the files that declare sources: the
-    # project's model files are mostly descriptions (0.34 s with the pure-Python loader over
-    # every file, at every build; decision 88).
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    known: dict[str, str] = {}
-    for path in sorted((PROJECT_DIR / "models").rglob("*.yml")):
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: about 10x faster
+    known: dict[str, dict] = {}
+    for path in sorted((project_dir / "models").rglob("*.yml")):
         text = path.read_text(encoding="utf-8")
-        if not re.search(r"^sources:", text, re.MULTILINE):
-            continue
+        if not text.startswith("sources:") and "\nsources:" not in text:
+            continue  # models' YAML only (most of the bytes): no top-level sources key
         document = yaml.load(text, Loader=loader) or {}
         for source in document.get("sources") or []:
             for table in source.get("tables") or []:
                 relation = f"{source.get('schema', source['name'])}.{table.get('identifier') or table['name']}"
-                known[relation] = f"source:{source['name']}.{table['name']}+"
+                known[relation] = {"source": f"{source['name']}.{table['name']}",
+                                   "config": table.get("config") or {}}
+    return known
+
+
+def source_selectors(raw_tables: set[str]) -> list[str] | None:
+    """The dbt selectors that build what reads ``raw_tables`` and everything downstream
+    (``source:<source>.<table>+``), from the sources the dbt project declares; None when a
+    table is no dbt source (then everything is built)."""
+    known = declared_sources()
     if not raw_tables <= known.keys():
         return None
-    return sorted(known[t] for t in raw_tables)
+    return sorted(f"source:{known[t]['source']}+" for t in raw_tables)
 
 
 def _in_place(build_db: Path) -> tuple[Path, str]:
@@ -104,13 +111,14 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
-def build(build_db: Path, run_dir: Path, args: list[str] | None = None) -> dict:
+def build(build_db: Path, run_dir: Path, args: list[str] | None = None,
+          project_dir: Path = PROJECT_DIR) -> dict:
     """``dbt build`` (seeds, models, tests) into ``build_db``; artefacts under ``run_dir/dbt``.
 
     Streams dbt's progress to the log; raises ``DbtBuildFailed`` naming the failing nodes."""
     target = run_dir / "dbt"
-    cmd = [dbt_executable(), "build", "--project-dir", str(PROJECT_DIR),
-           "--profiles-dir", str(PROJECT_DIR), "--target-path", str(target / "target"),
+    cmd = [dbt_executable(), "build", "--project-dir", str(project_dir),
+           "--profiles-dir", str(project_dir), "--target-path", str(target / "target"),
            "--log-path", str(target / "logs"), *(args or [])]
     log.info("running %s", " ".join(cmd))
     parse_cache = run_dir.parent / PARTIAL_PARSE_CACHE
@@ -153,6 +161,41 @@ def build(build_db: Path, run_dir: Path, args: list[str] | None = None) -> dict:
         raise DbtBuildFailed(f"dbt build failed (exit {code}) on {build_db}:\n  {detail}")
     return {"nodes": len(results.get("results", [])),
             "elapsed_s": round(results.get("elapsed_time", 0.0), 1)}
+
+
+FRESHNESS_STATES = {"pass": "fresh", "warn": "late", "error": "stale"}
+"""``dbt source freshness``'s status of a source and the report's word for it (the thresholds:
+the source's ``freshness`` warn_after and error_after, docs/decisions.md 85)."""
+
+
+def source_freshness(build_db: Path, run_dir: Path, project_dir: Path = PROJECT_DIR) -> dict:
+    """``dbt source freshness`` of every source that declares it, against ``build_db`` (only
+    selects: ``max(loaded_at_field)`` per source); ``sources.json`` under ``run_dir/dbt``.
+    Returns ``{"<source>.<table>": {"status": pass|warn|error, "max_loaded_at": ...,
+    "age_days": ...}}``; dbt's exit status (1 when a source is past error_after) is not an
+    error here: a stale source is what the caller asks about."""
+    target = run_dir / "dbt" / "target"
+    cmd = [dbt_executable(), "source", "freshness", "--project-dir", str(project_dir),
+           "--profiles-dir", str(project_dir), "--target-path", str(target),
+           "--log-path", str(run_dir / "dbt" / "logs")]
+    (target / "sources.json").unlink(missing_ok=True)
+    with _dbt_in(build_db) as (cwd, env):
+        done = subprocess.run(cmd, cwd=cwd, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    results = _run_results(target / "sources.json").get("results")
+    if results is None or done.returncode not in (0, 1):
+        raise DbtBuildFailed(f"dbt source freshness failed (exit {done.returncode}) on "
+                             f"{build_db}:\n  " + "\n  ".join(
+                                 done.stdout.splitlines()[-TAIL_LINES:]))
+    out = {}
+    for r in results:
+        name = ".".join(r["unique_id"].split(".")[-2:])
+        if r["status"] in ("runtime error",):
+            raise DbtBuildFailed(f"dbt source freshness of {name} on {build_db}: "
+                                 f"{r.get('error') or r}")
+        out[name] = {"status": r["status"], "max_loaded_at": r.get("max_loaded_at"),
+                     "age_days": (r.get("max_loaded_at_time_ago_in_s") or 0) / 86400}
+    return out
 
 
 DOCS_PAGE = "static_index.html"

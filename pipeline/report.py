@@ -722,11 +722,20 @@ def _keep_once(source: Path, target: Path) -> Path:
     if staged.exists():
         shutil.rmtree(staged) if staged.is_dir() else staged.unlink()
     if source.is_dir():
-        shutil.copytree(source, staged)
+        shutil.copytree(source, staged, copy_function=_link_or_copy)
     else:
-        shutil.copyfile(source, staged)
+        _link_or_copy(source, staged)
     os.replace(staged, target)
     return target
+
+
+def _link_or_copy(source, target) -> None:
+    """A hard link where the run folder and the reports share a filesystem (the docs are
+    written once and never changed: one copy on disk, docs/decisions.md 86), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def write(run_id: str, data_docs_source: Path | None = None,

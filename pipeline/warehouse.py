@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import traceback
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -68,7 +68,7 @@ def housekeeping(current_run_id: str) -> dict[str, int]:
     of the transform's own found here is in use."""
     s = settings()
     keep, keep_days = s.keep_failed_builds, s.keep_failed_builds_days
-    removed = {"builds": 0, "staged": 0, "bytes": 0}
+    removed = {"builds": 0, "staged": 0, "bytes": 0, "publishes": 0, "reports": 0}
     store = remote.store()
     if store is not None:
         _housekeeping_objects(store, current_run_id, keep, keep_days, removed)
@@ -101,7 +101,119 @@ def housekeeping(current_run_id: str) -> dict[str, int]:
         path.unlink()
         removed["staged"] += 1
         log.info("removed %s, staged by a run that did not finish", path)
+    retain_publishes(current_run_id, removed, store)
     return removed
+
+
+REPORT_STAMP = re.compile(r"[0-9]{8}T[0-9]{6}[0-9]*Z")
+"""A timestamped report folder's name (``pipeline.report.write``: ``%Y%m%dT%H%M%S%fZ``)."""
+
+
+def _stamp_time(name: str) -> datetime | None:
+    if not REPORT_STAMP.fullmatch(name):
+        return None
+    fraction = name[15:-1][:6]  # microseconds: a run's report follows its record within one
+    return (datetime.strptime(name[:15], "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+            + timedelta(microseconds=int(fraction.ljust(6, "0")) if fraction else 0))
+
+
+def expired_publishes(current_run_id: str, store=None,
+                      now: datetime | None = None) -> tuple[list[str], datetime | None]:
+    """The published runs whose artefacts retention removes (docs/decisions.md 86): every run
+    the quality history records as published, except the newest ``WH_KEEP_PUBLISHES``, those
+    recorded within ``WH_KEEP_PUBLISHES_DAYS`` (whichever keeps more), the run whose warehouse
+    is published now and the run in progress. Also returns when the oldest kept publish was
+    recorded (None when nothing expires): reports written before it link only expired runs."""
+    from pipeline.quality import store as quality_store
+
+    s = settings()
+    path = quality_store.store_path()
+    if not path.exists():
+        return [], None
+    with duck.connect(str(path), read_only=True) as q:
+        if not quality_store.has(q, "quality", "runs"):
+            return [], None
+        runs = q.execute("""select run_id, recorded_at from quality.runs
+                            where state = 'published' order by recorded_at desc""").fetchall()
+    if len(runs) <= s.keep_publishes:
+        return [], None
+    now = now or datetime.now(timezone.utc)
+    if store is not None:
+        current = remote.current(store)
+        published = current.run_id if current is not None else None
+    else:
+        published = (_read_record(s.warehouse) or {}).get("run_id")
+    kept, expired = [], []
+    for i, (run_id, recorded_at) in enumerate(runs):
+        young = (now - recorded_at).total_seconds() < s.keep_publishes_days * 86400
+        if i < s.keep_publishes or young or run_id in (published, current_run_id):
+            kept.append(recorded_at)
+        else:
+            expired.append(run_id)
+    return expired, (min(kept) if expired else None)
+
+
+def retain_publishes(current_run_id: str, removed: dict[str, int], store=None) -> None:
+    """Remove the artefacts of ``expired_publishes``: the run folder (dbt target and docs page,
+    GX results and Data Docs, marks) and the report's copies of its docs
+    (``<reports>/runs/<run_id>/``), and the timestamped reports written before the oldest kept
+    publish (their links lead into removed runs). Never the published warehouse or any version
+    of it (as-of queries read those), a failed run's folder (``housekeeping``'s own rule), the
+    quality history or ``latest.html``."""
+    expired, oldest_kept = expired_publishes(current_run_id, store)
+    if not expired:
+        return
+    s = settings()
+    if store is not None:
+        _retain_objects(store, expired, oldest_kept, removed)
+    for run_id in expired:
+        found = False
+        for folder in (s.runs_dir / run_id, s.reports_dir / "runs" / run_id):
+            if folder.is_dir():
+                removed["bytes"] += _tree_bytes(folder)
+                shutil.rmtree(folder)
+                found = True
+        if found:
+            removed["publishes"] += 1
+            log.info("removed the artefacts of publish %s (beyond the newest %d publishes and "
+                     "older than %g days)", run_id, s.keep_publishes, s.keep_publishes_days)
+    if s.reports_dir.is_dir():
+        for folder in s.reports_dir.iterdir():
+            written = _stamp_time(folder.name)
+            if written is not None and written < oldest_kept and folder.is_dir():
+                removed["bytes"] += _tree_bytes(folder)
+                shutil.rmtree(folder)
+                removed["reports"] += 1
+                log.info("removed report %s, written before the oldest publish kept", folder)
+
+
+def _retain_objects(store, expired: list[str], oldest_kept: datetime,
+                    removed: dict[str, int]) -> None:
+    """``retain_publishes`` on the object store: ``runs/<run_id>/``, ``reports/quality/runs/
+    <run_id>/`` and the timestamped reports before the oldest kept publish."""
+    for run_id in expired:
+        objects = [*store.list(f"{scratch.RUNS_PREFIX}{run_id}/"),
+                   *store.list(f"{scratch.REPORTS_PREFIX}runs/{run_id}/")]
+        for obj in objects:
+            store.delete(obj.key)
+            removed["bytes"] += obj.size
+        if objects:
+            removed["publishes"] += 1
+            log.info("removed the artefacts of publish %s from %s (%d objects)", run_id,
+                     store.url, len(objects))
+    stamps: set[str] = set()
+    for obj in store.list(scratch.REPORTS_PREFIX):
+        name = obj.key[len(scratch.REPORTS_PREFIX):].split("/", 1)[0]
+        written = _stamp_time(name)
+        if written is not None and written < oldest_kept:
+            store.delete(obj.key)
+            removed["bytes"] += obj.size
+            stamps.add(name)
+    removed["reports"] += len(stamps)
+
+
+def _tree_bytes(folder: Path) -> int:
+    return sum(p.lstat().st_size for p in folder.rglob("*") if not p.is_dir())
 
 
 def write_build_mode(run_id: str, full_refresh: list[str]) -> Path:

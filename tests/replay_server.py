@@ -13,6 +13,11 @@ Each route holds a list of replies consumed in order, one per request; the last 
 for every further request (so ``Reply(status=503)`` alone means "503 forever"). A route may name
 a path (any query) or a path with its exact query string (``/data/x?startPeriod=2010``), which
 wins. A path with no route answers 404. Every request is recorded (method, path, headers) before it is answered.
+
+Conditional requests are honoured as a real server does: a request whose ``If-None-Match``
+names the reply's ``ETag``, or whose ``If-Modified-Since`` is not before its ``Last-Modified``,
+gets 304 with no body; ``Reply(conditional=False)`` is a server that ignores them (always the
+whole answer). ``body_bytes(path)`` says how many body bytes the server sent for a path.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -50,6 +56,26 @@ class Reply:
     repeat: int = 1
     """Send the body this many times over, chunked (no Content-Length): with a large number, a
     page that never ends (it stops early when the client hangs up)."""
+    conditional: bool = True
+    """Answer a matching If-None-Match / If-Modified-Since with 304 and no body (False: a server
+    that ignores conditional headers)."""
+
+    def not_modified(self, headers: dict[str, str]) -> bool:
+        """Whether a request with these headers gets 304 instead of this reply."""
+        if not self.conditional or self.status != 200:
+            return False
+        mine = {k.lower(): v for k, v in self.headers.items()}
+        asked = {k.lower(): v for k, v in headers.items()}
+        if "if-none-match" in asked:  # it wins over If-Modified-Since (RFC 9110 13.2.2)
+            tags = [tag.strip() for tag in asked["if-none-match"].split(",")]
+            return "etag" in mine and (mine["etag"] in tags or "*" in tags)
+        if "if-modified-since" in asked and "last-modified" in mine:
+            try:
+                return (parsedate_to_datetime(mine["last-modified"])
+                        <= parsedate_to_datetime(asked["if-modified-since"]))
+            except (TypeError, ValueError):
+                return False
+        return False
 
 
 @dataclass(frozen=True)
@@ -70,6 +96,7 @@ class ReplayServer:
         self._lock = threading.Lock()
         self._routes: dict[str, list[Reply]] = {}
         self.requests: list[Request] = []
+        self._sent: dict[str, int] = {}
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -93,6 +120,16 @@ class ReplayServer:
 
     def count(self, path: str) -> int:
         return len(self.requested(path))
+
+    def body_bytes(self, path: str) -> int:
+        """Body bytes sent in answers to requests for ``path`` (a 304 sends none)."""
+        with self._lock:
+            return self._sent.get(path, 0)
+
+    def _count_sent(self, raw_path: str, size: int) -> None:
+        with self._lock:
+            path = urlsplit(raw_path).path
+            self._sent[path] = self._sent.get(path, 0) + size
 
     def _next_reply(self, method: str, raw_path: str, headers: dict[str, str]) -> Reply | None:
         parts = urlsplit(raw_path)
@@ -129,6 +166,13 @@ class ReplayServer:
                     reply = Reply(status=404, body=b"not found",
                                   headers={"Content-Type": "text/plain"})
                 try:
+                    if reply.not_modified(dict(self.headers.items())):
+                        self.send_response(304)
+                        for name, value in reply.headers.items():
+                            if name.lower() in ("etag", "last-modified"):
+                                self.send_header(name, value)
+                        self.end_headers()
+                        return
                     self._send(reply, send_body)
                 except (BrokenPipeError, ConnectionResetError, socket.timeout, OSError):
                     # The client gave up (read timeout, size cap): nothing more to say.
@@ -185,6 +229,7 @@ class ReplayServer:
                 self.wfile.flush()
 
             def _write(self, data: bytes, chunked: bool) -> None:
+                server._count_sent(self.path, len(data))
                 for i in range(0, len(data), CHUNK):
                     part = data[i:i + CHUNK]
                     if chunked:

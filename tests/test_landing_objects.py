@@ -98,3 +98,25 @@ def test_without_object_storage_landing_is_the_local_folder(monkeypatch, tmp_pat
     assert [json.loads(line)["path"] for line in lines] == [entry.path]
     assert (tmp_path / "landing" / entry.path).read_bytes() == b"local"
     assert Landing(tmp_path / "landing").store is None
+
+
+def test_http_validators_are_kept_in_the_bucket_and_written_only_when_they_change(on_s3,
+                                                                                  tmp_path):
+    """The validators a conditional check sends (docs/decisions.md 85) live beside the manifest
+    in the bucket: the last record of a URL wins, the same validators are not written again,
+    and a download without any clears them (no conditional request next time)."""
+    store = on_s3
+    landing = Landing(tmp_path / "scratch")
+    landing.remember_validators(URL, {"etag": '"a"'}, "1" * 64)
+    landing.remember_validators("https://elsewhere.example/x.csv", {"etag": '"z"'}, "2" * 64)
+    written = store.head("landing/http_validators.jsonl").etag
+    landing.remember_validators(URL, {"etag": '"a"'}, "1" * 64)
+    assert store.head("landing/http_validators.jsonl").etag == written, "rewritten unchanged"
+    assert Landing(tmp_path / "other-host").validators(URL)["etag"] == '"a"'
+    landing.remember_validators(URL, {"etag": '"b"', "last_modified": "Tue, 03 Jun 2025 "
+                                      "10:00:00 GMT"}, "3" * 64)
+    assert {k: Landing(tmp_path / "other-host").validators(URL)[k] for k in ("etag", "sha256")} == \
+        {"etag": '"b"', "sha256": "3" * 64}
+    landing.remember_validators(URL, None, "3" * 64)
+    assert Landing(tmp_path / "other-host").validators(URL) is None
+    assert Landing(tmp_path / "other-host").validators("https://elsewhere.example/x.csv")["etag"] == '"z"'

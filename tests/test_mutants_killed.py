@@ -276,7 +276,7 @@ def test_housekeeping_removes_a_build_just_past_the_days_limit_and_its_wal(wh_en
     os.utime(part, (stamp, stamp))
     done = warehouse.housekeeping("now")
     assert not old.exists() and not Path(str(old) + ".wal").exists() and young.exists()
-    assert done == {"builds": 1, "staged": 1, "bytes": sizes + 500}
+    assert done == {"builds": 1, "staged": 1, "bytes": sizes + 500, "publishes": 0, "reports": 0}
 
 
 # --- ingest/sources/frontex/source.py ---------------------------------------------------------------------------

@@ -50,7 +50,6 @@ SPECS = (
         url_settings=("cohesion_url", "socrata_catalog_url"),
         feeds=("fct_funding_disbursements",), checks="ingest.sources.cohesion.checks",
         coverage_name="cohesion_open_data", labels="ingest.sources.cohesion.source:label",
-        stated_release_sql="select max(snapshot_date) from raw.cohesion_records",
         completeness_sql="""select coalesce('PARTIAL: ' || any_value(completeness_note)
                                                 filter (where not is_complete_snapshot),
                                             'complete')

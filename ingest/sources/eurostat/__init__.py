@@ -50,9 +50,7 @@ SPECS = (
         release_key_doc="dataset and the table of contents' update date (a replayed file: its name)",
         load_mode=NEWEST_VINTAGE, dag_id="eurostat_ingest", asset="eurostat_landed",
         url_settings=("eurostat_api_url",), labels="ingest.sources.eurostat.codes:label",
-        feeds=("fct_returns",), checks=CHECKS,
-        stated_release_sql="""select max(coalesce(last_update::date, release_date))
-                              from raw.eurostat_observations"""),
+        feeds=("fct_returns",), checks=CHECKS),
     SourceSpec(
         name="eurostat_published", title="Eurostat published figures",
         factory="ingest.sources.eurostat.source:EurostatPublishedSource",

@@ -440,3 +440,81 @@ def test_a_download_without_redirect_records_no_other_final_url(live, workbook):
     live.route(NEWEST, xlsx(workbook))
     [entry] = run()
     assert entry.final_url is None and manifest_lines()[0]["final_url"] is None
+
+
+# -- conditional checks (docs/decisions.md 85) ---------------------------------------------------
+
+V1 = {"ETag": '"ibc-v1"', "Last-Modified": "Tue, 03 Jun 2025 10:00:00 GMT"}
+
+
+def ask() -> object:
+    """What make run asks before Airflow (``offers_new``), with the source's policy."""
+    from ingest.source import offers_new
+    return offers_new(FrontexSource(), Landing(settings().landing_dir),
+                      catalog.spec("frontex").refetch_landed)
+
+
+def test_a_check_that_finds_nothing_new_asks_once_and_downloads_no_body(live, workbook):
+    """The weekly check after a landing: the page, then one conditional request for the
+    workbook, answered 304 with no body; nothing lands, and the question before Airflow says
+    nothing new the same way. The request carries the recorded ETag and Last-Modified."""
+    live.route(NEWEST, Reply(body=workbook, headers={"Content-Type": XLSX_TYPE, **V1}))
+    [first] = run()
+    assert live.body_bytes(NEWEST) == len(workbook)
+    requests_before, bytes_before = live.count(NEWEST), live.body_bytes(NEWEST)
+
+    assert ask() is None, "the question before Airflow saw something new"
+    assert run() == []
+    asked = live.requested(NEWEST)[requests_before:]
+    assert len(asked) == 2, f"two checks should cost one workbook request each: {asked}"
+    assert live.body_bytes(NEWEST) == bytes_before, \
+        f"{live.body_bytes(NEWEST) - bytes_before:,} body bytes downloaded for nothing new"
+    for request in asked:
+        assert request.headers.get("If-None-Match") == V1["ETag"], request.headers
+        assert request.headers.get("If-Modified-Since") == V1["Last-Modified"], request.headers
+    assert [e["path"] for e in manifest_lines()] == [first.path]
+
+
+def test_a_server_that_ignores_conditional_headers_still_finds_nothing_new(live, workbook):
+    """Always 200 with the whole file: the digest comparison decides, as before (one request,
+    the whole body, nothing landed, no validator written again)."""
+    live.route(NEWEST, Reply(body=workbook, conditional=False,
+                             headers={"Content-Type": XLSX_TYPE, **V1}))
+    [first] = run()
+    validators = settings().landing_dir / "http_validators.jsonl"
+    recorded = validators.read_text(encoding="utf-8")
+    requests_before, bytes_before = live.count(NEWEST), live.body_bytes(NEWEST)
+    assert ask() is None and run() == []
+    assert live.count(NEWEST) - requests_before == 2
+    assert live.body_bytes(NEWEST) - bytes_before == 2 * len(workbook)
+    assert [e["path"] for e in manifest_lines()] == [first.path]
+    assert validators.read_text(encoding="utf-8") == recorded, "validators rewritten for nothing"
+
+
+def test_a_changed_etag_downloads_and_a_correction_lands(live, workbook, snapshot_dir):
+    """A correction under the same name with a new ETag: the conditional request gets the
+    whole file, which lands as a second file of the release; the next check sends the new ETag
+    and gets 304. A new ETag on the same bytes downloads them, lands nothing, and records the
+    new ETag so the check after is a 304 again."""
+    live.route(NEWEST, Reply(body=workbook, headers={"Content-Type": XLSX_TYPE, **V1}))
+    [first] = run()
+    header, rows = workbooks.recorded_rows(snapshot_dir / "frontex" / "ibc.xlsx")
+    rows[0][3] = (rows[0][3] or 0) + 5
+    corrected = workbooks.write_workbook(header=header, rows=rows,
+                                         note="Source: FRAN data as of 03JUN25")
+    v2 = {"ETag": '"ibc-v2"', "Last-Modified": "Tue, 10 Jun 2025 10:00:00 GMT"}
+    live.route(NEWEST, Reply(body=corrected, headers={"Content-Type": XLSX_TYPE, **v2}))
+    assert ask() is not None, "a changed ETag with new bytes was not seen as new"
+    [second] = run()
+    assert second.sha256 == hashlib.sha256(corrected).hexdigest() != first.sha256
+    sent = live.body_bytes(NEWEST)
+    assert run() == [] and live.body_bytes(NEWEST) == sent
+    assert live.requested(NEWEST)[-1].headers.get("If-None-Match") == v2["ETag"]
+
+    v3 = {"ETag": '"ibc-v3"', "Last-Modified": "Wed, 11 Jun 2025 10:00:00 GMT"}
+    live.route(NEWEST, Reply(body=corrected, headers={"Content-Type": XLSX_TYPE, **v3}))
+    assert run() == [] and live.body_bytes(NEWEST) == sent + len(corrected)
+    assert run() == [] and live.body_bytes(NEWEST) == sent + len(corrected), \
+        "the new ETag of the same bytes was not recorded: downloaded again"
+    assert live.requested(NEWEST)[-1].headers.get("If-None-Match") == v3["ETag"]
+    assert [e["path"] for e in manifest_lines()] == [first.path, second.path]
