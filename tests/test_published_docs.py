@@ -402,16 +402,25 @@ def test_published_file_has_no_dbt_audit_schema(built_db, tmp_path, monkeypatch)
                             and (comment is null or comment = '')""").fetchone() == (0,)
 
 
-def test_a_sqlalchemy_client_lists_every_column_with_its_description(published_db):
+def test_a_sqlalchemy_client_lists_every_column_with_its_description(built_db, tmp_path,
+                                                                      monkeypatch):
     """What a BI server sees: the published file (with the quality history copied in, as the
-    transform publishes it: the session's published_db) opened through SQLAlchemy and
-    duckdb-engine with the recipe of docs/bi.md. Every table of marts and quality has its
-    comment through the inspector; every column, listed through the same client (SQLAlchemy 2.1
-    cannot reflect columns through duckdb-engine: docs/bi.md), has its description."""
+    transform publishes it) opened through SQLAlchemy and duckdb-engine with the recipe of
+    docs/bi.md. Every table of marts and quality has its comment through the inspector; every
+    column, listed through the same client (SQLAlchemy 2.1 cannot reflect columns through
+    duckdb-engine: docs/bi.md), has its description."""
     from sqlalchemy import create_engine, inspect, text
     from sqlalchemy.pool import NullPool
 
-    published = published_db
+    from pipeline import quality
+
+    monkeypatch.setenv("WH_WAREHOUSE", str(tmp_path / "wh" / "migration.duckdb"))
+    monkeypatch.setenv("WH_RUNS_DIR", str(tmp_path / "wh" / "runs"))
+    monkeypatch.setenv("WH_QUALITY_DB", str(tmp_path / "quality_history.duckdb"))
+    build = warehouse.build_db("bi")
+    build.parent.mkdir(parents=True)
+    shutil.copyfile(built_db, build)
+    published = warehouse.publish("bi", before_checkpoint=quality.copy_into)
     engine = create_engine(f"duckdb:///{published}", poolclass=NullPool,
                            connect_args={"read_only": True})
     try:

@@ -45,7 +45,7 @@ def test_each_section_once_its_rows_aligned_in_their_units(warehouse):
     ])
     assert summary(warehouse).splitlines() == [
         "First, as of today:",
-        "  amount               EUR 806.3m (was EUR 700.0m, +15.2%)",
+        "  amount               EUR 806.3m (was EUR 700m, +15.2%)",
         "  a much longer label      5 rows",
         "Second:",
         "  a rate    42.7 % (was 40.0 % in 2015)  of 5 orders",
