@@ -1,10 +1,12 @@
 """A DuckDB fast path for the format the live Eurostat API sends: SDMX-CSV 1.0 with codes.
 
 ``parse_sdmx_codes`` reads such a file with DuckDB's own CSV reader (``read_csv`` with explicit
-VARCHAR columns, strict: every line as wide as the header) and checks in SQL every rule
-``ingest.sources.eurostat.formats.parse_observations`` checks for this format; the rows are then written
-to Parquet by DuckDB (``FastRows.write_parquet``), never held in Python, so a file of tens of
-millions of observations parses in bounded memory.
+VARCHAR columns, strict: every line as wide as the header), once, on every thread, into a
+temporary table (its ``rowid`` + 1 is the line number: a scan of one table keeps insertion
+order), and checks in SQL every rule ``ingest.sources.eurostat.formats.parse_observations``
+checks for this format; the rows are then written to Parquet by DuckDB
+(``FastRows.write_parquet``), never held in Python, so a file of tens of millions of
+observations parses in memory bounded by DuckDB's limit (the table spills past it).
 
 It is an optimisation, never a second dialect: its rows are those ``parse_observations`` gives
 (same values, types and ``source_row``), and it is used only where that can be exactly right.
@@ -32,6 +34,7 @@ raises its own error naming file, row and rule, so errors are what they were:
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -66,6 +69,7 @@ PERIOD_SQL = (r"A [0-9]{4}|S [0-9]{4}-S[12]|Q [0-9]{4}-Q[1-4]"
               r"|M [0-9]{4}-(0[1-9]|1[0-2])")
 NUMBER_SQL = r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?"
 MAX_STAMP = 1000
+_tables = itertools.count(1)
 
 
 def parse_sdmx_codes(content: bytes, file_name: str, dataset: str | None = None) -> Parsed | None:
@@ -91,7 +95,7 @@ def parse_sdmx_codes(content: bytes, file_name: str, dataset: str | None = None)
         log.warning("%s: no temporary file for the DuckDB fast path (%s): the Python reader "
                     "will", file_name, err)
     finally:
-        if checked is None and path is not None:
+        if path is not None:  # read into a table by then, or declined
             path.unlink(missing_ok=True)
     if checked is None:
         return None
@@ -100,19 +104,19 @@ def parse_sdmx_codes(content: bytes, file_name: str, dataset: str | None = None)
 
 
 class FastRows:
-    """Parsed observations that stay in the CSV file DuckDB reads them from: ``write_parquet``
-    runs the final SELECT into Parquet (``ingest.parsed.write``) on the connection that checked
-    them (one DuckDB instance per file: opening one is a fixed cost of each file). The
-    temporary CSV file is removed and the connection closed when this object is collected (or
-    at ``close()``)."""
+    """Parsed observations held by DuckDB: the file's lines in a temporary table (``table``,
+    one row per line, headers included, in file order: its ``rowid`` + 1 is the line number)
+    of the connection that checked them; ``write_parquet`` runs the final SELECT into Parquet
+    (``ingest.parsed.write``). The table is dropped and the connection closed when this object
+    is collected (or at ``close()``)."""
 
-    def __init__(self, csv_path: Path, select_sql: str, count: int,
-                 con: duckdb.DuckDBPyConnection | None = None) -> None:
-        self.csv_path = csv_path
+    def __init__(self, table: str, select_sql: str, count: int,
+                 con: duckdb.DuckDBPyConnection) -> None:
+        self.table = table
         self._select = select_sql
         self._count = count
         self._con = con
-        self._cleanup = weakref.finalize(self, _remove, csv_path, con)
+        self._cleanup = weakref.finalize(self, _drop, table, con)
 
     def __len__(self) -> int:
         return self._count
@@ -121,40 +125,30 @@ class FastRows:
         """The SELECT giving the rows (OBSERVATION_COLUMNS, in file order)."""
         return self._select
 
-    def _connection(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None:
-            self._con = _connect()
-            self._cleanup.detach()
-            self._cleanup = weakref.finalize(self, _remove, self.csv_path, self._con)
-        return self._con
-
     def write_parquet(self, path: Path, meta: dict[str, str]) -> None:
-        # One thread: row_number() over () streams in file order on one thread anyway, and with
-        # more the ordered Parquet writer buffers what the scan reads ahead (GBs on 30M rows).
-        con = self._connection()
-        con.execute("set threads = 1")
-        con.execute(f"copy ({self._select}) to '{_sql_str(str(path))}' "
-                    f"(format parquet, compression zstd, kv_metadata {{{kv_sql(meta)}}})")
+        # Every thread: a scan of one table keeps its order in the COPY (insertion order
+        # preserved), and the line numbers are the table's rowids, not a window.
+        self._con.execute("reset threads")
+        self._con.execute(f"copy ({self._select}) to '{_sql_str(str(path))}' "
+                          f"(format parquet, compression zstd, kv_metadata {{{kv_sql(meta)}}})")
 
     def df(self):
         """The rows as a DataFrame (for small files and tests: it holds them all in memory)."""
-        con = self._connection()
-        con.execute("set threads = 1")
-        return con.execute(self._select).df()
+        self._con.execute("reset threads")
+        return self._con.execute(self._select).df()
 
     def close(self) -> None:
         self._cleanup()
 
 
-def _remove(path: Path, con: duckdb.DuckDBPyConnection | None = None) -> None:
-    if con is not None:
-        try:
-            con.close()
-        except Exception:  # at interpreter exit, best effort
-            pass
+def _drop(table: str, con: duckdb.DuckDBPyConnection) -> None:
     try:
-        path.unlink(missing_ok=True)
-    except OSError:  # at interpreter exit, best effort
+        con.execute(f"drop table if exists {table}")
+    except Exception:  # at interpreter exit, or the connection closed already: best effort
+        pass
+    try:
+        con.close()
+    except Exception:  # at interpreter exit, best effort
         pass
 
 
@@ -188,7 +182,8 @@ def _layout(content: bytes) -> tuple[list[str], int] | None:
 
 def _checked(path: Path, header: list[str], lines: int, file_name: str, dataset: str | None
              ) -> tuple[FastRows, datetime | None, str] | None:
-    """One pass of DuckDB over the file: counts and every rule, in SQL."""
+    """The file read once by DuckDB into a temporary table (every thread; a line a row, in
+    file order), then one pass over that table: counts and every rule, in SQL."""
     col = {h: f"c{i}" for i, h in enumerate(header)}
     dims = [h for h in header[2:] if h not in SDMX_FIELDS]
     source = (f"read_csv('{_sql_str(str(path))}', columns={{"
@@ -207,9 +202,13 @@ def _checked(path: Path, header: list[str], lines: int, file_name: str, dataset:
         *(f"regexp_full_match(coalesce({c}, ''), '{FLAG_SQL}')" for c in optional),
     ])
     con = _connect()
+    table = f"eurostat_lines_{next(_tables)}"
     kept = False
     try:
-        con.execute("reset threads")  # the write set 1 on the shared instance
+        con.execute("reset threads")  # a Frontex copy sets 1 on the shared instance
+        # A temporary table of this cursor: a scan of one table keeps its insertion order, so
+        # rowid + 1 is the line number (what a row_number() window gave, on one thread).
+        con.execute(f"create temporary table {table} as select * from {source}")
         total, headers, broken, flows, flow, stamps, stamp = con.execute(f"""
             select count(*),
                    count(*) filter (where {is_header}),
@@ -218,18 +217,18 @@ def _checked(path: Path, header: list[str], lines: int, file_name: str, dataset:
                    min(coalesce(c0, '')) filter (where not ({is_header})),
                    count(distinct coalesce(c1, '')) filter (where not ({is_header})),
                    min(coalesce(c1, '')) filter (where not ({is_header}))
-            from {source}""").fetchone()
+            from {table}""").fetchone()
         found = _verdict(total, headers, broken, flows, flow, stamps, stamp, lines, file_name,
                          dataset)
         if found is None:
             return None
         code, last_update = found
-        select = _select(source, col, dims, is_header, code, last_update)
+        select = _select(table, col, dims, is_header, code, last_update)
         kept = True
-        return FastRows(path, select, total - headers, con), last_update, code
+        return FastRows(table, select, total - headers, con), last_update, code
     finally:
         if not kept:
-            con.close()
+            _drop(table, con)
 
 
 def _verdict(total: int, headers: int, broken: int, flows: int, flow: str, stamps: int,
@@ -282,7 +281,7 @@ def _dataset(flow: str, stamp: str, file_name: str, dataset: str | None
     return code, last_update
 
 
-def _select(source: str, col: dict[str, str], dims: list[str], is_header: str, code: str,
+def _select(table: str, col: dict[str, str], dims: list[str], is_header: str, code: str,
             last_update: datetime | None) -> str:
     others = sorted(d for d in dims if d not in OWN_COLUMNS)
     # json.dumps(dict(sorted(...)), ensure_ascii=False): the codes need no escaping (CODE_SQL).
@@ -319,8 +318,8 @@ def _select(source: str, col: dict[str, str], dims: list[str], is_header: str, c
                {optional('OBS_FLAG')} as obs_flag,
                {optional('CONF_STATUS')} as conf_status,
                {stamp} as last_update,
-               cast(line as integer) as source_row
-        from (select *, row_number() over () as line from {source})
+               cast(rowid + 1 as integer) as source_row
+        from {table}
         where not ({is_header})"""
 
 

@@ -260,16 +260,43 @@ def test_the_load_gives_the_same_rows_both_ways(codes_file, wh_env, tmp_path, mo
     assert fast == python
 
 
-def test_the_temporary_file_is_removed(codes_file, tmp_path, monkeypatch):
+def test_a_big_file_keeps_its_line_order(recorded_rows, tmp_path):
+    """A file DuckDB reads on several threads (about 40 MB, in ranges read at once): every row
+    keeps its line number and its place. Each line's value is its own line number, so a row
+    out of place or numbered from another line shows."""
+    lines = 700_000
+    body = [[*recorded_rows[(n - 2) % len(recorded_rows)][:8], str(n), "", ""]
+            for n in range(2, lines + 1)]
+    content = sdmx1(body)
+    assert len(content) > 40 * 2**20
+    fast = parse_sdmx_codes(content, NAME, DATASET)
+    assert fast is not None and len(fast.rows) == lines - 1
+    path = kept(fast.rows, tmp_path, fast.release_date, fast.dataset)
+    with duckdb.connect() as con:
+        counts = con.execute(
+            """select count(*),
+                      count(*) filter (where obs_value <> source_row),
+                      count(*) filter (where source_row <> 1 + place),
+                      min(source_row), max(source_row)
+               from (select *, file_row_number + 1 as place
+                     from read_parquet(?, file_row_number = true))""", [str(path)]).fetchone()
+    assert counts == (lines - 1, 0, 0, 2, lines)
+
+
+def test_the_temporary_file_and_table_are_removed(codes_file, tmp_path, monkeypatch):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     fast = parse_sdmx_codes(codes_file, NAME, DATASET)
-    assert [p.name for p in scratch.iterdir()] == [fast.rows.csv_path.name]
+    # The bytes' copy is read into a temporary table of DuckDB at once, and removed then.
+    assert list(scratch.iterdir()) == []
+    con, table = fast.rows._con, fast.rows.table
+    assert con.execute(f"select count(*) from {table}").fetchone() == (1080 + len(ADDED) + 1,)
     kept(fast.rows, tmp_path / "kept", fast.release_date, fast.dataset)
     del fast
     gc.collect()
-    assert list(scratch.iterdir()) == []
+    with pytest.raises(duckdb.Error):  # the table dropped, its connection closed
+        con.execute(f"select count(*) from {table}")
     # Declined after writing it (a rule broken): removed at once.
     assert parse_sdmx_codes(codes_file.replace(b",2024-Q4,", b",2024-Q5,"), NAME, DATASET) is None
     assert list(scratch.iterdir()) == []
