@@ -1,12 +1,13 @@
 """A DuckDB fast path for the format the live Eurostat API sends: SDMX-CSV 1.0 with codes.
 
 ``parse_sdmx_codes`` reads such a file with DuckDB's own CSV reader (``read_csv`` with explicit
-VARCHAR columns, strict: every line as wide as the header), once, on every thread, into a
-temporary table (its ``rowid`` + 1 is the line number: a scan of one table keeps insertion
-order), and checks in SQL every rule ``ingest.sources.eurostat.formats.parse_observations``
-checks for this format; the rows are then written to Parquet by DuckDB
-(``FastRows.write_parquet``), never held in Python, so a file of tens of millions of
-observations parses in memory bounded by DuckDB's limit (the table spills past it).
+VARCHAR columns, strict: every line as wide as the header; a file of ``TABLE_BYTES`` or more
+once, on every thread, into a temporary table whose ``rowid`` + 1 is the line number, since a
+scan of one table keeps insertion order) and checks in SQL every rule
+``ingest.sources.eurostat.formats.parse_observations`` checks for this format; the rows are
+then written to Parquet by DuckDB (``FastRows.write_parquet``), never held in Python, so a file
+of tens of millions of observations parses in memory bounded by DuckDB's limit (a table spills
+past it).
 
 It is an optimisation, never a second dialect: its rows are those ``parse_observations`` gives
 (same values, types and ``source_row``), and it is used only where that can be exactly right.
@@ -69,6 +70,13 @@ PERIOD_SQL = (r"A [0-9]{4}|S [0-9]{4}-S[12]|Q [0-9]{4}-Q[1-4]"
               r"|M [0-9]{4}-(0[1-9]|1[0-2])")
 NUMBER_SQL = r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?"
 MAX_STAMP = 1000
+TABLE_BYTES = 16 * 2**20
+"""A file of this size or more is read once, on every thread, into a temporary table whose
+rowid gives the line numbers, then checked and written from it on every thread; a smaller one
+is read twice from the CSV, streamed (the check, then the write with a ``row_number()``
+window on one thread). Below it the table's extra statements cost more than the threads save:
+the 1x benchmark's seven files, 0.28-0.32 CPU-seconds streamed, 0.34-0.41 as tables (decision
+87)."""
 _tables = itertools.count(1)
 
 
@@ -87,7 +95,8 @@ def parse_sdmx_codes(content: bytes, file_name: str, dataset: str | None = None)
         with os.fdopen(fd, "wb") as out:
             out.write(memoryview(content)[skip:])
         lines = content.count(b"\n", skip) + (0 if content.endswith(b"\n") else 1)
-        checked = _checked(path, header, lines, file_name, dataset)
+        checked = _checked(path, header, lines, file_name, dataset,
+                           into_table=len(content) - skip >= TABLE_BYTES)
     except duckdb.Error as err:
         log.info("%s: DuckDB could not read it (%s): the Python reader will",
                  file_name, str(err).splitlines()[0])
@@ -95,8 +104,8 @@ def parse_sdmx_codes(content: bytes, file_name: str, dataset: str | None = None)
         log.warning("%s: no temporary file for the DuckDB fast path (%s): the Python reader "
                     "will", file_name, err)
     finally:
-        if path is not None:  # read into a table by then, or declined
-            path.unlink(missing_ok=True)
+        if path is not None and (checked is None or checked[0].csv_path is None):
+            path.unlink(missing_ok=True)  # declined, or read into a table by then
     if checked is None:
         return None
     rows, last_update, code = checked
@@ -104,19 +113,22 @@ def parse_sdmx_codes(content: bytes, file_name: str, dataset: str | None = None)
 
 
 class FastRows:
-    """Parsed observations held by DuckDB: the file's lines in a temporary table (``table``,
-    one row per line, headers included, in file order: its ``rowid`` + 1 is the line number)
-    of the connection that checked them; ``write_parquet`` runs the final SELECT into Parquet
-    (``ingest.parsed.write``). The table is dropped and the connection closed when this object
-    is collected (or at ``close()``)."""
+    """Parsed observations held by DuckDB, on the connection that checked them:
+    ``write_parquet`` runs the final SELECT into Parquet (``ingest.parsed.write``). Either the
+    file's lines in a temporary table (``table``: one row per line, headers included, in file
+    order, so that its ``rowid`` + 1 is the line number; written on every thread) or the
+    temporary CSV file itself (``csv_path``: read again, streamed, the lines numbered by a
+    ``row_number()`` window on one thread). The table is dropped, the file removed and the
+    connection closed when this object is collected (or at ``close()``)."""
 
-    def __init__(self, table: str, select_sql: str, count: int,
-                 con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, select_sql: str, count: int, con: duckdb.DuckDBPyConnection, *,
+                 table: str | None = None, csv_path: Path | None = None) -> None:
         self.table = table
+        self.csv_path = csv_path
         self._select = select_sql
         self._count = count
         self._con = con
-        self._cleanup = weakref.finalize(self, _drop, table, con)
+        self._cleanup = weakref.finalize(self, _remove, con, table, csv_path)
 
     def __len__(self) -> int:
         return self._count
@@ -125,31 +137,43 @@ class FastRows:
         """The SELECT giving the rows (OBSERVATION_COLUMNS, in file order)."""
         return self._select
 
+    def _threads(self) -> None:
+        # A table: every thread (a scan of one table keeps its order in the COPY). The CSV: one
+        # thread, since row_number() over () streams in file order on one thread anyway, and
+        # with more the ordered Parquet writer buffers what the scan reads ahead (GBs on 30M
+        # rows).
+        self._con.execute("reset threads" if self.table is not None else "set threads = 1")
+
     def write_parquet(self, path: Path, meta: dict[str, str]) -> None:
-        # Every thread: a scan of one table keeps its order in the COPY (insertion order
-        # preserved), and the line numbers are the table's rowids, not a window.
-        self._con.execute("reset threads")
+        self._threads()
         self._con.execute(f"copy ({self._select}) to '{_sql_str(str(path))}' "
                           f"(format parquet, compression zstd, kv_metadata {{{kv_sql(meta)}}})")
 
     def df(self):
         """The rows as a DataFrame (for small files and tests: it holds them all in memory)."""
-        self._con.execute("reset threads")
+        self._threads()
         return self._con.execute(self._select).df()
 
     def close(self) -> None:
         self._cleanup()
 
 
-def _drop(table: str, con: duckdb.DuckDBPyConnection) -> None:
-    try:
-        con.execute(f"drop table if exists {table}")
-    except Exception:  # at interpreter exit, or the connection closed already: best effort
-        pass
+def _remove(con: duckdb.DuckDBPyConnection, table: str | None = None,
+            path: Path | None = None) -> None:
+    if table is not None:
+        try:
+            con.execute(f"drop table if exists {table}")
+        except Exception:  # at interpreter exit, or the connection closed already: best effort
+            pass
     try:
         con.close()
     except Exception:  # at interpreter exit, best effort
         pass
+    if path is not None:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # at interpreter exit, best effort
+            pass
 
 
 def _layout(content: bytes) -> tuple[list[str], int] | None:
@@ -180,10 +204,11 @@ def _layout(content: bytes) -> tuple[list[str], int] | None:
     return header, skip
 
 
-def _checked(path: Path, header: list[str], lines: int, file_name: str, dataset: str | None
-             ) -> tuple[FastRows, datetime | None, str] | None:
-    """The file read once by DuckDB into a temporary table (every thread; a line a row, in
-    file order), then one pass over that table: counts and every rule, in SQL."""
+def _checked(path: Path, header: list[str], lines: int, file_name: str, dataset: str | None,
+             into_table: bool) -> tuple[FastRows, datetime | None, str] | None:
+    """One pass of DuckDB over the file: counts and every rule, in SQL; ``into_table``: over a
+    temporary table the file is read into first (every thread; a line a row, in file order),
+    else over the CSV file itself."""
     col = {h: f"c{i}" for i, h in enumerate(header)}
     dims = [h for h in header[2:] if h not in SDMX_FIELDS]
     source = (f"read_csv('{_sql_str(str(path))}', columns={{"
@@ -202,13 +227,17 @@ def _checked(path: Path, header: list[str], lines: int, file_name: str, dataset:
         *(f"regexp_full_match(coalesce({c}, ''), '{FLAG_SQL}')" for c in optional),
     ])
     con = _connect()
-    table = f"eurostat_lines_{next(_tables)}"
+    table = f"eurostat_lines_{next(_tables)}" if into_table else None
     kept = False
     try:
-        con.execute("reset threads")  # a Frontex copy sets 1 on the shared instance
-        # A temporary table of this cursor: a scan of one table keeps its insertion order, so
-        # rowid + 1 is the line number (what a row_number() window gave, on one thread).
-        con.execute(f"create temporary table {table} as select * from {source}")
+        con.execute("reset threads")  # a write on one thread set 1 on the shared instance
+        if table is not None:
+            # A temporary table of this cursor: a scan of one table keeps its insertion order,
+            # so rowid + 1 is the line number (what a row_number() window gives, on one thread).
+            con.execute(f"create temporary table {table} as select * from {source}")
+            rows, line = table, "rowid + 1"
+        else:
+            rows, line = f"(select *, row_number() over () as line from {source})", "line"
         total, headers, broken, flows, flow, stamps, stamp = con.execute(f"""
             select count(*),
                    count(*) filter (where {is_header}),
@@ -217,18 +246,19 @@ def _checked(path: Path, header: list[str], lines: int, file_name: str, dataset:
                    min(coalesce(c0, '')) filter (where not ({is_header})),
                    count(distinct coalesce(c1, '')) filter (where not ({is_header})),
                    min(coalesce(c1, '')) filter (where not ({is_header}))
-            from {table}""").fetchone()
+            from {table or source}""").fetchone()
         found = _verdict(total, headers, broken, flows, flow, stamps, stamp, lines, file_name,
                          dataset)
         if found is None:
             return None
         code, last_update = found
-        select = _select(table, col, dims, is_header, code, last_update)
+        select = _select(rows, line, col, dims, is_header, code, last_update)
         kept = True
-        return FastRows(table, select, total - headers, con), last_update, code
+        return (FastRows(select, total - headers, con, table=table,
+                         csv_path=None if table is not None else path), last_update, code)
     finally:
         if not kept:
-            _drop(table, con)
+            _remove(con, table)
 
 
 def _verdict(total: int, headers: int, broken: int, flows: int, flow: str, stamps: int,
@@ -281,7 +311,7 @@ def _dataset(flow: str, stamp: str, file_name: str, dataset: str | None
     return code, last_update
 
 
-def _select(table: str, col: dict[str, str], dims: list[str], is_header: str, code: str,
+def _select(rows: str, line: str, col: dict[str, str], dims: list[str], is_header: str, code: str,
             last_update: datetime | None) -> str:
     others = sorted(d for d in dims if d not in OWN_COLUMNS)
     # json.dumps(dict(sorted(...)), ensure_ascii=False): the codes need no escaping (CODE_SQL).
@@ -318,8 +348,8 @@ def _select(table: str, col: dict[str, str], dims: list[str], is_header: str, co
                {optional('OBS_FLAG')} as obs_flag,
                {optional('CONF_STATUS')} as conf_status,
                {stamp} as last_update,
-               cast(rowid + 1 as integer) as source_row
-        from {table}
+               cast({line} as integer) as source_row
+        from {rows}
         where not ({is_header})"""
 
 

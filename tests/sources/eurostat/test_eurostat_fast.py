@@ -25,6 +25,7 @@ from ingest import catalog, parsed
 from ingest.config import settings
 from ingest.errors import DataError
 from ingest.sources.eurostat.source import EurostatSource, decompress
+from ingest.sources.eurostat import sdmx_csv_duckdb
 from ingest.sources.eurostat.sdmx_csv_duckdb import FastRows, parse_sdmx_codes
 from ingest.sources.eurostat.formats import OBSERVATION_COLUMNS, parse_observations
 from ingest.landing import Landing, ManifestEntry
@@ -55,6 +56,16 @@ ADDED = [
      "", ""],
     ["A", "TOTAL", "T", "PER", "TOTAL", "ASY_APP", "EL", "2021", "2.5E-3", "u", "D"],
 ]
+
+
+@pytest.fixture(autouse=True, params=["streamed", "table"])
+def read_as(request, monkeypatch):
+    """Every test both ways: a file of TABLE_BYTES or more is read into a temporary table
+    (line numbers from its rowid, written on every thread), a smaller one streamed from the CSV
+    twice (line numbers from a row_number() window). The threshold is moved here so that every
+    file goes each way."""
+    monkeypatch.setattr(sdmx_csv_duckdb, "TABLE_BYTES", 0 if request.param == "table" else 1 << 62)
+    return request.param
 
 
 # --- building files ----------------------------------------------------------------------------
@@ -283,20 +294,25 @@ def test_a_big_file_keeps_its_line_order(recorded_rows, tmp_path):
     assert counts == (lines - 1, 0, 0, 2, lines)
 
 
-def test_the_temporary_file_and_table_are_removed(codes_file, tmp_path, monkeypatch):
+def test_the_temporary_file_and_table_are_removed(codes_file, tmp_path, monkeypatch, read_as):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     fast = parse_sdmx_codes(codes_file, NAME, DATASET)
-    # The bytes' copy is read into a temporary table of DuckDB at once, and removed then.
-    assert list(scratch.iterdir()) == []
     con, table = fast.rows._con, fast.rows.table
-    assert con.execute(f"select count(*) from {table}").fetchone() == (1080 + len(ADDED) + 1,)
+    if read_as == "table":  # the bytes' copy read into a table at once, and removed then
+        assert list(scratch.iterdir()) == [] and fast.rows.csv_path is None
+        assert con.execute(f"select count(*) from {table}").fetchone() == (
+            1080 + len(ADDED) + 1,)
+    else:  # read again by the write
+        assert [p.name for p in scratch.iterdir()] == [fast.rows.csv_path.name]
+        assert table is None
     kept(fast.rows, tmp_path / "kept", fast.release_date, fast.dataset)
     del fast
     gc.collect()
+    assert list(scratch.iterdir()) == []
     with pytest.raises(duckdb.Error):  # the table dropped, its connection closed
-        con.execute(f"select count(*) from {table}")
+        con.execute("select 1")
     # Declined after writing it (a rule broken): removed at once.
     assert parse_sdmx_codes(codes_file.replace(b",2024-Q4,", b",2024-Q5,"), NAME, DATASET) is None
     assert list(scratch.iterdir()) == []
