@@ -37,9 +37,11 @@ sheet's cells: 1.3 GiB for the 100x benchmark workbook). A piece whose scan find
 reads differently switches the rest of the sheet to openpyxl (read-only mode, which streams).
 calamine reads the pieces in threads, up to ``AHEAD`` pieces ahead of the one given: its parse
 releases the GIL, so it runs on another core while the caller works on the rows before (an error
-reading the XML ahead is raised where its rows would come). ``iter_blocks`` gives the rows a
-piece at a time (``RowBlock``: calamine's cells as it gave them, for callers that read many
-cells at once; docs/decisions.md 77); ``iter_rows`` and ``rows`` are the same rows one by one.
+reading the XML ahead is raised where its rows would come); the XML itself is inflated in a
+thread of its own, ``READ_AHEAD`` pieces ahead (zlib releases the GIL; decision 87).
+``iter_blocks`` gives the rows a piece at a time (``RowBlock``: calamine's cells as it gave
+them, for callers that read many cells at once; docs/decisions.md 77); ``iter_rows`` and
+``rows`` are the same rows one by one.
 """
 from __future__ import annotations
 
@@ -48,7 +50,9 @@ import io
 import itertools
 import logging
 import posixpath
+import queue
 import re
+import threading
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -136,6 +140,46 @@ def _pieces(stream: IO[bytes], cut: bytes) -> Iterator[bytes]:
         yield data[:at]
     if carry:
         yield carry
+
+
+def _read_ahead(open_stream, cut: bytes, ahead: int) -> Iterator[bytes]:
+    """``_pieces(open_stream(), cut)``, read and inflated in a thread of its own up to
+    ``ahead`` pieces ahead of the one given: zlib releases the GIL while it inflates, so the
+    sheet is unpacked on another core while the caller scans and reads the pieces before. An
+    error reading the zip is raised where its piece would come, after the pieces before it."""
+    ready: queue.Queue = queue.Queue(maxsize=max(1, ahead))
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            with open_stream() as stream:
+                for piece in _pieces(stream, cut):
+                    ready.put(("piece", piece))
+                    if stop.is_set():
+                        return
+            item = ("end", None)
+        except BaseException as err:  # given to the caller, in its place
+            item = ("error", err)
+        ready.put(item)
+
+    reader = threading.Thread(target=read, name="xlsx-read", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, value = ready.get()
+            if kind == "error":
+                raise value
+            if kind == "end":
+                return
+            yield value
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a put, then let the thread see stop
+            try:
+                ready.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        reader.join()
 
 
 def _odd_text(xml: bytes) -> bool:
@@ -308,6 +352,10 @@ parse releases the GIL, so it runs on another core while the caller works on the
 (memory: about three pieces of XML and their cells, a few tens of MB)."""
 
 
+READ_AHEAD = 2
+"""Pieces of a streamed sheet's XML inflated ahead, in a thread of its own (``_read_ahead``)."""
+
+
 class RowBlock:
     """Consecutive rows of a sheet from sheet row ``first``: ``row(i)`` is the row
     ``iter_rows`` gives for sheet row ``first + i``. A streamed piece keeps calamine's cells as
@@ -453,28 +501,31 @@ class Workbook:
         An error reading the XML comes as a last item ``("error", err)``, in its place, so that
         the rows before it are given first, as when nothing was read ahead."""
         head = b""
+        part = self._parts[name]
+        pieces = _read_ahead(lambda: self._zip.open(part), b"<row ", READ_AHEAD)
         try:
-            with self._zip.open(self._parts[name]) as stream:
-                for piece in _pieces(stream, b"<row "):
-                    first = scan.first
-                    numbers, reason = scan.piece(piece)
-                    if reason is not None:
-                        yield piece, numbers, reason, head, None
-                        continue
-                    if first:
-                        at = piece.find(b">", piece.find(b"<sheetData")) + 1
-                        head = _DIMENSION_ELEMENT.sub(b"", piece[:at])
-                        if head.endswith(b"/>"):  # <sheetData/>: no rows
-                            head = head[:-2] + b">"
-                        piece = piece[at:]
-                    future = None
-                    if numbers:
-                        end = piece.find(b"</sheetData>")
-                        rows_xml = piece if end < 0 else piece[:end]
-                        future = pool.submit(self._piece_rows, name, head, rows_xml)
-                    yield piece, numbers, None, head, future
+            for piece in pieces:
+                first = scan.first
+                numbers, reason = scan.piece(piece)
+                if reason is not None:
+                    yield piece, numbers, reason, head, None
+                    continue
+                if first:
+                    at = piece.find(b">", piece.find(b"<sheetData")) + 1
+                    head = _DIMENSION_ELEMENT.sub(b"", piece[:at])
+                    if head.endswith(b"/>"):  # <sheetData/>: no rows
+                        head = head[:-2] + b">"
+                    piece = piece[at:]
+                future = None
+                if numbers:
+                    end = piece.find(b"</sheetData>")
+                    rows_xml = piece if end < 0 else piece[:end]
+                    future = pool.submit(self._piece_rows, name, head, rows_xml)
+                yield piece, numbers, None, head, future
         except Exception as err:  # zip, XML: raised where the rows reach it
             yield "error", err
+        finally:
+            pieces.close()  # the reading thread stops
 
     def _streamed(self, name: str) -> Iterator[RowBlock]:
         """The rows of a worksheet from its XML in pieces (``_pieces``, cut before a row): each

@@ -25,6 +25,7 @@ from ingest import catalog, parsed
 from ingest.config import settings
 from ingest.errors import DataError
 from ingest.sources.eurostat.source import EurostatSource, decompress
+from ingest.sources.eurostat import sdmx_csv_duckdb
 from ingest.sources.eurostat.sdmx_csv_duckdb import FastRows, parse_sdmx_codes
 from ingest.sources.eurostat.formats import OBSERVATION_COLUMNS, parse_observations
 from ingest.landing import Landing, ManifestEntry
@@ -55,6 +56,16 @@ ADDED = [
      "", ""],
     ["A", "TOTAL", "T", "PER", "TOTAL", "ASY_APP", "EL", "2021", "2.5E-3", "u", "D"],
 ]
+
+
+@pytest.fixture(autouse=True, params=["streamed", "table"])
+def read_as(request, monkeypatch):
+    """Every test both ways: a file of TABLE_BYTES or more is read into a temporary table
+    (line numbers from its rowid, written on every thread), a smaller one streamed from the CSV
+    twice (line numbers from a row_number() window). The threshold is moved here so that every
+    file goes each way."""
+    monkeypatch.setattr(sdmx_csv_duckdb, "TABLE_BYTES", 0 if request.param == "table" else 1 << 62)
+    return request.param
 
 
 # --- building files ----------------------------------------------------------------------------
@@ -260,16 +271,48 @@ def test_the_load_gives_the_same_rows_both_ways(codes_file, wh_env, tmp_path, mo
     assert fast == python
 
 
-def test_the_temporary_file_is_removed(codes_file, tmp_path, monkeypatch):
+def test_a_big_file_keeps_its_line_order(recorded_rows, tmp_path):
+    """A file DuckDB reads on several threads (about 40 MB, in ranges read at once): every row
+    keeps its line number and its place. Each line's value is its own line number, so a row
+    out of place or numbered from another line shows."""
+    lines = 700_000
+    body = [[*recorded_rows[(n - 2) % len(recorded_rows)][:8], str(n), "", ""]
+            for n in range(2, lines + 1)]
+    content = sdmx1(body)
+    assert len(content) > 40 * 2**20
+    fast = parse_sdmx_codes(content, NAME, DATASET)
+    assert fast is not None and len(fast.rows) == lines - 1
+    path = kept(fast.rows, tmp_path, fast.release_date, fast.dataset)
+    with duckdb.connect() as con:
+        counts = con.execute(
+            """select count(*),
+                      count(*) filter (where obs_value <> source_row),
+                      count(*) filter (where source_row <> 1 + place),
+                      min(source_row), max(source_row)
+               from (select *, file_row_number + 1 as place
+                     from read_parquet(?, file_row_number = true))""", [str(path)]).fetchone()
+    assert counts == (lines - 1, 0, 0, 2, lines)
+
+
+def test_the_temporary_file_and_table_are_removed(codes_file, tmp_path, monkeypatch, read_as):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     fast = parse_sdmx_codes(codes_file, NAME, DATASET)
-    assert [p.name for p in scratch.iterdir()] == [fast.rows.csv_path.name]
+    con, table = fast.rows._con, fast.rows.table
+    if read_as == "table":  # the bytes' copy read into a table at once, and removed then
+        assert list(scratch.iterdir()) == [] and fast.rows.csv_path is None
+        assert con.execute(f"select count(*) from {table}").fetchone() == (
+            1080 + len(ADDED) + 1,)
+    else:  # read again by the write
+        assert [p.name for p in scratch.iterdir()] == [fast.rows.csv_path.name]
+        assert table is None
     kept(fast.rows, tmp_path / "kept", fast.release_date, fast.dataset)
     del fast
     gc.collect()
     assert list(scratch.iterdir()) == []
+    with pytest.raises(duckdb.Error):  # the table dropped, its connection closed
+        con.execute("select 1")
     # Declined after writing it (a rule broken): removed at once.
     assert parse_sdmx_codes(codes_file.replace(b",2024-Q4,", b",2024-Q5,"), NAME, DATASET) is None
     assert list(scratch.iterdir()) == []
