@@ -66,6 +66,7 @@ def fail_fast(func):
         from pipeline import terminate
 
         terminate.arm()  # after Airflow's own handler: SIGTERM stops make run (decision 82)
+        terminate.check()  # one given while Airflow's handler was in place (89)
         try:
             return func(*args, **kwargs)
         except DataError as err:
@@ -83,6 +84,7 @@ def transform_step(func):
         from pipeline import scratch, terminate
 
         terminate.arm()  # after Airflow's own handler: SIGTERM stops make run (decision 82)
+        terminate.check()  # one given while Airflow's handler was in place (89)
         try:
             ti = get_current_context()["ti"]
             number, task_id = ti.try_number or 1, ti.task_id

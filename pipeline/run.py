@@ -113,6 +113,10 @@ def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> Outcome:
         if outcome.stopped:
             break
         dag = bag.get_dag(dag_id)
+        for task in dag.tasks:
+            # Airflow's SIGTERM handler, set at each task's start, calls on_kill: remember the
+            # signal, so that the step after it stops the run (decision 89).
+            task.on_kill = terminate.noted
         print(f"\n=== {dag_id}: running with dag.test() ===", flush=True)
         started = time.monotonic()
         dag_run = dag.test(run_conf={"rebuild": True} if rebuild and dag_id == "warehouse_transform"

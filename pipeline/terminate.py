@@ -44,3 +44,23 @@ def arm() -> None:
     if (os.environ.get("WH_RUN_OWNER_PID") == str(os.getpid())
             and threading.current_thread() is threading.main_thread()):
         signal.signal(signal.SIGTERM, _stop)
+
+
+def _owner() -> bool:
+    return os.environ.get("WH_RUN_OWNER_PID") == str(os.getpid())
+
+
+def noted() -> None:
+    """A task's ``on_kill`` under ``make run`` (``pipeline.run`` sets it on every task of the
+    DAGs it runs). Airflow's own SIGTERM handler, in place from a task's start until the task
+    wrapper arms ours, calls it: the signal is remembered instead of lost, and ``check`` (the
+    wrapper, right after arming) or the end of the DAG stops the run (decision 89)."""
+    if _owner():
+        _received.append(signal.SIGTERM)
+
+
+def check() -> None:
+    """Raise ``Terminated`` if this ``make run`` was given SIGTERM while Airflow's handler was
+    in place (``noted``); the task wrappers call it right after ``arm``."""
+    if _owner() and _received:
+        raise Terminated("stopped by SIGTERM (the run was asked to stop, between two steps)")
