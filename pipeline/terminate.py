@@ -41,8 +41,7 @@ def _stop(signum, frame) -> None:
 def arm() -> None:
     """From now on SIGTERM raises ``Terminated`` in this process's main thread (only in the
     process of a ``make run``; elsewhere nothing changes)."""
-    if (os.environ.get("WH_RUN_OWNER_PID") == str(os.getpid())
-            and threading.current_thread() is threading.main_thread()):
+    if _owner() and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
 
 
