@@ -144,3 +144,34 @@ def prepare_metadata_db(dag_ids: tuple[str, ...]) -> None:
                 bundle.initialize()
             sync_bag_to_db(BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path,
                                         bundle_name=bundle.name), bundle.name, bundle.version)
+
+
+def serve_one_api_version() -> str:
+    """Build the in-process execution API of ``dag.test()`` for the one API version this
+    process's task SDK speaks, not for every version Airflow still serves to older workers.
+
+    ``dag.test()`` runs every task in this process and talks to an in-process copy of Airflow's
+    execution API (Cadwyn). At its first request Cadwyn generates a router for each of the nine
+    API versions the server keeps for older task SDKs: about 3.8 s of every ``make run`` that
+    starts a task (docs/decisions.md 90). The only client here is the task SDK installed beside
+    it, which sends its own ``API_VERSION``; when that is the newest version of the server's
+    bundle, the head routes are exactly that version's, so the bundle is cut to it (and the
+    routes kept only for older versions are left out: Cadwyn refuses a route no kept version
+    restores). Anything else (another SDK version, another Cadwyn) leaves Airflow as it is.
+    Returns what was done, for the log."""
+    try:
+        from airflow.api_fastapi.execution_api import routes, versions
+        from airflow.sdk.api.datamodels._generated import API_VERSION
+        from cadwyn import HeadVersion, Version, VersionBundle
+        from cadwyn.route_generation import _DELETED_ROUTE_TAG
+    except ImportError as err:
+        return f"execution API left as it is ({err})"
+    newest = versions.bundle.versions[0].value
+    if newest != API_VERSION:
+        return (f"execution API left as it is: the task SDK speaks {API_VERSION}, the "
+                f"server's newest version is {newest}")
+    versions.bundle = VersionBundle(HeadVersion(), Version(API_VERSION))
+    router = routes.execution_api_router
+    router.routes = [r for r in router.routes
+                     if _DELETED_ROUTE_TAG not in (getattr(r, "tags", None) or [])]
+    return f"execution API built for API version {API_VERSION} only"

@@ -61,7 +61,7 @@ from ingest.config import export_resolved, settings
 # the Airflow environment and metadata database, the summary printed after a publish, and the
 # landed-file commands.
 from pipeline import landed_files_cli, scratch, terminate
-from pipeline.airflow_setup import configure_environment, prepare_metadata_db
+from pipeline.airflow_setup import configure_environment, prepare_metadata_db, serve_one_api_version
 from pipeline.summary import summary
 
 TRANSFORM_DAG_ID = "warehouse_transform"
@@ -104,6 +104,7 @@ def run_dags(dag_ids: tuple[str, ...], rebuild: bool = False) -> Outcome:
     from pipeline.warehouse import FAILURE_FILE, NOTICE_FILE, published_by, safe_run_id
 
     outcome = Outcome()
+    print(f"Airflow: {serve_one_api_version()}", flush=True)
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     if bag.import_errors:
         outcome.failures.append("DAG import errors:\n" + "\n".join(
