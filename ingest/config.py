@@ -394,6 +394,9 @@ SHARED: tuple[Setting, ...] = (
     Setting("WH_KEEP_REPLACED_VERSIONS_DAYS", DAYS_OR_ZERO, "1",
             "object storage: a replaced version is kept this long after the next publish, "
             "whatever their number (readers attached to it keep reading it)"),
+    Setting("WH_DBT_PRESTART", FLAG, "true",
+            "make run: start the transform's dbt process ahead, so that dbt imports on the "
+            "other core while Airflow starts (docs/decisions.md 90)"),
     Setting("WH_SUSPICIOUS_CHANGE_SHARE", SHARE, "0.05",
             "a new release whose totals move more than this share against the previous one is "
             "held as suspicious until accepted (readmit FILE --accept-suspicious)"),

@@ -111,6 +111,45 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
+WARM_SCRIPT = Path(__file__).with_name("dbt_warm.py")
+_warm: subprocess.Popen | None = None
+
+
+def prestart() -> None:
+    """Start the next ``build``'s dbt process now (``pipeline/dbt_warm.py``): it imports dbt while
+    this process does the steps before the build, and runs the build's command when ``build``
+    sends it. For ``make run``, whose tasks all run in this process (docs/decisions.md 90); a
+    process that never builds leaves it to exit at the end of its input. WH_DBT_PRESTART=false
+    turns it off."""
+    global _warm
+    from ingest.config import value
+
+    if not value("WH_DBT_PRESTART") or (_warm and _warm.poll() is None):
+        return
+    # -P: the script's folder (pipeline/, which holds a dbt.py) stays off sys.path.
+    _warm = subprocess.Popen([sys.executable, "-P", str(WARM_SCRIPT)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _started(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    """dbt running ``cmd`` in ``cwd`` with ``env``: the prestarted process when there is one
+    still waiting (it is given the command), else a new one."""
+    global _warm
+    warm, _warm = _warm, None
+    if warm is not None and warm.poll() is None and cmd[0] == dbt_executable() != "dbt":
+        try:
+            assert warm.stdin is not None
+            warm.stdin.write(json.dumps({"argv": cmd[1:], "cwd": str(cwd), "env": env}) + "\n")
+            warm.stdin.close()
+            return warm
+        except OSError as err:  # it died meanwhile: start one as usual
+            log.warning("dbt: the prestarted process could not take the command (%s)", err)
+            warm.kill()
+            warm.wait()
+    return subprocess.Popen(cmd, cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def build(build_db: Path, run_dir: Path, args: list[str] | None = None,
           project_dir: Path = PROJECT_DIR) -> dict:
     """``dbt build`` (seeds, models, tests) into ``build_db``; artefacts under ``run_dir/dbt``.
@@ -128,8 +167,7 @@ def build(build_db: Path, run_dir: Path, args: list[str] | None = None,
         shutil.copyfile(parse_cache, saved)
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     with _dbt_in(build_db) as (cwd, env):
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = _started(cmd, cwd, env)
         assert proc.stdout is not None
         try:
             for line in proc.stdout:

@@ -386,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
             outcome = Outcome(transform_run=before.unchanged_run)
         else:
             ran = before.dags or ran
+            if "warehouse_transform" in ran:
+                from pipeline import dbt  # dbt imports on the other core while Airflow starts
+                dbt.prestart()  # (decision 90)
             prepare_metadata_db(ran)
             outcome = run_dags(ran, rebuild=args.rebuild)
     except terminate.Terminated as err:

@@ -440,3 +440,31 @@ def test_a_sqlalchemy_client_lists_every_column_with_its_description(built_db, t
     assert [f"{s}.{t}.{c}" for s, t, c, comment in columns if not (comment or "").strip()] == []
     assert [f"{s}.{t}" for (s, t), comment in table_comments.items()
             if not (comment or "").strip()] == []
+
+
+def test_columns_the_contracts_keep_non_null_are_not_null_in_the_file(con):
+    """A contracted table's column that must hold a value is a NOT NULL constraint, not a
+    not_null data test (docs/decisions.md 90: one dbt node less per column, and what a BI tool
+    reads as a required column). Every such column of the models' YAML is NOT NULL in the
+    published file, and no not_null test is left on a contracted table's column."""
+    import yaml
+
+    from tests.conftest import REPO_ROOT
+
+    wanted, tested = set(), []
+    for path in sorted((REPO_ROOT / "dbt_project" / "models" / "marts").rglob("*.yml")):
+        for model in (yaml.safe_load(path.read_text()) or {}).get("models") or []:
+            contracted = ((model.get("config") or {}).get("contract") or {}).get("enforced")
+            for column in model.get("columns") or []:
+                kinds = {c.get("type") for c in column.get("constraints") or []}
+                if "not_null" in kinds:
+                    assert contracted, f"{path.name}: {model['name']}.{column['name']} has a " \
+                        "not_null constraint but no enforced contract (dbt would ignore it)"
+                    wanted.add((model["name"], column["name"]))
+                if contracted and "not_null" in (column.get("data_tests") or []):
+                    tested.append(f"{model['name']}.{column['name']}")
+    assert len(wanted) >= 60, f"only {len(wanted)} NOT NULL columns declared in the YAML"
+    assert not tested, f"not_null tests left on contracted columns: {tested}"
+    declared = {(table, columns[0]) for table, columns, _, _ in _constraints(con, "NOT NULL")}
+    missing = sorted(wanted - declared)
+    assert not missing, f"columns the YAML constrains NOT NULL but the published file does not: {missing}"
