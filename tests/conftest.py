@@ -53,6 +53,8 @@ def _slow_work(argv) -> str | None:
     args = [os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else str(a) for a in argv]
     if args and Path(args[0]).name in ("dbt", "airflow"):
         return f"{Path(args[0]).name} ({' '.join(args[:3])} ...)"
+    if any(Path(a).name == "dbt_warm.py" for a in args):
+        return "a prestarted dbt process (pipeline/dbt_warm.py)"
     for i, (a, b) in enumerate(zip(args, args[1:])):
         # Its commands for settings and landed files need no Airflow; a run does.
         if a == "-m" and b == "pipeline.run" and (args[i + 2:i + 3] or [""])[0] not in (
