@@ -20,13 +20,18 @@ import functools
 import hashlib
 import json
 import os
+import logging
 import re
+import stat
+import tempfile
 import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 WIDTHS = {"wide": 640, "narrow": 330}
 """Plot width in pixels of the two renderings of every chart (the page scales either down)."""
@@ -149,6 +154,46 @@ def _cache_dir() -> Path | None:
         return None
 
 
+def _read(path: Path) -> dict[str, str] | None:
+    """The drawings an entry holds (one SVG per width), or None: missing, half-written, damaged
+    or not an entry of this cache (a file another tool left) is a miss, drawn again."""
+    try:
+        drawings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(drawings, dict) or set(drawings) != set(WIDTHS)
+            or not all(isinstance(svg, str) and svg.startswith("<svg")
+                       and svg.rstrip().endswith("</svg>") for svg in drawings.values())):
+        return None
+    try:
+        os.utime(path)  # newest by use (_prune)
+    except OSError:
+        pass  # a read-only cache still serves
+    return drawings
+
+
+def _keep(folder: Path, path: Path, drawings: dict[str, str]) -> None:
+    """Write an entry (through a staged file of its own and a rename) and prune. The cache is a
+    saving, never a condition of the report: a folder that cannot be written (read-only, full,
+    a file in its place) leaves the drawings drawn and is logged."""
+    staged = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+        staged = Path(name)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(drawings))
+        os.replace(staged, path)
+        staged = None
+        _prune(folder)
+    except OSError as err:
+        log.warning("chart cache %s not written (%s: %s); the chart is drawn each time",
+                    folder, type(err).__name__, err)
+    finally:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+
+
 def _kept(draw):
     """``draw``'s drawings read from the cache when the same chart was drawn before."""
     @functools.wraps(draw)
@@ -160,27 +205,40 @@ def _kept(draw):
             [draw.__name__, _code_key(), _plain(list(args)), _plain(kwargs)],
             sort_keys=True, default=str).encode()).hexdigest()
         path = folder / f"{key}.json"
-        try:
-            drawings = json.loads(path.read_text(encoding="utf-8"))
-            os.utime(path)
+        if (drawings := _read(path)) is not None:
             return drawings
-        except (OSError, ValueError):
-            pass
         drawings = draw(*args, **kwargs)
-        folder.mkdir(parents=True, exist_ok=True)
-        staged = path.with_name(f"{path.name}.{os.getpid()}.part")
-        staged.write_text(json.dumps(drawings), encoding="utf-8")
-        os.replace(staged, path)
-        _prune(folder)
+        _keep(folder, path, drawings)
         return drawings
     return cached
 
 
-def _prune(folder: Path) -> None:
-    entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in entries[CACHE_KEPT:]:
-        old.unlink(missing_ok=True)
+STALE_PART_S = 3600
+"""A staged entry this old belongs to a report process that died before renaming it."""
 
+
+def _prune(folder: Path) -> None:
+    """Keep the newest ``CACHE_KEPT`` entries. Another report may prune at the same time: an
+    entry gone before it is looked at, or one that cannot be removed, is passed over."""
+    entries: list[tuple[float, Path]] = []
+    now = time.time()
+    for entry in folder.iterdir():
+        try:
+            info = entry.lstat()
+        except OSError:
+            continue  # removed by another report meanwhile
+        if not stat.S_ISREG(info.st_mode):
+            continue  # not an entry of this cache
+        if entry.suffix == ".json":
+            entries.append((info.st_mtime, entry))
+        elif entry.name.endswith(".part") and now - info.st_mtime > STALE_PART_S:
+            entry.unlink(missing_ok=True)
+    entries.sort(key=lambda e: e[0], reverse=True)
+    for _, old in entries[CACHE_KEPT:]:
+        try:
+            old.unlink()
+        except OSError:
+            pass
 
 
 @_kept

@@ -113,8 +113,11 @@ def _stamp_time(name: str) -> datetime | None:
     if not REPORT_STAMP.fullmatch(name):
         return None
     fraction = name[15:-1][:6]  # microseconds: a run's report follows its record within one
-    return (datetime.strptime(name[:15], "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
-            + timedelta(microseconds=int(fraction.ljust(6, "0")) if fraction else 0))
+    try:
+        written = datetime.strptime(name[:15], "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None  # named like a report, no such time: not a report's folder
+    return written + timedelta(microseconds=int(fraction.ljust(6, "0")) if fraction else 0)
 
 
 def expired_publishes(current_run_id: str, store=None,
@@ -170,9 +173,7 @@ def retain_publishes(current_run_id: str, removed: dict[str, int], store=None) -
         found = False
         for folder in (s.runs_dir / run_id, s.reports_dir / "runs" / run_id):
             if folder.is_dir():
-                removed["bytes"] += _tree_bytes(folder)
-                shutil.rmtree(folder)
-                found = True
+                found = _remove_tree(folder, removed) or found
         if found:
             removed["publishes"] += 1
             log.info("removed the artefacts of publish %s (beyond the newest %d publishes and "
@@ -180,11 +181,25 @@ def retain_publishes(current_run_id: str, removed: dict[str, int], store=None) -
     if s.reports_dir.is_dir():
         for folder in s.reports_dir.iterdir():
             written = _stamp_time(folder.name)
-            if written is not None and written < oldest_kept and folder.is_dir():
-                removed["bytes"] += _tree_bytes(folder)
-                shutil.rmtree(folder)
+            if (written is not None and written < oldest_kept and folder.is_dir()
+                    and _remove_tree(folder, removed)):
                 removed["reports"] += 1
                 log.info("removed report %s, written before the oldest publish kept", folder)
+
+
+def _remove_tree(folder: Path, removed: dict[str, int]) -> bool:
+    """Remove ``folder``; what cannot be removed (a report a user holds open on a share that
+    refuses to unlink it, a folder that is a link) is passed over with a warning and tried again
+    at the next run: retention never fails a run."""
+    size = _tree_bytes(folder)
+    try:
+        shutil.rmtree(folder)
+    except OSError as err:
+        log.warning("retention: could not remove %s (%s: %s); left for the next run", folder,
+                    type(err).__name__, err)
+        return False
+    removed["bytes"] += size
+    return True
 
 
 def _retain_objects(store, expired: list[str], oldest_kept: datetime,

@@ -40,3 +40,46 @@ def test_the_cache_keeps_the_newest_drawings_only(wh_env, monkeypatch):
         charts.bar_chart([("Route", float(n + 1))], "Detections by route", "Detections")
     assert len(list(charts._cache_dir().glob("*.json"))) == 2, (
         "the chart cache kept more drawings than CACHE_KEPT")
+
+
+ITEMS = [("Central Mediterranean Route", 66_317.0), ("Western Balkan Route", 21_520.0)]
+
+
+@pytest.mark.parametrize("content", ["null", "{}", "[]", '"<svg/>"', '{"wide": 1}',
+                                     '{"wide": "<svg/>"}', "", '{"wide": "<svg'])
+def test_a_damaged_or_foreign_entry_is_drawn_again(wh_env, content):
+    """An entry is read back only when it holds a drawing per width; anything else (a file
+    another tool left, a half-written or damaged one) is a miss, not the report's charts."""
+    first = charts.bar_chart(ITEMS, "Detections by route", "Detections")
+    [entry] = charts._cache_dir().glob("*.json")
+    entry.write_text(content, encoding="utf-8")
+    again = charts.bar_chart(ITEMS, "Detections by route", "Detections")
+    assert again == first, (f"a cache entry holding {content!r} was returned as the chart's "
+                            f"drawings: {str(again)[:80]!r}")
+    assert json.loads(entry.read_text()) == first, "the damaged entry was not replaced"
+
+
+def test_a_cache_that_cannot_be_written_does_not_stop_the_drawing(wh_env):
+    """The cache is a saving, never a condition of the report: a `.charts` that is not a
+    folder (or a full or read-only disk) leaves the chart drawn and the report written."""
+    folder = charts._cache_dir()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("not a folder", encoding="utf-8")
+    drawings = charts.bar_chart(ITEMS, "Detections by route", "Detections")
+    assert set(drawings) == set(charts.WIDTHS), "no drawings when the cache cannot be written"
+    assert folder.read_text() == "not a folder", "the file in the cache's place was changed"
+
+
+def test_entries_gone_or_foreign_while_pruning_do_not_stop_the_drawing(wh_env, monkeypatch):
+    """Two reports writing the cache at once prune it at once: an entry listed by one may be
+    gone (removed by the other) before it is looked at; a folder named like an entry cannot be
+    unlinked. Neither stops a drawing."""
+    monkeypatch.setattr(charts, "CACHE_KEPT", 1)
+    charts.bar_chart(ITEMS, "Detections by route", "Detections")
+    folder = charts._cache_dir()
+    (folder / "gone.json").symlink_to(folder / "removed-by-another-report.json")
+    (folder / "a-folder.json").mkdir()
+    drawings = charts.bar_chart(ITEMS[:1], "Detections by route", "Detections")
+    assert set(drawings) == set(charts.WIDTHS), "no drawings"
+    assert len([p for p in folder.glob("*.json") if p.is_file()]) == 1, (
+        "the newest entry only should be kept")

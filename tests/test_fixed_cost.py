@@ -272,3 +272,39 @@ def test_two_audits_in_one_process_each_get_their_own_results_and_data_docs(tmp_
         assert suite + shown in index and suite + absent not in index, folder
     assert sorted(p.name for p in (tmp_path / "results_b").iterdir()) == [
         "audit_marts.json", f"{suite}_bad.json"]
+
+
+def test_a_page_edited_through_the_reports_hard_link_is_not_copied_into_a_publish(
+        built_db, wh_env, tmp_path, monkeypatch):
+    """The report's copy of a publish's docs page is a hard link to the run folder's page
+    (decision 86): an analyst who edits it in place (an editor that saves into the same file)
+    edits the run's page too. The next publish that shows the same docs copies that page
+    (decision 74): it must not carry the edit on into every later publish, but generate the
+    page again. Real dbt on the session's recorded build."""
+    import shutil
+
+    from pipeline import report
+
+    monkeypatch.setenv("WH_REPORTS_DIR", str(tmp_path / "reports"))
+    runs = settings().runs_dir
+    for run_id in ("prev", "cur"):
+        db = runs / run_id / built_db.name
+        shutil.copytree(built_db.parent / "dbt" / "target", _target(db), ignore=(
+            shutil.ignore_patterns("static_index.html", "index.html", "catalog.json")))
+        shutil.copyfile(built_db, db)
+        with duckdb.connect(str(db)) as con:
+            con.execute("create schema if not exists meta")
+            con.execute("create table meta.publish_log (run_id varchar, published_at timestamptz)")
+            if run_id == "cur":
+                con.execute("insert into meta.publish_log values ('prev', now())")
+    page = dbt.docs(runs / "prev" / built_db.name, runs / "prev")
+    linked = report._keep_once(page, settings().reports_dir / "runs" / "prev" / "dbt_docs"
+                               / "index.html")
+    assert linked.stat().st_ino == page.stat().st_ino, "the report's copy is not a hard link"
+    with linked.open("a", encoding="utf-8") as out:  # saved in place
+        out.write("<!-- an analyst's note -->")
+    copied = dbt.docs(runs / "cur" / built_db.name, runs / "cur")
+    assert copied is not None and b"an analyst's note" not in copied.read_bytes(), (
+        "a page edited in place through the report's hard link was copied into the next publish")
+    record = json.loads((runs / "cur" / "dbt" / dbt.DOCS_FINGERPRINT).read_text())
+    assert record["generated_by"] == "cur" and "copied_from" not in record, record

@@ -141,3 +141,58 @@ def test_a_build_that_loads_no_funding_file_shows_no_funding_cell(inst):
     transform("again")
     assert cells(inst["published"], "funding_registry") == [], (
         "a build that loaded no funding file still shows the registry's cells")
+
+
+def test_a_dbt_build_retried_after_its_worker_died_still_compares_with_the_publish(
+        inst, snapshot_dir):
+    """Airflow retries a transform step whose worker died (WH_TRANSFORM_TASK_RETRIES), and the
+    retry starts from what the dead attempt left in the run folder. A dbt build killed after
+    it rebuilt the fact (its on-run-end hook never ran) leaves a build database whose fact
+    holds the new rows: the retry must still compare them with the published rows, not with
+    the dead attempt's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ingest.config import REPO_ROOT
+    from pipeline import warehouse
+
+    curated = Path(os.environ["WH_CURATED_DIR"])
+    with (curated / REGISTRY).open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        header, rows = list(reader.fieldnames), list(reader)
+    [corrected] = [r for r in rows if r["action_title"] == CORRECTED_TITLE]
+    assert corrected["amount_eur"] == "52600000", "the previous test's registry is not there"
+    corrected["amount_eur"] = "52700000"
+    inst["mp"].setenv("WH_CURATED_DIR", str(curated_copy(inst["root"] / "retry", snapshot_dir,
+                                                         rows, header)))
+    steps.land("retried", "registries_ingest")
+    for name in ("prepare", "load", "audit_raw"):
+        getattr(steps, name)("retried")
+    log = warehouse.run_dir("retried") / "dbt" / "logs" / "dbt.log"
+    attempt = subprocess.Popen(
+        [sys.executable, "-c", "from pipeline import steps; steps.dbt_build('retried')"],
+        cwd=REPO_ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 900
+        while not (log.exists() and any(
+                "OK created" in line and "fct_funding_disbursements" in line
+                for line in log.read_text(errors="replace").splitlines())):
+            assert attempt.poll() is None, "the first dbt build ended before the fact was built"
+            assert time.monotonic() < deadline, "the fact was not built within 15 minutes"
+            time.sleep(0.2)
+    finally:
+        os.killpg(attempt.pid, signal.SIGKILL)  # the worker dies: no on-run-end hook
+        attempt.wait()
+    steps.dbt_build("retried")  # Airflow's retry, from what the dead attempt left
+
+    found = cells(warehouse.build_db("retried"), "funding_registry")
+    assert [(c["change_type"], c["previous_value"], c["current_value"]) for c in found] == [
+        ("revised", 52_600_000, 52_700_000)], (
+        "the retried build compared the fact with the dead attempt's rows, not the published "
+        "ones; cells: " + "; ".join(f"{c['change_type']} {c['cell_label']} "
+                                    f"{c['previous_value']} -> {c['current_value']}"
+                                    for c in found))

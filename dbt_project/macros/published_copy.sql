@@ -3,8 +3,9 @@
     replace their rows rather than keep vintages: funding). `keep_published_copy()` is a
     pre-hook of the table: the build database starts as a copy of the published warehouse, so
     before the table is rebuilt `this` holds the published rows, and they are copied to
-    `quality.<table>__as_published`. A build that does not rebuild the table makes no copy (and
-    a first build, with no table yet, none either). `published_copy_exists(name)` says at run
+    `quality.<table>__as_published`, once per build (a build retried after its worker died keeps
+    the dead attempt's copy). A build that does not rebuild the table makes no copy (and a first
+    build, with no table yet, none either). `published_copy_exists(name)` says at run
     time whether this build made one. `drop_published_copies()` (on-run-end, before the
     comments) removes every copy, so none reaches the published file or outlives its build. -#}
 {% macro published_copy(identifier) -%}
@@ -17,7 +18,11 @@
                                             identifier=this.identifier) if execute else none -%}
     {%- if existing is not none -%}
         create schema if not exists quality;
-        create or replace table {{ published_copy(this.identifier) }} as select * from {{ this }}
+        {#- Not "or replace": a build retried after its worker died (Airflow retries a transform
+            task whose worker was lost; it starts from the run folder the dead attempt left)
+            may find the fact already rebuilt with this build's rows and the dead attempt's copy
+            still there (its on-run-end hook never ran). That copy holds the published rows. -#}
+        create table if not exists {{ published_copy(this.identifier) }} as select * from {{ this }}
     {%- else -%}
         select 1
     {%- endif -%}
