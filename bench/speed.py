@@ -307,6 +307,10 @@ def _command(pid: int) -> str:
     if not argv:
         return "?"
     name = Path(argv[0]).name
+    if name.startswith("python") and len(argv) > 2 and argv[1] == "-P":
+        argv = argv[:1] + argv[2:]  # -P (script folder off sys.path): pipeline/dbt_warm.py
+    if name.startswith("python") and len(argv) > 1 and Path(argv[1]).name == "dbt_warm.py":
+        return "dbt build (prestarted, pipeline/dbt_warm.py)"
     if name.startswith("python") and len(argv) > 2 and argv[1] == "-m":
         name = f"python -m {argv[2]}" + (f" {argv[3]}" if len(argv) > 3
                                          and not argv[3].startswith("-") else "")
