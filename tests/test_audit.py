@@ -120,8 +120,17 @@ def test_fact_row_lost_fails(db, tmp_path):
 
 
 def test_unmapped_nationality_in_fact_fails(db, tmp_path):
-    _sql(db, """update marts.fct_border_crossings set nationality_country_code = null
-                where nationality = 'Kosovo*'""")
+    """The fact's contract declares nationality_country_code NOT NULL (decision 90): the file
+    refuses an unmapped nationality. A fact without the constraint (a warehouse published
+    before it) that holds one fails the mart audit, which names the nationality."""
+    unmapped = """update marts.fct_border_crossings set nationality_country_code = null
+                  where nationality = 'Kosovo*'"""
+    with pytest.raises(duckdb.ConstraintException,
+                       match="NOT NULL constraint failed: fct_border_crossings.nationality_country_code"):
+        _sql(db, unmapped)
+    _sql(db, "create table marts.fct_unconstrained as select * from marts.fct_border_crossings",
+         "drop table marts.fct_border_crossings",
+         "alter table marts.fct_unconstrained rename to fct_border_crossings", unmapped)
     _fails(_marts, db, tmp_path, "nationality mapped to dim_country", "nationality=Kosovo*")
 
 
