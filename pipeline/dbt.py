@@ -455,14 +455,19 @@ def docs(build_db: Path, run_dir: Path) -> Path | None:
 
 
 def _failing_rows(build_db: Path, result: dict, manifest: dict) -> str:
-    """Sample failing rows a test stored (``store_failures``), naming the landing file and the
-    release when the test keeps them, so the message says which file broke the rule."""
+    """Sample failing rows a test stored (``store_failures``), or the rows of a model that
+    break a NOT NULL constraint of its contract (``files.null_rows_query``), naming the landing
+    file and the release when they have them, so the message says which file broke the rule."""
+    from pipeline.files import failing_rows, null_rows_query
+
+    nulls = null_rows_query(result, {"nodes": manifest})
+    if nulls is not None:
+        rows = failing_rows(build_db, nulls)
+        return f"\n    rows that break it: {rows}" if rows else ""
     relation = result.get("relation_name") or manifest.get(result["unique_id"], {}).get(
         "relation_name")
     if not relation or not result["unique_id"].startswith("test."):
         return ""
-    from pipeline.files import failing_rows
-
     rows = failing_rows(build_db, relation)
     return f"\n    failing rows ({relation}): {rows}" if rows else ""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,8 +109,9 @@ def _first_line(err: BaseException) -> str:
 
 
 def _dbt_culprits(run_id: str, new: list[ManifestEntry]) -> list[ManifestEntry]:
-    """The files loaded this run upstream of each failing dbt test; narrowed to the files its
-    failing rows name when the test keeps a ``landing_file`` or ``sha256`` column."""
+    """The files loaded this run upstream of each failing dbt test, or of each model whose rows
+    broke a NOT NULL constraint of its contract; narrowed to the files its failing rows name
+    when they have a ``landing_file`` or ``sha256`` column."""
     from pipeline import warehouse
 
     target = warehouse.run_dir(run_id) / "dbt" / "target"
@@ -118,18 +120,39 @@ def _dbt_culprits(run_id: str, new: list[ManifestEntry]) -> list[ManifestEntry]:
         return []
     culprits: dict[str, ManifestEntry] = {}
     for r in results.get("results", []):
-        # Only a test that ran and found rows is evidence against files: a test in error (its
-        # SQL failed: a lock, a full disk, a bug) says nothing about the data.
-        if r["status"] != "fail" or not r["unique_id"].startswith("test."):
+        # Only a test that ran and found rows, or a model that wrote a NULL where its contract
+        # has NOT NULL, is evidence against files: a test or model in error otherwise (its SQL
+        # failed: a lock, a full disk, a bug) says nothing about the data.
+        nulls = null_rows_query(r, manifest)
+        if nulls is None and (r["status"] != "fail" or not r["unique_id"].startswith("test.")):
             continue
         tables = _upstream_raw_tables(r["unique_id"], manifest)
         suspects = [e for e in new if (s := catalog.BY_NAME.get(e.source)) is not None
                     and s.raw_table in tables]
-        named = _files_named_by_failures(run_id, manifest["nodes"].get(r["unique_id"], {}))
+        named = _files_named_by_failures(
+            run_id, nulls or manifest["nodes"].get(r["unique_id"], {}).get("relation_name"))
         if named:
             suspects = [e for e in suspects if e.path in named or e.sha256 in named]
         culprits.update({e.sha256: e for e in suspects})
     return list(culprits.values())
+
+
+NOT_NULL_FAILED = re.compile(r"NOT NULL constraint failed: [^\s.]+\.(\w+)")
+"""DuckDB's error when a row breaks a NOT NULL constraint: ``... <table>.<column>``."""
+
+
+def null_rows_query(result: dict, manifest: dict | None = None) -> str | None:
+    """For a model that failed on a NOT NULL constraint of its contract (docs/decisions.md 90,
+    92), the query of the rows that broke it: the model's compiled SQL where that column is
+    NULL (the rows were never written, the insert failed). None for any other result."""
+    if result.get("status") != "error" or not result["unique_id"].startswith("model."):
+        return None
+    found = NOT_NULL_FAILED.search(result.get("message") or "")
+    code = result.get("compiled_code") or ((manifest or {}).get("nodes", {}).get(
+        result["unique_id"], {}).get("compiled_code"))
+    if not found or not code:
+        return None
+    return f'(select * from (\n{code}\n) as built where "{found.group(1)}" is null)'
 
 
 def _upstream_raw_tables(node_id: str, manifest: dict) -> set[str]:
@@ -148,16 +171,16 @@ def _upstream_raw_tables(node_id: str, manifest: dict) -> set[str]:
     return tables
 
 
-def _files_named_by_failures(run_id: str, node: dict) -> set[str]:
-    """Landing files or sha256s in the failing rows a test stored (``store_failures``)."""
+def _files_named_by_failures(run_id: str, relation: str | None) -> set[str]:
+    """Landing files or sha256s in the failing rows a test stored (``store_failures``), or in
+    the rows of a ``null_rows_query``."""
     from pipeline import warehouse
 
-    relation = node.get("relation_name")
     if not relation:
         return set()
     try:
         with duck.connect(str(warehouse.build_db(run_id)), read_only=True) as con:
-            columns = [c[0] for c in con.execute(f"describe {relation}").fetchall()]
+            columns = [d[0] for d in con.execute(f"select * from {relation} limit 0").description]
             wanted = [c for c in ("landing_file", "sha256") if c in columns]
             if not wanted:
                 return set()

@@ -35,7 +35,9 @@ def records_failure(step):
     def wrapper(run_id: str, *args, **kwargs):
         try:
             return step(run_id, *args, **kwargs)
-        except Exception as err:
+        except (Exception, KeyboardInterrupt) as err:
+            # Ctrl-C (SIGINT) too: unrecorded, the run's report and `make run` took the step's
+            # task for done and said the last publish was this run's, exit 0 (decision 92).
             path = warehouse.record_failure(run_id, step.__name__, err)
             log.error("step %s failed; details in %s; build database kept at %s",
                       step.__name__, path, warehouse.build_db(run_id))

@@ -544,7 +544,8 @@ def record_failure(run_id: str, step: str, err: BaseException) -> Path:
         "run_id": run_id,
         "step": step,
         "error_type": type(err).__name__,
-        "message": str(err),
+        "message": str(err) or ("stopped by SIGINT (Ctrl-C)" if isinstance(err, KeyboardInterrupt)
+                                else type(err).__name__),
         "build_db": str(build_db(run_id)) if build_db(run_id).exists() else None,
         "failed_at": datetime.now(timezone.utc).isoformat(),
         "traceback": traceback.format_exception(err),
