@@ -30,10 +30,14 @@ SLOW_FIXTURES = {
 SLOW_MARKERS = ("airflow", "topology")
 LONGEST_FIRST = ("test_multihost_topology.py", "test_production_topology.py",
                  "test_storage_e2e.py", "test_pipeline_e2e.py", "test_recovery_e2e.py",
-                 "test_incremental.py")
+                 "test_incremental.py", "test_adversarial_90_e2e.py", "test_funding_changes.py",
+                 "test_completeness.py", "test_frontex_2018_layout.py", "test_report.py",
+                 "test_local_deployment.py")
 """Modules of two minutes or more (a fresh-clone run's durations), collected first: `make test`
 hands whole modules to its two workers in collection order (--dist loadscope), and one of these
-left for last ran alone while the other worker idled (19 min 48 s)."""
+left for last ran alone while the other worker idled (19 min 48 s). The fresh-clone CI of
+bbdeec6 (28 min 18 s) ended with test_local_deployment alone on one worker: the modules of
+about a minute or more since decisions 88-92 are listed too."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
